@@ -1,0 +1,130 @@
+//! # tidelake (the CLI)
+//!
+//! The operator CLI: parse flags (each also readable from an environment variable), then call the
+//! library crates. `main.rs` only calls [`main`]; the end-to-end tests build the same entry point
+//! into their own binary.
+//!
+//! ## Layout
+//!
+//! - this file: the commands and their flags, `ingest`, progress and exit codes.
+//! - `quickstart`: `tidelake quickstart`, sample events through Kafka into a local lake.
+
+#![warn(missing_docs)]
+
+mod quickstart;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tidelake_functions::{init_logging, poller, Ingestor, PollerOptions};
+use tidelake_lake::PipelineConfig;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// tidelake: Kafka micro-batches into Delta Lake tables, exactly once.
+#[derive(Parser, Debug)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate ad events, run them through Kafka and the ingest function into a local lake, and
+    /// print a summary. With nothing installed: Kafka is an embedded in-process cluster unless
+    /// --brokers names a real one.
+    ///
+    /// Example:
+    ///   tidelake quickstart --dir ./tidelake-quickstart --events 20000 --json
+    Quickstart(quickstart::Args),
+    /// Consume the pipeline's topics into its tables until Ctrl-C (the current batch is committed
+    /// first), or until the topics are consumed to their end with --stop-at-end.
+    ///
+    /// Example:
+    ///   tidelake ingest --config tidelake-quickstart/tidelake.toml --stop-at-end
+    Ingest(IngestArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct IngestArgs {
+    /// Pipeline config file.
+    #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
+    config: PathBuf,
+    /// Stop once every partition is consumed up to where it ended at start.
+    #[arg(long, env = "TIDELAKE_STOP_AT_END")]
+    stop_at_end: bool,
+    /// Print the final report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the CLI with the process's arguments and exits: 0 on success, 1 with a message on error,
+/// 2 on bad usage.
+pub fn main() {
+    let cli = Cli::parse();
+    let terminal = std::io::stderr().is_terminal();
+    init_logging(terminal);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Quickstart(args) => quickstart::run(args, terminal).await,
+            Command::Ingest(args) => ingest(args, terminal).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("tidelake: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// A spinner with running counts on a terminal; hidden otherwise (the logs say the same).
+pub(crate) fn progress(terminal: bool, what: &str) -> ProgressBar {
+    let bar = if terminal {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
+    let config = PipelineConfig::load(&args.config)?;
+    let options = PollerOptions {
+        batch: config.batch,
+        stop_at_end: args.stop_at_end,
+    };
+    let mut ingestor = Ingestor::open(config).await?;
+    let bar = progress(terminal, "waiting for records");
+    let (mut records, mut rows, mut dead) = (0, 0, 0);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping after the current batch");
+    };
+    let report = poller::run(&mut ingestor, options, shutdown, |batch| {
+        records += batch.records;
+        rows += batch.rows_written();
+        dead += batch.dead_letters();
+        bar.set_message(format!("{records} records, {rows} rows written, {dead} dead letters"));
+    })
+    .await?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "ingested {} records in {} batches: {} rows written, {} dead letters",
+            report.records, report.batches, report.rows_written, report.dead_letters
+        );
+    }
+    Ok(())
+}

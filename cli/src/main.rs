@@ -1,0 +1,5 @@
+//! The `tidelake` binary; everything lives in the library.
+
+fn main() {
+    tidelake::main()
+}

@@ -1,0 +1,62 @@
+//! The one error type of `tidelake-functions`.
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can stop a function.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The lake refused or failed (config, storage, commit).
+    #[error(transparent)]
+    Lake(#[from] tidelake_lake::Error),
+
+    /// A record came from a topic no table of the config consumes.
+    #[error("record {position} is from topic `{topic}`, which no table in the config consumes; add a table with `topic = \"{topic}\"` or fix the event source")]
+    UnknownTopic {
+        /// The topic.
+        topic: String,
+        /// `topic-partition@offset` of the first such record.
+        position: String,
+    },
+
+    /// The Kafka client failed.
+    #[error("kafka: {context}: {source}")]
+    Kafka {
+        /// What tidelake was doing.
+        context: String,
+        /// The librdkafka error.
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// A Lambda event could not be turned into a batch.
+    #[error("lambda event: {0}")]
+    Event(String),
+}
+
+impl Error {
+    /// Whether the same input may succeed later (so a Lambda invocation should be retried) rather
+    /// than fail the same way again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Lake(e) => e.is_retryable(),
+            Error::Kafka { .. } => true,
+            Error::UnknownTopic { .. } | Error::Event(_) => false,
+        }
+    }
+}
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    /// The error type tells retryable failures (`tidelake.Retryable`) from those that will repeat
+    /// (`tidelake.Fatal`), so alarms and on-failure destinations can tell them apart.
+    fn from(e: Error) -> Self {
+        let kind = if e.is_retryable() {
+            "tidelake.Retryable"
+        } else {
+            "tidelake.Fatal"
+        };
+        lambda_runtime::Diagnostic {
+            error_type: kind.to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}

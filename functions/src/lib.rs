@@ -1,0 +1,46 @@
+//! # tidelake-functions
+//!
+//! The stateless function binaries of tidelake. Each function is a handler that takes a
+//! [`KafkaBatch`](tidelake_lake::KafkaBatch) and leaves the lake consistent, whatever happens around
+//! it; it runs under the AWS Lambda runtime when deployed and under a local Kafka poller otherwise.
+//!
+//! ```text
+//! Lambda KafkaEvent --lambda::batch_from_event--\
+//!                                                 +--> KafkaBatch --Ingestor::handle--> lake
+//! rdkafka consumer  --poller::run (batch cuts)--/
+//! ```
+//!
+//! ## Layout
+//!
+//! - [`ingest`]: the [`Ingestor`], the one handler both entry points call.
+//! - [`lambda`]: Lambda Kafka event to batch, and the Lambda handler.
+//! - [`poller`]: the local consumer: batch cutting, resuming from the lake's offsets, clean stop.
+//! - [`error`]: the crate's [`Error`], with [`Error::is_retryable`] for the Lambda edge.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod ingest;
+pub mod lambda;
+pub mod poller;
+
+pub use error::{Error, Result};
+pub use ingest::{BatchReport, Ingestor, TableReport};
+pub use poller::{PollerOptions, PollerReport};
+
+/// Installs the log subscriber: JSON lines (for CloudWatch and log shippers) unless `pretty`.
+/// The level comes from `RUST_LOG`: by default `info` for tidelake and `warn` for the Delta crates.
+pub fn init_logging(pretty: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,buoyant_kernel=warn,deltalake_core=warn,deltalake_core::writer::stats=error")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if pretty {
+        builder.compact().try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
+}

@@ -1,0 +1,320 @@
+//! The local entry point: an rdkafka consumer that cuts micro-batches the way a Lambda event source
+//! mapping does (by record count, bytes and a wait window) and hands each to the same [`Ingestor`].
+//!
+//! Where to start reading comes from the lake, not only from the consumer group: when partitions are
+//! assigned, each one starts one past the offset its data table holds. The consumer group's offsets
+//! are committed only after the lake commit, and only as a courtesy to lag monitors.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tidelake_lake::{BatchConfig, KafkaBatch, KafkaRecord, PipelineConfig, TopicPartition};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::ingest::{BatchReport, Ingestor};
+
+/// How the poller runs.
+#[derive(Debug, Clone, Copy)]
+pub struct PollerOptions {
+    /// Micro-batch limits.
+    pub batch: BatchConfig,
+    /// Stop once every partition is consumed up to the end it had when the poller started.
+    pub stop_at_end: bool,
+}
+
+/// Totals of a poller run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PollerReport {
+    /// Batches handled.
+    pub batches: usize,
+    /// Records handled.
+    pub records: usize,
+    /// Rows committed to data tables.
+    pub rows_written: usize,
+    /// Records committed to dead-letter tables.
+    pub dead_letters: usize,
+}
+
+/// Lake offsets shared with the rebalance callback: where each partition resumes.
+type ResumeOffsets = Arc<Mutex<HashMap<TopicPartition, i64>>>;
+
+struct LakeContext {
+    resume: ResumeOffsets,
+}
+
+impl ClientContext for LakeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // End of partition is how the poller learns it has caught up, not a failure.
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        ) {
+            tracing::debug!(%reason, "end of partition");
+        } else {
+            tracing::error!(%error, %reason, "kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for LakeContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let resume = self.resume.lock().expect("resume offsets lock");
+                let mut with_offsets = tpl.clone();
+                for element in tpl.elements() {
+                    let tp = TopicPartition::new(element.topic(), element.partition());
+                    if let Some(next) = resume.get(&tp) {
+                        tracing::info!(partition = %tp, offset = next, "assigned; resuming at the lake's offset");
+                        // The element is in the list, so setting its offset cannot fail.
+                        let _ = with_offsets.set_partition_offset(
+                            element.topic(),
+                            element.partition(),
+                            Offset::Offset(*next),
+                        );
+                    }
+                }
+                drop(resume);
+                if cooperative {
+                    consumer.incremental_assign(&with_offsets)
+                } else {
+                    consumer.assign(&with_offsets)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance failed; dropping the assignment");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "applying a rebalance failed");
+        }
+    }
+}
+
+/// Consumes the pipeline's topics into the lake until `shutdown` resolves (or, with
+/// [`PollerOptions::stop_at_end`], until the topics are consumed to their end). The batch being
+/// collected when `shutdown` resolves is still handled and committed.
+pub async fn run(
+    ingestor: &mut Ingestor,
+    options: PollerOptions,
+    shutdown: impl Future<Output = ()>,
+    mut on_batch: impl FnMut(&BatchReport),
+) -> Result<PollerReport> {
+    let config = ingestor.config().clone();
+    let resume: ResumeOffsets = Arc::default();
+    let consumer = consumer(&config, options.stop_at_end, Arc::clone(&resume))?;
+    let topics = config.topics();
+    let partitions = partitions(&consumer, &topics)?;
+    *resume.lock().expect("resume offsets lock") = ingestor.resume_offsets(&partitions).await?;
+    let ends = if options.stop_at_end {
+        end_offsets(&consumer, &partitions)?
+    } else {
+        BTreeMap::new()
+    };
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs).map_err(kafka("subscribing"))?;
+    tracing::info!(topics = ?topics, partitions = partitions.len(), "consuming");
+
+    let mut report = PollerReport::default();
+    let mut stopping = false;
+    let mut eof: HashSet<i32> = HashSet::new();
+    tokio::pin!(shutdown);
+    while !stopping {
+        let mut records: Vec<KafkaRecord> = Vec::new();
+        let mut bytes = 0;
+        let mut deadline: Option<Instant> = None;
+        while records.len() < options.batch.max_records && bytes < options.batch.max_bytes {
+            let wait = match deadline {
+                Some(at) => at.saturating_duration_since(Instant::now()),
+                None => Duration::from_millis(200),
+            };
+            if deadline.is_some() && wait.is_zero() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => { stopping = true; break; }
+                received = tokio::time::timeout(wait, consumer.recv()) => match received {
+                    Err(_elapsed) => {
+                        if deadline.is_none() && options.stop_at_end && at_end(&consumer, &ends, &resume, &eof, topics.len() == 1) {
+                            stopping = true;
+                            break;
+                        }
+                    }
+                    Ok(Err(KafkaError::PartitionEOF(partition))) => { eof.insert(partition); }
+                    Ok(Err(e)) => return Err(Error::Kafka { context: "receiving".into(), source: e }),
+                    Ok(Ok(message)) => {
+                        eof.remove(&message.partition());
+                        let record = to_record(&message);
+                        bytes += record.payload_len();
+                        records.push(record);
+                        deadline.get_or_insert_with(|| Instant::now() + options.batch.max_wait);
+                    }
+                }
+            }
+        }
+        if records.is_empty() {
+            continue;
+        }
+        let batch = KafkaBatch::new(records);
+        let done = ingestor.handle(&batch).await?;
+        tidelake_lake::fault::point("after-batch");
+        commit_offsets(&consumer, &batch, &resume)?;
+        report.batches += 1;
+        report.records += done.records;
+        report.rows_written += done.rows_written();
+        report.dead_letters += done.dead_letters();
+        on_batch(&done);
+    }
+    Ok(report)
+}
+
+fn kafka(context: &'static str) -> impl FnOnce(KafkaError) -> Error {
+    move |source| Error::Kafka {
+        context: context.into(),
+        source,
+    }
+}
+
+fn consumer(
+    config: &PipelineConfig,
+    partition_eof: bool,
+    resume: ResumeOffsets,
+) -> Result<StreamConsumer<LakeContext>> {
+    let mut client = ClientConfig::new();
+    for (key, value) in &config.kafka.properties {
+        client.set(key, value);
+    }
+    client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", &config.kafka.group_id)
+        .set("isolation.level", &config.kafka.isolation_level)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", if partition_eof { "true" } else { "false" });
+    if !config.kafka.properties.contains_key("auto.offset.reset") {
+        client.set("auto.offset.reset", "earliest");
+    }
+    client
+        .create_with_context(LakeContext { resume })
+        .map_err(kafka("creating the consumer"))
+}
+
+fn partitions(consumer: &StreamConsumer<LakeContext>, topics: &[String]) -> Result<Vec<TopicPartition>> {
+    let mut all = Vec::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
+            .map_err(kafka("fetching topic metadata"))?;
+        for t in metadata.topics() {
+            if let Some(err) = t.error() {
+                return Err(Error::Kafka {
+                    context: format!("topic `{}` is not available", t.name()),
+                    source: KafkaError::MetadataFetch(err.into()),
+                });
+            }
+            all.extend(t.partitions().iter().map(|p| TopicPartition::new(t.name(), p.id())));
+        }
+    }
+    Ok(all)
+}
+
+fn end_offsets(
+    consumer: &StreamConsumer<LakeContext>,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    let mut ends = BTreeMap::new();
+    for tp in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(30))
+            .map_err(kafka("fetching watermarks"))?;
+        if high > low {
+            ends.insert(tp.clone(), high);
+        }
+    }
+    Ok(ends)
+}
+
+/// Whether every partition assigned to this consumer has been consumed to the end it had at start.
+/// Partitions of other group members are theirs to finish; with no assignment yet, it is not done.
+///
+/// A partition is done when the lake holds offsets up to its end, or when the consumer reported
+/// reaching its end since its last record (the end can lie past the last record: transaction
+/// markers and aborted records take offsets too). Only called between batches, so every record
+/// before that end has been handled. End-of-partition events carry no topic; with several topics
+/// only the lake's offsets count.
+fn at_end(
+    consumer: &StreamConsumer<LakeContext>,
+    ends: &BTreeMap<TopicPartition, i64>,
+    resume: &ResumeOffsets,
+    eof: &HashSet<i32>,
+    single_topic: bool,
+) -> bool {
+    let Ok(assignment) = consumer.assignment() else {
+        return false;
+    };
+    if assignment.count() == 0 {
+        return false;
+    }
+    let resume = resume.lock().expect("resume offsets lock");
+    assignment.elements().iter().all(|element| {
+        let tp = TopicPartition::new(element.topic(), element.partition());
+        let Some(end) = ends.get(&tp) else { return true };
+        resume.get(&tp).is_some_and(|next| next >= end) || (single_topic && eof.contains(&tp.partition))
+    })
+}
+
+fn commit_offsets(consumer: &StreamConsumer<LakeContext>, batch: &KafkaBatch, resume: &ResumeOffsets) -> Result<()> {
+    let mut tpl = TopicPartitionList::new();
+    let mut resume = resume.lock().expect("resume offsets lock");
+    for (tp, last) in batch.last_offsets() {
+        tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(last + 1))
+            .map_err(kafka("building the offset commit"))?;
+        let next = resume.entry(tp).or_insert(last + 1);
+        *next = (*next).max(last + 1);
+    }
+    drop(resume);
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+        // The lake holds the offsets that matter; a failed group commit only delays lag metrics.
+        tracing::warn!(error = %e, "committing consumer group offsets failed");
+    }
+    Ok(())
+}
+
+/// Copies a consumed message into a [`KafkaRecord`].
+pub fn to_record(message: &BorrowedMessage<'_>) -> KafkaRecord {
+    let headers = message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
+    KafkaRecord {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}

@@ -1,0 +1,575 @@
+//! The pipeline config, `tidelake.toml`: where records come from, which tables they land in, and how.
+//!
+//! [`PipelineConfig::load`] reads and validates the whole file before anything touches storage, so a
+//! bad config is refused with an error that names the key (`tables.ad_events.event_time`) and says what
+//! is wrong. Relative locations are resolved against the folder of the config file.
+//!
+//! ```
+//! let config = tidelake_lake::PipelineConfig::parse(r#"
+//!     [kafka]
+//!     brokers = "127.0.0.1:9092"
+//!
+//!     [lake]
+//!     root = "file:///tmp/lake"
+//!
+//!     [tables.ad_events]
+//!     topic = "ad_events"
+//!     event_uuid = "event_id"
+//!     event_time = "event_time"
+//!     partition_by = ["date"]
+//!     columns = [
+//!       { name = "event_id", type = "string", nullable = false },
+//!       { name = "event_time", type = "timestamp", nullable = false },
+//!       { name = "ad_id", type = "int64" },
+//!     ]
+//! "#, std::path::Path::new("/tmp")).unwrap();
+//! assert_eq!(config.tables[0].location.as_str(), "file:///tmp/lake/ad_events");
+//! assert_eq!(config.kafka.isolation_level, "read_committed");
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::schema::{ColumnSpec, ColumnType, PartitionGrain, TableSpec};
+
+/// A whole pipeline: one Kafka source, micro-batch limits, and the tables records land in.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Where the config was read from (`<inline>` when parsed from a string).
+    pub source: String,
+    /// The Kafka source.
+    pub kafka: KafkaConfig,
+    /// How the local poller cuts micro-batches.
+    pub batch: BatchConfig,
+    /// Options handed to the object store (S3 endpoint, region, credentials, ...).
+    pub storage_options: HashMap<String, String>,
+    /// The tables, in name order.
+    pub tables: Vec<TableSpec>,
+}
+
+/// The Kafka side of a pipeline.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Consumer group of the local poller (`group.id`).
+    pub group_id: String,
+    /// `read_committed` (default) or `read_uncommitted`.
+    pub isolation_level: String,
+    /// Extra librdkafka settings, passed through as they are.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Micro-batch limits of the local poller; the defaults match a Lambda Kafka event source mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Most records in one batch.
+    pub max_records: usize,
+    /// Most value+key bytes in one batch.
+    pub max_bytes: usize,
+    /// Longest wait after the first record of a batch.
+    pub max_wait: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_records: 10_000,
+            max_bytes: 6 * 1024 * 1024,
+            max_wait: Duration::from_millis(500),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = absolute_dir(path);
+        Self::parse_named(&text, &base, &path.display().to_string())
+    }
+
+    /// Validates a config given as text; relative locations resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self> {
+        Self::parse_named(text, base_dir, "<inline>")
+    }
+
+    fn parse_named(text: &str, base_dir: &Path, source: &str) -> Result<Self> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::ConfigSyntax {
+            path: source.to_string(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        Validator { source }.config(raw, base_dir)
+    }
+
+    /// The table fed by `topic`, if any.
+    pub fn table_for_topic(&self, topic: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.topic == topic)
+    }
+
+    /// The table called `name`, if any.
+    pub fn table(&self, name: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// Every topic the pipeline consumes.
+    pub fn topics(&self) -> Vec<String> {
+        self.tables.iter().map(|t| t.topic.clone()).collect()
+    }
+}
+
+fn absolute_dir(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    kafka: RawKafka,
+    #[serde(default)]
+    batch: RawBatch,
+    lake: RawLake,
+    #[serde(default)]
+    tables: BTreeMap<String, RawTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafka {
+    brokers: String,
+    group_id: Option<String>,
+    isolation_level: Option<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    max_records: Option<i64>,
+    max_bytes: Option<Size>,
+    max_wait: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLake {
+    root: String,
+    #[serde(default)]
+    storage: HashMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    topic: String,
+    event_uuid: String,
+    event_time: String,
+    #[serde(default)]
+    partition_by: Vec<String>,
+    location: Option<String>,
+    dead_letters: Option<String>,
+    archive: Option<String>,
+    columns: Vec<RawColumn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColumn {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default = "default_true")]
+    nullable: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+struct Validator<'a> {
+    source: &'a str,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, key: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::ConfigInvalid {
+            path: self.source.to_string(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn config(&self, raw: RawConfig, base_dir: &Path) -> Result<PipelineConfig> {
+        let kafka = self.kafka(raw.kafka)?;
+        let batch = self.batch(raw.batch)?;
+        let root = self.location("lake.root", &raw.lake.root, base_dir)?;
+        if raw.tables.is_empty() {
+            return Err(self.invalid(
+                "tables",
+                "no table is declared; add a [tables.<name>] section with topic, event_uuid, event_time and columns",
+            ));
+        }
+        let mut tables = Vec::with_capacity(raw.tables.len());
+        let mut topics = HashSet::new();
+        for (name, table) in raw.tables {
+            let key = format!("tables.{name}");
+            if !topics.insert(table.topic.clone()) {
+                return Err(self.invalid(
+                    format!("{key}.topic"),
+                    format!(
+                        "topic `{}` already feeds another table; one topic feeds one table",
+                        table.topic
+                    ),
+                ));
+            }
+            tables.push(self.table(&key, name, table, &root, base_dir)?);
+        }
+        Ok(PipelineConfig {
+            source: self.source.to_string(),
+            kafka,
+            batch,
+            storage_options: raw.lake.storage,
+            tables,
+        })
+    }
+
+    fn kafka(&self, raw: RawKafka) -> Result<KafkaConfig> {
+        if raw.brokers.trim().is_empty() {
+            return Err(self.invalid("kafka.brokers", "must list at least one host:port"));
+        }
+        let isolation_level = raw.isolation_level.unwrap_or_else(|| "read_committed".into());
+        if !matches!(isolation_level.as_str(), "read_committed" | "read_uncommitted") {
+            return Err(self.invalid(
+                "kafka.isolation_level",
+                format!("`{isolation_level}` is not `read_committed` or `read_uncommitted`"),
+            ));
+        }
+        for key in ["bootstrap.servers", "group.id", "isolation.level", "enable.auto.commit"] {
+            if raw.properties.contains_key(key) {
+                return Err(self.invalid(
+                    format!("kafka.properties.\"{key}\""),
+                    "is set by tidelake itself; use the [kafka] keys brokers, group_id and isolation_level",
+                ));
+            }
+        }
+        Ok(KafkaConfig {
+            brokers: raw.brokers,
+            group_id: raw.group_id.unwrap_or_else(|| "tidelake-ingest".into()),
+            isolation_level,
+            properties: raw.properties,
+        })
+    }
+
+    fn batch(&self, raw: RawBatch) -> Result<BatchConfig> {
+        let mut batch = BatchConfig::default();
+        if let Some(n) = raw.max_records {
+            if !(1..=1_000_000).contains(&n) {
+                return Err(self.invalid("batch.max_records", format!("{n} is outside 1..=1000000")));
+            }
+            batch.max_records = n as usize;
+        }
+        if let Some(size) = raw.max_bytes {
+            let bytes = match size {
+                Size::Bytes(n) => n,
+                Size::Text(text) => parse_size(&text).ok_or_else(|| {
+                    self.invalid(
+                        "batch.max_bytes",
+                        format!("`{text}` is not a size like 6291456, \"6MB\" or \"512KiB\""),
+                    )
+                })?,
+            };
+            if bytes < 1024 {
+                return Err(self.invalid("batch.max_bytes", format!("{bytes} bytes is below the minimum of 1024")));
+            }
+            batch.max_bytes = bytes as usize;
+        }
+        if let Some(wait) = raw.max_wait {
+            batch.max_wait = humantime::parse_duration(&wait).map_err(|e| {
+                self.invalid(
+                    "batch.max_wait",
+                    format!("`{wait}` is not a duration like \"500ms\" or \"5s\": {e}"),
+                )
+            })?;
+        }
+        Ok(batch)
+    }
+
+    fn table(&self, key: &str, name: String, raw: RawTable, root: &Url, base_dir: &Path) -> Result<TableSpec> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(self.invalid(
+                key,
+                format!("table name `{name}` may hold only letters, digits and `_`"),
+            ));
+        }
+        if raw.topic.trim().is_empty() {
+            return Err(self.invalid(format!("{key}.topic"), "must name a Kafka topic"));
+        }
+        let mut columns = Vec::with_capacity(raw.columns.len());
+        let mut seen = HashSet::new();
+        for (i, column) in raw.columns.into_iter().enumerate() {
+            let ckey = format!("{key}.columns[{i}]");
+            if column.name.is_empty() {
+                return Err(self.invalid(format!("{ckey}.name"), "must not be empty"));
+            }
+            if !seen.insert(column.name.clone()) {
+                return Err(self.invalid(
+                    format!("{ckey}.name"),
+                    format!("column `{}` is declared twice", column.name),
+                ));
+            }
+            let kind =
+                ColumnType::parse(&column.kind).map_err(|reason| self.invalid(format!("{ckey}.type"), reason))?;
+            columns.push(ColumnSpec {
+                name: column.name,
+                kind,
+                nullable: column.nullable,
+            });
+        }
+        if columns.is_empty() {
+            return Err(self.invalid(
+                format!("{key}.columns"),
+                "must declare at least the event UUID and event time columns",
+            ));
+        }
+        let find = |field: &str, wanted: &str| -> Result<ColumnSpec> {
+            columns.iter().find(|c| c.name == wanted).cloned().ok_or_else(|| {
+                self.invalid(
+                    format!("{key}.{field}"),
+                    format!("names column `{wanted}`, which is not in `columns`"),
+                )
+            })
+        };
+        let uuid = find("event_uuid", &raw.event_uuid)?;
+        if uuid.kind != ColumnType::String || uuid.nullable {
+            return Err(self.invalid(
+                format!("{key}.event_uuid"),
+                format!("column `{}` must be `type = \"string\", nullable = false`", uuid.name),
+            ));
+        }
+        let time = find("event_time", &raw.event_time)?;
+        if time.kind != ColumnType::Timestamp || time.nullable {
+            return Err(self.invalid(
+                format!("{key}.event_time"),
+                format!(
+                    "column `{}` must be `type = \"timestamp\", nullable = false`",
+                    time.name
+                ),
+            ));
+        }
+        let mut partition_by = Vec::new();
+        for (i, grain) in raw.partition_by.iter().enumerate() {
+            let grain = PartitionGrain::parse(grain)
+                .map_err(|reason| self.invalid(format!("{key}.partition_by[{i}]"), reason))?;
+            if partition_by.contains(&grain) {
+                return Err(self.invalid(format!("{key}.partition_by[{i}]"), "is listed twice"));
+            }
+            if seen.contains(grain.column()) {
+                return Err(self.invalid(
+                    format!("{key}.partition_by[{i}]"),
+                    format!("derives column `{}`, which `columns` already declares", grain.column()),
+                ));
+            }
+            partition_by.push(grain);
+        }
+        partition_by.sort();
+        let located = |field: &str, given: Option<String>, default: String| -> Result<Url> {
+            match given {
+                Some(text) => self.location(&format!("{key}.{field}"), &text, base_dir),
+                None => child(root, &default).map_err(|reason| self.invalid("lake.root", reason)),
+            }
+        };
+        Ok(TableSpec::new(
+            name.clone(),
+            raw.topic,
+            columns,
+            raw.event_uuid,
+            raw.event_time,
+            partition_by,
+            located("location", raw.location, name.clone())?,
+            located("dead_letters", raw.dead_letters, format!("_dead_letters/{name}"))?,
+            located("archive", raw.archive, format!("_archive/{name}"))?,
+        ))
+    }
+
+    fn location(&self, key: &str, text: &str, base_dir: &Path) -> Result<Url> {
+        parse_location(text, base_dir).map_err(|reason| self.invalid(key, reason))
+    }
+}
+
+/// Turns `s3://bucket/prefix`, `file:///abs/path` or a plain path (relative to `base_dir`) into a URL.
+pub fn parse_location(text: &str, base_dir: &Path) -> std::result::Result<Url, String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.contains("://") {
+        let url = Url::parse(text).map_err(|e| format!("`{text}` is not a valid URL: {e}"))?;
+        return match url.scheme() {
+            "file" | "s3" | "s3a" | "memory" => Ok(url),
+            other => Err(format!(
+                "scheme `{other}://` is not supported; use file://, s3:// or a local path"
+            )),
+        };
+    }
+    let path = base_dir.join(text);
+    let path = normalize(&path);
+    Url::from_directory_path(&path).map_err(|_| format!("`{}` is not an absolute local path", path.display()))
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn child(root: &Url, name: &str) -> std::result::Result<Url, String> {
+    let mut base = root.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    base.join(name)
+        .map_err(|e| format!("cannot place `{name}` under `{root}`: {e}"))
+}
+
+fn parse_size(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: i64 = digits.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [kafka]
+        brokers = "k:9092"
+        [batch]
+        max_bytes = "6MB"
+        max_wait = "250ms"
+        [lake]
+        root = "lake"
+        [tables.ad_events]
+        topic = "ad_events"
+        event_uuid = "event_id"
+        event_time = "event_time"
+        partition_by = ["hour", "date"]
+        columns = [
+          { name = "event_id", type = "string", nullable = false },
+          { name = "event_time", type = "timestamp", nullable = false },
+          { name = "cost", type = "decimal(18, 6)" },
+        ]
+    "#;
+
+    fn parse(text: &str) -> Result<PipelineConfig> {
+        PipelineConfig::parse(text, Path::new("/srv/pipe"))
+    }
+
+    fn invalid_key(text: &str) -> String {
+        match parse(text) {
+            Err(Error::ConfigInvalid { key, .. }) => key,
+            other => panic!("expected ConfigInvalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn resolves_locations_and_defaults() {
+        let config = parse(GOOD).unwrap();
+        let table = &config.tables[0];
+        assert_eq!(table.location.as_str(), "file:///srv/pipe/lake/ad_events");
+        assert_eq!(
+            table.dead_letters.as_str(),
+            "file:///srv/pipe/lake/_dead_letters/ad_events"
+        );
+        assert_eq!(table.archive.as_str(), "file:///srv/pipe/lake/_archive/ad_events");
+        assert_eq!(table.partition_by, vec![PartitionGrain::Date, PartitionGrain::Hour]);
+        assert_eq!(config.batch.max_bytes, 6_000_000);
+        assert_eq!(config.batch.max_wait, Duration::from_millis(250));
+        assert_eq!(config.kafka.group_id, "tidelake-ingest");
+    }
+
+    #[test]
+    fn names_the_bad_key() {
+        assert_eq!(
+            invalid_key(&GOOD.replace("decimal(18, 6)", "money")),
+            "tables.ad_events.columns[2].type"
+        );
+        assert_eq!(
+            invalid_key(&GOOD.replace("event_uuid = \"event_id\"", "event_uuid = \"id\"")),
+            "tables.ad_events.event_uuid"
+        );
+        assert_eq!(
+            invalid_key(&GOOD.replace("[\"hour\", \"date\"]", "[\"week\"]")),
+            "tables.ad_events.partition_by[0]"
+        );
+        assert_eq!(invalid_key(&GOOD.replace("250ms", "soon")), "batch.max_wait");
+        assert_eq!(
+            invalid_key(&GOOD.replace("root = \"lake\"", "root = \"ftp://x/y\"")),
+            "lake.root"
+        );
+        assert_eq!(
+            invalid_key(&GOOD.replace(
+                "brokers = \"k:9092\"",
+                "brokers = \"k:9092\"\nisolation_level = \"dirty\""
+            )),
+            "kafka.isolation_level"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_line() {
+        let err = parse(&GOOD.replace("topic =", "topik = \"x\"\n        topic =")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("topik") && text.contains("line"), "{text}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("6MB"), Some(6_000_000));
+        assert_eq!(parse_size("512KiB"), Some(524_288));
+        assert_eq!(parse_size("42"), Some(42));
+        assert_eq!(parse_size("lots"), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! Decoding record values (JSON objects) straight into Arrow against a table's schema.
+//!
+//! All records of a batch go through one arrow-json push decoder. When that fails, the batch is split
+//! in halves until every bad record stands alone, so a poison record costs a few extra decodes of its
+//! neighbours, not a per-record decoder for the whole batch. A record is bad when its value is missing,
+//! is not exactly one JSON object, does not fit a column's type, or lacks a non-nullable column.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use arrow::json::ReaderBuilder;
+
+use crate::batch::KafkaRecord;
+use crate::error::{Error, Result};
+use crate::schema::{PartitionGrain, TableSpec};
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+const MICROS_PER_HOUR: i64 = 3_600_000_000;
+
+/// The outcome of decoding a set of records.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Rows in the table schema (declared columns then partition columns), in record order.
+    pub rows: RecordBatch,
+    /// For each row, the index of the record it came from.
+    pub row_sources: Vec<usize>,
+    /// Records that could not be decoded: record index and the reason.
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// Decodes record values into rows of `spec`'s table schema.
+pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
+    let schema = spec.record_schema();
+    let mut parts = Vec::new();
+    let mut row_sources = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    let indices: Vec<usize> = (0..records.len()).collect();
+    split_decode(&schema, records, &indices, &mut parts, &mut row_sources, &mut rejected);
+    rejected.sort_by_key(|(i, _)| *i);
+    let decoded = if parts.is_empty() {
+        RecordBatch::new_empty(schema.clone())
+    } else {
+        concat_batches(&schema, &parts).map_err(Error::arrow("joining decoded rows"))?
+    };
+    // Rows are produced per group in order, and groups in order, so row_sources is ascending.
+    let rows = with_partitions(spec, decoded)?;
+    Ok(Decoded {
+        rows,
+        row_sources,
+        rejected,
+    })
+}
+
+fn split_decode(
+    schema: &SchemaRef,
+    records: &[&KafkaRecord],
+    group: &[usize],
+    parts: &mut Vec<RecordBatch>,
+    row_sources: &mut Vec<usize>,
+    rejected: &mut Vec<(usize, String)>,
+) {
+    if group.is_empty() {
+        return;
+    }
+    match decode_group(schema, records, group) {
+        Ok(batch) => {
+            parts.push(batch);
+            row_sources.extend_from_slice(group);
+        }
+        Err(reason) if group.len() == 1 => rejected.push((group[0], reason)),
+        Err(_) => {
+            let (left, right) = group.split_at(group.len() / 2);
+            split_decode(schema, records, left, parts, row_sources, rejected);
+            split_decode(schema, records, right, parts, row_sources, rejected);
+        }
+    }
+}
+
+fn decode_group(schema: &SchemaRef, records: &[&KafkaRecord], group: &[usize]) -> Result<RecordBatch, String> {
+    let mut decoder = ReaderBuilder::new(schema.clone())
+        .with_batch_size(group.len() + 1)
+        .build_decoder()
+        .map_err(|e| e.to_string())?;
+    for (n, &i) in group.iter().enumerate() {
+        let value = records[i].value.as_deref().ok_or("record has no value (a tombstone)")?;
+        let used = decoder.decode(value).map_err(|e| format!("invalid JSON: {e}"))?;
+        if used != value.len() || decoder.has_partial_record() {
+            return Err("value is not one complete JSON object (truncated or trailing bytes)".into());
+        }
+        if decoder.len() != n + 1 {
+            return Err(if decoder.len() == n {
+                "value is empty".into()
+            } else {
+                "value holds more than one JSON object".into()
+            });
+        }
+    }
+    let batch = decoder
+        .flush()
+        .map_err(|e| format!("does not fit the table schema: {e}"))?
+        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+    check_required(schema, &batch)?;
+    Ok(batch)
+}
+
+/// arrow-json fills a missing field with null even when the field is not nullable; refuse that here.
+fn check_required(schema: &SchemaRef, batch: &RecordBatch) -> Result<(), String> {
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if !field.is_nullable() && column.null_count() > 0 {
+            return Err(format!("required field `{}` is missing or null", field.name()));
+        }
+    }
+    Ok(())
+}
+
+fn with_partitions(spec: &TableSpec, decoded: RecordBatch) -> Result<RecordBatch> {
+    let time = decoded
+        .column(spec.event_time_index())
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("event time is a microsecond timestamp");
+    let mut columns = decoded.columns().to_vec();
+    for grain in &spec.partition_by {
+        let column: ArrayRef = match grain {
+            PartitionGrain::Date => Arc::new(Date32Array::from_iter_values(
+                time.values().iter().map(|t| t.div_euclid(MICROS_PER_DAY) as i32),
+            )),
+            PartitionGrain::Hour => Arc::new(Int32Array::from_iter_values(
+                time.values()
+                    .iter()
+                    .map(|t| (t.rem_euclid(MICROS_PER_DAY) / MICROS_PER_HOUR) as i32),
+            )),
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(spec.table_schema(), columns).map_err(Error::arrow("adding partition columns"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PipelineConfig;
+    use arrow::array::{AsArray, StringArray};
+    use arrow::datatypes::Int32Type;
+
+    fn spec() -> TableSpec {
+        let config = PipelineConfig::parse(
+            r#"
+            [kafka]
+            brokers = "k:1"
+            [lake]
+            root = "/lake"
+            [tables.ev]
+            topic = "ev"
+            event_uuid = "id"
+            event_time = "at"
+            partition_by = ["date", "hour"]
+            columns = [
+              { name = "id", type = "string", nullable = false },
+              { name = "at", type = "timestamp", nullable = false },
+              { name = "n", type = "int64" },
+            ]
+            "#,
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        config.tables[0].clone()
+    }
+
+    fn record(offset: i64, value: &str) -> KafkaRecord {
+        KafkaRecord {
+            topic: "ev".into(),
+            partition: 0,
+            offset,
+            timestamp_ms: None,
+            key: None,
+            value: Some(value.as_bytes().to_vec()),
+            headers: vec![],
+        }
+    }
+
+    #[test]
+    fn isolates_each_poison_record() {
+        let spec = spec();
+        let values = [
+            r#"{"id":"a","at":"2026-11-23T10:15:00Z","n":1}"#,
+            r#"{"id":"b","at":"2026-11-23T10:15:00Z","n":"many"}"#,
+            r#"{"id":"c","at":"2026-11-23T23:59:59Z"}"#,
+            r#"{"id":"d","at":"2026-11-23T1"#,
+            r#"{"at":"2026-11-23T10:15:00Z","n":4}"#,
+            r#"[1,2]"#,
+            r#"{"id":"e","at":"2026-11-24T00:00:00Z","n":5} {"id":"f","at":"2026-11-24T00:00:00Z"}"#,
+            r#"{"id":"g","at":"2026-11-24T01:00:00Z","n":7,"extra":true}"#,
+        ];
+        let records: Vec<KafkaRecord> = values.iter().enumerate().map(|(i, v)| record(i as i64, v)).collect();
+        let refs: Vec<&KafkaRecord> = records.iter().collect();
+        let decoded = decode(&spec, &refs).unwrap();
+        assert_eq!(decoded.row_sources, vec![0, 2, 7]);
+        let bad: Vec<usize> = decoded.rejected.iter().map(|(i, _)| *i).collect();
+        assert_eq!(bad, vec![1, 3, 4, 5, 6]);
+        assert!(decoded.rejected[2].1.contains("\"id\""), "{:?}", decoded.rejected[2]);
+        assert!(decoded.rejected[0].1.contains("many"), "{:?}", decoded.rejected[0]);
+        let ids: &StringArray = decoded.rows.column(0).as_string();
+        assert_eq!(ids.iter().flatten().collect::<Vec<_>>(), vec!["a", "c", "g"]);
+        let hours = decoded.rows.column(4).as_primitive::<Int32Type>();
+        assert_eq!(hours.values().to_vec(), vec![10, 23, 1]);
+    }
+
+    #[test]
+    fn a_missing_value_is_rejected() {
+        let spec = spec();
+        let mut tombstone = record(0, "");
+        tombstone.value = None;
+        let decoded = decode(&spec, &[&tombstone]).unwrap();
+        assert_eq!(decoded.rows.num_rows(), 0);
+        assert!(decoded.rejected[0].1.contains("tombstone"));
+    }
+}

@@ -1,0 +1,332 @@
+//! Delta tables that remember which Kafka offsets they hold.
+//!
+//! Every commit an [`OffsetTable`] makes carries, next to its data files, one `txn` action per
+//! topic-partition: app id `tidelake-ingest:<topic>:<partition>`, version = the last offset the commit
+//! covers. Before writing, the table is refreshed and records at or below the committed offset are
+//! dropped; so a batch delivered again (a Lambda retry, a poller restart, a crash between writing files
+//! and committing them) writes nothing twice. When two writers race on the same topic-partition, Delta's
+//! conflict check rejects the second commit; it refreshes, drops what the winner committed, and retries.
+//! Writers of different partitions never conflict: their appends are retried at the next version.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use crate::batch::TopicPartition;
+use crate::error::{Error, Result};
+
+/// How many times a commit that lost a race on its own topic-partitions is tried again.
+const MAX_RACE_RETRIES: usize = 20;
+
+/// The `txn` app id that records the offsets of `tp` in a table.
+pub fn app_id(tp: &TopicPartition) -> String {
+    format!("tidelake-ingest:{}:{}", tp.topic, tp.partition)
+}
+
+/// Opens the Delta table at `location`, creating it with `schema` if nothing is there yet.
+///
+/// An existing table must have the same columns (names and types) and partition columns, otherwise
+/// [`Error::TableMismatch`] says which differ.
+pub async fn open_or_create(
+    name: &str,
+    location: &Url,
+    schema: &SchemaRef,
+    partition_columns: &[String],
+    storage_options: &HashMap<String, String>,
+) -> Result<DeltaTable> {
+    let kernel_schema: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::Arrow {
+        context: format!("mapping the schema of {name} to Delta"),
+        source: e,
+    })?;
+    let builder = DeltaTableBuilder::from_url(location.clone())
+        .map_err(Error::delta(name))?
+        .with_storage_options(storage_options.clone());
+    let exists = builder
+        .build()
+        .map_err(Error::delta(name))?
+        .verify_deltatable_existence()
+        .await
+        .map_err(Error::delta(name))?;
+    let table = if exists {
+        load(name, location, storage_options).await?
+    } else {
+        create(name, location, &kernel_schema, partition_columns, storage_options).await?
+    };
+    check_matches(name, location, &table, &kernel_schema, partition_columns)?;
+    Ok(table)
+}
+
+async fn load(name: &str, location: &Url, options: &HashMap<String, String>) -> Result<DeltaTable> {
+    DeltaTableBuilder::from_url(location.clone())
+        .map_err(Error::delta(name))?
+        .with_storage_options(options.clone())
+        .load()
+        .await
+        .map_err(Error::delta(name))
+}
+
+async fn create(
+    name: &str,
+    location: &Url,
+    schema: &StructType,
+    partition_columns: &[String],
+    options: &HashMap<String, String>,
+) -> Result<DeltaTable> {
+    if location.scheme() == "file" {
+        if let Ok(path) = location.to_file_path() {
+            std::fs::create_dir_all(&path).map_err(|e| Error::Location {
+                location: location.to_string(),
+                reason: format!("cannot create the folder: {e}"),
+            })?;
+        }
+    }
+    let mut builder = CreateBuilder::new()
+        .with_location(location.as_str())
+        .with_table_name(name)
+        .with_storage_options(options.clone())
+        .with_columns(schema.fields().cloned())
+        .with_save_mode(SaveMode::Ignore);
+    if !partition_columns.is_empty() {
+        builder = builder.with_partition_columns(partition_columns.to_vec());
+    }
+    match builder.await {
+        Ok(table) => Ok(table),
+        // Another instance created it first: use theirs.
+        Err(_) => load(name, location, options).await,
+    }
+}
+
+fn check_matches(
+    name: &str,
+    location: &Url,
+    table: &DeltaTable,
+    expected: &StructType,
+    partition_columns: &[String],
+) -> Result<()> {
+    let snapshot = table.snapshot().map_err(Error::delta(name))?;
+    let mismatch = |reason: String| Error::TableMismatch {
+        table: name.into(),
+        uri: location.to_string(),
+        reason,
+    };
+    let actual = snapshot.schema();
+    for field in expected.fields() {
+        match actual.field(field.name()) {
+            None => return Err(mismatch(format!("column `{}` is missing from the table", field.name()))),
+            Some(found) if found.data_type() != field.data_type() => {
+                return Err(mismatch(format!(
+                    "column `{}` is {:?} in the table but {:?} in the config",
+                    field.name(),
+                    found.data_type(),
+                    field.data_type()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let actual_partitions = snapshot.metadata().partition_columns();
+    if actual_partitions != partition_columns {
+        return Err(mismatch(format!(
+            "partitioned by {actual_partitions:?} but the config asks for {partition_columns:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// What [`OffsetTable::append_once`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The table version committed, or `None` when every offset was already in the table.
+    pub version: Option<u64>,
+    /// Rows written by that commit.
+    pub rows: usize,
+    /// Commits lost to a concurrent writer of the same topic-partitions, then retried.
+    pub races: usize,
+}
+
+/// A Delta table whose commits carry Kafka offsets, making every append idempotent.
+#[derive(Debug)]
+pub struct OffsetTable {
+    name: String,
+    table: DeltaTable,
+}
+
+impl OffsetTable {
+    /// Opens (or creates) the table; see [`open_or_create`].
+    pub async fn open(
+        name: &str,
+        location: &Url,
+        schema: &SchemaRef,
+        partition_columns: &[String],
+        storage_options: &HashMap<String, String>,
+    ) -> Result<Self> {
+        let table = open_or_create(name, location, schema, partition_columns, storage_options).await?;
+        Ok(OffsetTable {
+            name: name.to_string(),
+            table,
+        })
+    }
+
+    /// The table name used in messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The underlying Delta table, as of the last refresh.
+    pub fn delta(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    /// Loads the commits made since the last refresh.
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.table
+            .update_incremental(None)
+            .await
+            .map_err(Error::delta(&self.name))
+    }
+
+    /// The last committed offset of each of `partitions`, as of the last refresh (absent: none yet).
+    pub async fn committed_offsets<'a>(
+        &self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> Result<HashMap<TopicPartition, i64>> {
+        let snapshot = self.table.snapshot().map_err(Error::delta(&self.name))?;
+        let log_store = self.table.log_store();
+        let mut committed = HashMap::new();
+        for tp in partitions {
+            let version = snapshot
+                .transaction_version(log_store.as_ref(), app_id(tp))
+                .await
+                .map_err(Error::delta(&self.name))?;
+            if let Some(version) = version {
+                committed.insert(tp.clone(), version);
+            }
+        }
+        Ok(committed)
+    }
+
+    /// Appends the rows of a batch that covers offsets up to `last_offsets`, exactly once.
+    ///
+    /// `rows_after` gets the offsets already committed per topic-partition and returns the rows of
+    /// the records above them (or `None` when there are none). The commit records `last_offsets` for
+    /// every topic-partition that still had uncommitted offsets, even when no row is left (all of
+    /// them were dead letters, say), so the table always knows how far the source has been handled.
+    /// `info` goes into the commit info, for audits.
+    pub async fn append_once<F>(
+        &mut self,
+        last_offsets: &BTreeMap<TopicPartition, i64>,
+        info: impl Fn(&HashMap<TopicPartition, i64>) -> serde_json::Map<String, serde_json::Value>,
+        mut rows_after: F,
+    ) -> Result<AppendOutcome>
+    where
+        F: FnMut(&HashMap<TopicPartition, i64>) -> Result<Option<RecordBatch>>,
+    {
+        let mut races = 0;
+        loop {
+            self.refresh().await?;
+            let committed = self.committed_offsets(last_offsets.keys()).await?;
+            let pending: Vec<Transaction> = last_offsets
+                .iter()
+                .filter(|(tp, last)| committed.get(*tp).is_none_or(|done| done < *last))
+                .map(|(tp, last)| Transaction::new(app_id(tp), *last))
+                .collect();
+            if pending.is_empty() {
+                return Ok(AppendOutcome {
+                    version: None,
+                    rows: 0,
+                    races,
+                });
+            }
+            let batch = rows_after(&committed)?;
+            let rows = batch.as_ref().map_or(0, RecordBatch::num_rows);
+            let mut actions = Vec::new();
+            if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
+                actions = self.write_files(batch).await?;
+            }
+            crate::fault::point("after-data-write");
+            match self.commit(actions, pending, info(&committed)).await {
+                Ok(version) => {
+                    crate::fault::point("after-commit");
+                    return Ok(AppendOutcome {
+                        version: Some(version),
+                        rows,
+                        races,
+                    });
+                }
+                Err(e) if is_race(&e) && races < MAX_RACE_RETRIES => {
+                    races += 1;
+                    tracing::info!(table = %self.name, races, "lost a commit race on the same partitions; retrying");
+                }
+                Err(source) => {
+                    return Err(Error::CommitFailed {
+                        table: self.name.clone(),
+                        attempts: races + 1,
+                        source: Box::new(source),
+                    })
+                }
+            }
+        }
+    }
+
+    async fn write_files(&self, batch: RecordBatch) -> Result<Vec<Action>> {
+        let mut writer = RecordBatchWriter::for_table(&self.table).map_err(Error::delta(&self.name))?;
+        writer.write(batch).await.map_err(Error::delta(&self.name))?;
+        let adds = writer.flush().await.map_err(Error::delta(&self.name))?;
+        Ok(adds.into_iter().map(Action::Add).collect())
+    }
+
+    async fn commit(
+        &mut self,
+        actions: Vec<Action>,
+        txns: Vec<Transaction>,
+        info: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<u64, DeltaTableError> {
+        let snapshot = self.table.snapshot()?;
+        let partition_by = snapshot.metadata().partition_columns().to_vec();
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: (!partition_by.is_empty()).then_some(partition_by),
+            predicate: None,
+        };
+        let properties = CommitProperties::default()
+            .with_application_transactions(txns)
+            .with_metadata(info)
+            .with_max_retries(100);
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), self.table.log_store(), operation)
+            .await?;
+        let version = finalized.version();
+        self.table.state = Some(finalized.snapshot());
+        Ok(version as u64)
+    }
+}
+
+fn is_race(e: &DeltaTableError) -> bool {
+    matches!(
+        e,
+        DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)
+    )
+}
+
+/// Rows and data files of a table as of its loaded version, from the Delta log's file statistics
+/// (no data file is read). Files written without a row count are counted as zero rows.
+pub fn row_and_file_count(table: &DeltaTable) -> Result<(u64, usize)> {
+    let snapshot = table.snapshot().map_err(Error::delta(table.table_url().as_str()))?;
+    let mut rows = 0u64;
+    let mut files = 0;
+    for file in snapshot.log_data().iter() {
+        rows += file.num_records().unwrap_or(0) as u64;
+        files += 1;
+    }
+    Ok((rows, files))
+}

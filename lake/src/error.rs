@@ -1,0 +1,123 @@
+//! The one error type of `tidelake-lake`.
+
+use std::path::PathBuf;
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the lake core, with the context a user needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The pipeline config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    ConfigRead {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+
+    /// The pipeline config is not valid TOML or does not have the expected shape.
+    #[error("{path}: {message}")]
+    ConfigSyntax {
+        /// The file (or `<inline>` for a string).
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+
+    /// A config key holds a value tidelake refuses; nothing was written.
+    #[error("{path}: invalid `{key}`: {reason}")]
+    ConfigInvalid {
+        /// The file (or `<inline>` for a string).
+        path: String,
+        /// The dotted key, for example `tables.ad_events.columns[2].type`.
+        key: String,
+        /// What is wrong and what would be right.
+        reason: String,
+    },
+
+    /// A table location could not be turned into an object store URL.
+    #[error("invalid table location `{location}`: {reason}")]
+    Location {
+        /// The location as written.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A table exists but its schema or partitioning differs from the config.
+    #[error("table {table} at {uri} does not match the config: {reason}")]
+    TableMismatch {
+        /// Table name from the config.
+        table: String,
+        /// Where the table lives.
+        uri: String,
+        /// The difference found.
+        reason: String,
+    },
+
+    /// A commit to a Delta table failed for good (after its retries).
+    #[error("commit to table {table} failed after {attempts} attempt(s): {source}")]
+    CommitFailed {
+        /// Table name.
+        table: String,
+        /// How many times the commit was tried.
+        attempts: usize,
+        /// The last failure.
+        source: Box<deltalake::DeltaTableError>,
+    },
+
+    /// A record batch could not be built from decoded rows.
+    #[error("arrow error while {context}: {source}")]
+    Arrow {
+        /// What tidelake was doing.
+        context: String,
+        /// The arrow failure.
+        source: arrow::error::ArrowError,
+    },
+
+    /// Any other Delta Lake error (opening, writing files, reading the log).
+    #[error("delta table {table}: {source}")]
+    Delta {
+        /// Table name or URI.
+        table: String,
+        /// The delta-rs failure.
+        source: Box<deltalake::DeltaTableError>,
+    },
+
+    /// An object store request failed.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+}
+
+impl Error {
+    pub(crate) fn delta(table: impl Into<String>) -> impl FnOnce(deltalake::DeltaTableError) -> Self {
+        let table = table.into();
+        move |source| Error::Delta {
+            table,
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn arrow(context: impl Into<String>) -> impl FnOnce(arrow::error::ArrowError) -> Self {
+        let context = context.into();
+        move |source| Error::Arrow { context, source }
+    }
+
+    /// Whether retrying the same work later may succeed (storage hiccups, commit races), as opposed
+    /// to errors that will fail the same way every time (bad config, schema mismatch).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::ObjectStore(_) | Error::CommitFailed { .. } => true,
+            Error::Delta { source, .. } => matches!(
+                source.as_ref(),
+                deltalake::DeltaTableError::ObjectStore { .. }
+                    | deltalake::DeltaTableError::Io { .. }
+                    | deltalake::DeltaTableError::VersionAlreadyExists(_)
+                    | deltalake::DeltaTableError::Transaction { .. }
+            ),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! # tidelake-lake
+//!
+//! The core every tidelake crate builds on: what a pipeline is, what its tables look like, and how
+//! Kafka records become rows of Delta Lake tables exactly once.
+//!
+//! A record's way through this crate:
+//!
+//! ```text
+//! tidelake.toml --config--> PipelineConfig { kafka, batch, tables: [TableSpec] }
+//! KafkaBatch (records of many topic-partitions)
+//!   --decode--> rows in the table schema            + rejected records with reasons
+//!   --delta::OffsetTable::append_once--> data table    (files + txn{topic-partition, last offset})
+//!   --sinks--> dead-letter table, raw-batch archive  (each with its own txn, so each exactly once)
+//! ```
+//!
+//! ## Layout
+//!
+//! - [`config`]: reads and validates `tidelake.toml`; errors name the key at fault.
+//! - [`schema`]: column types, table specs, the derived partition columns `event_date`/`event_hour`.
+//! - [`batch`]: [`KafkaBatch`] and [`KafkaRecord`], the micro-batch all functions handle.
+//! - [`decode`]: JSON values to Arrow with the arrow-json push decoder, isolating poison records.
+//! - [`delta`]: Delta tables whose commits carry Kafka offsets ([`OffsetTable`]).
+//! - [`sinks`]: rows of the dead-letter and archive tables.
+//! - [`sample`]: the ad-events example (table config and a generator) for quickstart and tests.
+//! - [`fault`]: crash points that tests use to kill a process at a chosen step.
+//! - [`error`]: the crate's [`Error`].
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod config;
+pub mod decode;
+pub mod delta;
+pub mod error;
+pub mod fault;
+pub mod sample;
+pub mod schema;
+pub mod sinks;
+
+pub use batch::{KafkaBatch, KafkaRecord, TopicPartition};
+pub use config::{BatchConfig, KafkaConfig, PipelineConfig};
+pub use delta::{AppendOutcome, OffsetTable};
+pub use error::{Error, Result};
+pub use schema::{ColumnSpec, ColumnType, PartitionGrain, TableSpec};

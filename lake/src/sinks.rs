@@ -1,0 +1,221 @@
+//! The two side tables every data table has: dead letters (records that could not be decoded, with the
+//! reason) and the raw-batch archive (every record exactly as read, for reprocessing).
+//!
+//! Both are Delta tables written through [`OffsetTable`](crate::delta::OffsetTable), so they hold each
+//! offset exactly once, like the data table. Their rows are built here from the batch's records,
+//! leaving out offsets the table already holds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Date32Array, Int32Array, Int64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    StructBuilder, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+use crate::batch::{KafkaRecord, TopicPartition};
+use crate::error::{Error, Result};
+
+/// A record that could not be ingested, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter<'a> {
+    /// The record, bytes and position as read.
+    pub record: &'a KafkaRecord,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+fn utc_micros() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+static DEAD_LETTER_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("offset", DataType::Int64, false),
+        Field::new("timestamp", utc_micros(), true),
+        Field::new("key", DataType::Binary, true),
+        Field::new("value", DataType::Binary, true),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("failed_at", utc_micros(), false),
+    ]))
+});
+
+fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+static ARCHIVE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("offset", DataType::Int64, false),
+        Field::new("timestamp", utc_micros(), true),
+        Field::new("key", DataType::Binary, true),
+        Field::new("value", DataType::Binary, true),
+        Field::new(
+            "headers",
+            DataType::List(Arc::new(Field::new("element", DataType::Struct(header_fields()), true))),
+            true,
+        ),
+        Field::new("archive_date", DataType::Date32, false),
+    ]))
+});
+
+/// Schema of a dead-letter table.
+pub fn dead_letter_schema() -> SchemaRef {
+    DEAD_LETTER_SCHEMA.clone()
+}
+
+/// Schema of an archive table, partitioned by `archive_date` (the UTC day of the Kafka timestamp).
+pub fn archive_schema() -> SchemaRef {
+    ARCHIVE_SCHEMA.clone()
+}
+
+/// Partition columns of an archive table.
+pub fn archive_partition_columns() -> Vec<String> {
+    vec!["archive_date".to_string()]
+}
+
+/// Whether `record` is above what `committed` holds for its topic-partition.
+pub fn is_pending(record: &KafkaRecord, committed: &HashMap<TopicPartition, i64>) -> bool {
+    committed
+        .get(&TopicPartition::new(record.topic.as_str(), record.partition))
+        .is_none_or(|done| record.offset > *done)
+}
+
+fn micros(ms: Option<i64>) -> Option<i64> {
+    ms.map(|ms| ms.saturating_mul(1000))
+}
+
+fn utc(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))
+}
+
+fn binary<'a>(values: impl IntoIterator<Item = Option<&'a [u8]>>) -> ArrayRef {
+    let mut builder = BinaryBuilder::new();
+    for v in values {
+        builder.append_option(v);
+    }
+    Arc::new(builder.finish())
+}
+
+/// Rows for the dead-letter table: the letters above `committed`, stamped `failed_at_us`.
+pub fn dead_letter_rows(
+    letters: &[DeadLetter<'_>],
+    committed: &HashMap<TopicPartition, i64>,
+    failed_at_us: i64,
+) -> Result<Option<RecordBatch>> {
+    let rows: Vec<&DeadLetter<'_>> = letters.iter().filter(|l| is_pending(l.record, committed)).collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|l| l.record.topic.as_str()),
+        )),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|l| l.record.partition))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|l| l.record.offset))),
+        utc(rows.iter().map(|l| micros(l.record.timestamp_ms))),
+        binary(rows.iter().map(|l| l.record.key.as_deref())),
+        binary(rows.iter().map(|l| l.record.value.as_deref())),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|l| l.reason.as_str()))),
+        utc(rows.iter().map(|_| Some(failed_at_us))),
+    ];
+    RecordBatch::try_new(dead_letter_schema(), columns)
+        .map(Some)
+        .map_err(Error::arrow("building dead-letter rows"))
+}
+
+/// Rows for the archive table: the records above `committed`. A record without a Kafka timestamp is
+/// filed under the day of `now_us`.
+pub fn archive_rows(
+    records: &[KafkaRecord],
+    committed: &HashMap<TopicPartition, i64>,
+    now_us: i64,
+) -> Result<Option<RecordBatch>> {
+    let rows: Vec<&KafkaRecord> = records.iter().filter(|r| is_pending(r, committed)).collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut headers = ListBuilder::new(StructBuilder::from_fields(header_fields(), 0))
+        .with_field(Arc::new(Field::new("element", DataType::Struct(header_fields()), true)));
+    for r in &rows {
+        let entries = headers.values();
+        for (key, value) in &r.headers {
+            entries
+                .field_builder::<StringBuilder>(0)
+                .expect("key")
+                .append_value(key);
+            entries
+                .field_builder::<BinaryBuilder>(1)
+                .expect("value")
+                .append_option(value.as_deref());
+            entries.append(true);
+        }
+        headers.append(true);
+    }
+    let day = |r: &KafkaRecord| (micros(r.timestamp_ms).unwrap_or(now_us).div_euclid(86_400_000_000)) as i32;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.topic.as_str()))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.partition))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.offset))),
+        utc(rows.iter().map(|r| micros(r.timestamp_ms))),
+        binary(rows.iter().map(|r| r.key.as_deref())),
+        binary(rows.iter().map(|r| r.value.as_deref())),
+        Arc::new(headers.finish()),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| day(r)))),
+    ];
+    RecordBatch::try_new(archive_schema(), columns)
+        .map(Some)
+        .map_err(Error::arrow("building archive rows"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64) -> KafkaRecord {
+        KafkaRecord {
+            topic: "t".into(),
+            partition,
+            offset,
+            timestamp_ms: Some(1_763_900_000_000),
+            key: Some(b"k".to_vec()),
+            value: Some(b"{}".to_vec()),
+            headers: vec![("h".into(), Some(b"v".to_vec())), ("empty".into(), None)],
+        }
+    }
+
+    #[test]
+    fn archive_rows_skip_committed_offsets() {
+        let records = vec![record(0, 5), record(0, 6), record(1, 0)];
+        let committed = HashMap::from([(TopicPartition::new("t", 0), 5)]);
+        let batch = archive_rows(&records, &committed, 0).unwrap().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let none = archive_rows(
+            &records,
+            &HashMap::from([(TopicPartition::new("t", 0), 6), (TopicPartition::new("t", 1), 0)]),
+            0,
+        )
+        .unwrap();
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn dead_letters_keep_reason_and_bytes() {
+        let r = record(2, 9);
+        let letters = vec![DeadLetter {
+            record: &r,
+            reason: "bad".into(),
+        }];
+        let batch = dead_letter_rows(&letters, &HashMap::new(), 1).unwrap().unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.schema().field(6).name(), "reason");
+    }
+}

@@ -1,0 +1,232 @@
+//! Shared helpers of the end-to-end tests: the real Kafka broker, topics, producers, pipeline configs,
+//! the `tidelake` binary, and reading tables back.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use deltalake::DeltaTable;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tidelake_lake::sample::{self, SampleRecord, SampleSpec};
+use tidelake_lake::PipelineConfig;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Bootstrap address of the test broker, started by `infra/kafka.sh` if it is not running yet.
+pub fn kafka() -> &'static str {
+    static BOOTSTRAP: OnceLock<String> = OnceLock::new();
+    BOOTSTRAP.get_or_init(|| {
+        let out = Command::new(repo().join("infra/kafka.sh"))
+            .arg("start")
+            .output()
+            .expect("run infra/kafka.sh");
+        assert!(
+            out.status.success(),
+            "infra/kafka.sh start failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+    })
+}
+
+/// A topic name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates `topic` with `partitions` partitions on the test broker.
+pub async fn create_topic(topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .expect("admin client");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for result in admin
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        result.expect("topic created");
+    }
+}
+
+/// A plain idempotent producer.
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "10")
+        .create()
+        .expect("producer")
+}
+
+/// Produces `records` to `topic`, spreading them over the partitions by key, and waits for all acks.
+pub async fn produce(producer: &FutureProducer, topic: &str, records: &[SampleRecord]) {
+    let mut acks = Vec::with_capacity(records.len());
+    for r in records {
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(&r.key).payload(&r.value)) {
+                Ok(ack) => {
+                    acks.push(ack);
+                    break;
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    _,
+                )) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => panic!("produce failed: {e}"),
+            }
+        }
+    }
+    for ack in acks {
+        ack.await.expect("delivery").expect("ack");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Generates sample ad events.
+pub fn events(events: usize, duplicate_ratio: f64, poison_ratio: f64, seed: u64) -> Vec<SampleRecord> {
+    sample::generate(&SampleSpec {
+        events,
+        duplicate_ratio,
+        poison_ratio,
+        end_time_us: 1_795_435_200_000_000,
+        seed,
+    })
+}
+
+/// Writes a pipeline config for `topic` into `dir` (lake under `dir/lake`) and returns its path.
+pub fn write_config(dir: &Path, topic: &str, group: &str, max_records: usize) -> PathBuf {
+    let table = sample::AD_EVENTS_TABLE.replace("topic = \"ad_events\"", &format!("topic = \"{topic}\""));
+    let text = format!(
+        "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{group}\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\n[batch]\nmax_records = {max_records}\nmax_wait = \"300ms\"\n\n[lake]\nroot = \"lake\"\n\n{table}",
+        kafka()
+    );
+    let path = dir.join("tidelake.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Loads a config written by [`write_config`].
+pub fn load_config(path: &Path) -> PipelineConfig {
+    PipelineConfig::load(path).expect("valid config")
+}
+
+/// Runs `tidelake <args>` with extra environment variables.
+pub fn run_tidelake(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"));
+    cmd.args(args).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run tidelake")
+}
+
+/// Opens a Delta table at `uri` as of its latest version.
+pub async fn open(uri: &url::Url) -> DeltaTable {
+    deltalake::open_table(uri.clone()).await.expect("open delta table")
+}
+
+/// Reads every data file of a local Delta table (partition columns are in the paths, not here).
+pub async fn read_rows(uri: &url::Url) -> Vec<RecordBatch> {
+    let table = open(uri).await;
+    let root = uri.to_file_path().expect("local table");
+    let snapshot = table.snapshot().expect("snapshot");
+    let mut batches = Vec::new();
+    for file in snapshot.log_data().iter() {
+        let path = root.join(percent_decode(&file.path()));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).expect("data file"))
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        batches.extend(reader.map(|b| b.expect("batch")));
+    }
+    batches
+}
+
+fn percent_decode(path: &str) -> String {
+    url::Url::parse(&format!("file:///{path}"))
+        .ok()
+        .and_then(|u| u.to_file_path().ok())
+        .map(|p| p.to_string_lossy().trim_start_matches('/').to_string())
+        .unwrap_or_else(|| path.to_string())
+}
+
+/// The values of string column `name` over `batches`.
+pub fn strings(batches: &[RecordBatch], name: &str) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let col = b.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+            let col = col.as_string::<i32>();
+            (0..col.len()).map(|i| col.value(i).to_string()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The values of int64 column `name` over `batches`.
+pub fn int64s(batches: &[RecordBatch], name: &str) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let col = b.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+            col.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec()
+        })
+        .collect()
+}
+
+/// The number of rows over `batches`.
+pub fn count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+/// High watermark of each partition of `topic`.
+pub fn high_watermarks(topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .map(|p| {
+            (
+                p,
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .expect("watermarks")
+                    .1,
+            )
+        })
+        .collect()
+}
+
+/// The Kafka offsets a table's commits record, per partition of `topic`.
+pub async fn lake_offsets(uri: &url::Url, topic: &str, partitions: i32) -> BTreeMap<i32, Option<i64>> {
+    let table = open(uri).await;
+    let snapshot = table.snapshot().expect("snapshot");
+    let mut out = BTreeMap::new();
+    for p in 0..partitions {
+        let tp = tidelake_lake::TopicPartition::new(topic, p);
+        let v = snapshot
+            .transaction_version(table.log_store().as_ref(), tidelake_lake::delta::app_id(&tp))
+            .await
+            .expect("txn version");
+        out.insert(p, v);
+    }
+    out
+}

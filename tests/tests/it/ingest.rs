@@ -1,0 +1,356 @@
+//! The ingest function end to end against a real Kafka broker: every offset lands exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tidelake_functions::lambda::batch_from_event;
+use tidelake_functions::Ingestor;
+use tidelake_lake::sample::{Kind, SampleRecord};
+use tidelake_lake::{KafkaBatch, KafkaRecord};
+
+use crate::helpers::*;
+
+fn valid_ids(records: &[SampleRecord]) -> Vec<String> {
+    let mut ids: Vec<String> = records
+        .iter()
+        .filter(|r| r.kind != Kind::Poison)
+        .map(|r| r.event_id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Asserts the table holds exactly the valid records, the dead letters exactly the poison ones, the
+/// archive every offset once, and the lake's offsets reach each partition's end.
+async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i32, records: &[SampleRecord]) {
+    let config = load_config(config_path);
+    let table = &config.tables[0];
+    let rows = read_rows(&table.location).await;
+    assert_eq!(
+        sorted(strings(&rows, "event_id")),
+        valid_ids(records),
+        "data table rows"
+    );
+
+    let dead = read_rows(&table.dead_letters).await;
+    let poison = records.iter().filter(|r| r.kind == Kind::Poison).count();
+    assert_eq!(count(&dead), poison, "dead letters");
+    assert!(
+        strings(&dead, "reason").iter().all(|r| !r.is_empty()),
+        "every dead letter has a reason"
+    );
+
+    let archive = read_rows(&table.archive).await;
+    assert_eq!(count(&archive), records.len(), "archive holds every record once");
+    let ends = high_watermarks(topic, partitions);
+    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for batch in &archive {
+        let parts = batch.column_by_name("partition").unwrap();
+        let parts = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int32Type>(parts.as_ref());
+        let offs = int64s(std::slice::from_ref(batch), "offset");
+        for (p, o) in parts.values().iter().zip(offs) {
+            offsets.entry(*p).or_default().push(o);
+        }
+    }
+    for (p, end) in &ends {
+        let mut got = offsets.remove(p).unwrap_or_default();
+        got.sort();
+        assert_eq!(
+            got,
+            (0..*end).collect::<Vec<_>>(),
+            "partition {p}: archive offsets are 0..{end}, each once"
+        );
+    }
+    let lake = lake_offsets(&table.location, topic, partitions).await;
+    for (p, end) in ends {
+        assert_eq!(
+            lake[&p],
+            (end > 0).then_some(end - 1),
+            "partition {p}: offset recorded in the lake"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_offset_lands_once_in_the_table_or_the_dead_letters() {
+    let topic = unique("ingest");
+    create_topic(&topic, 3).await;
+    let records = events(99_000, 0.0, 0.01, 1);
+    assert_eq!(records.len(), 99_990);
+    produce(&producer(), &topic, &records).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 10_000);
+    let out = run_tidelake(
+        &[
+            "ingest",
+            "--config",
+            config.to_str().unwrap(),
+            "--stop-at-end",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["records"], 99_990);
+    assert_eq!(report["rows_written"], 99_000);
+    assert_eq!(report["dead_letters"], 990);
+    assert_exact(&config, &topic, 3, &records).await;
+
+    // The same topic consumed again by a new consumer group (whose offsets start at the beginning):
+    // the poller resumes from the lake's offsets and nothing is written.
+    let before = open(&load_config(&config).tables[0].location).await.version();
+    let again = write_config(dir.path(), &topic, &unique("group"), 10_000);
+    let out = run_tidelake(
+        &["ingest", "--config", again.to_str().unwrap(), "--stop-at-end", "--json"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "second ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rows_written"], 0);
+    assert_eq!(
+        open(&load_config(&again).tables[0].location).await.version(),
+        before,
+        "no new commit"
+    );
+    assert_exact(&again, &topic, 3, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_aborted_transactions_are_never_ingested() {
+    let topic = unique("txn");
+    create_topic(&topic, 2).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("transactional.id", unique("tidelake-test-txn"))
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    let all = events(3_000, 0.0, 0.0, 2);
+    let (committed_a, rest) = all.split_at(1_000);
+    let (aborted, committed_b) = rest.split_at(1_000);
+    for (chunk, commit) in [(committed_a, true), (aborted, false), (committed_b, true)] {
+        producer.begin_transaction().unwrap();
+        for r in chunk {
+            producer
+                .send(
+                    FutureRecord::to(&topic).key(&r.key).payload(&r.value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+        if commit {
+            producer.commit_transaction(Duration::from_secs(30)).unwrap();
+        } else {
+            producer.flush(Duration::from_secs(30)).unwrap();
+            producer.abort_transaction(Duration::from_secs(30)).unwrap();
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 500);
+    let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[]);
+    assert!(
+        out.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let rows = read_rows(&load_config(&config).tables[0].location).await;
+    let expected: Vec<SampleRecord> = committed_a.iter().chain(committed_b).cloned().collect();
+    assert_eq!(sorted(strings(&rows, "event_id")), valid_ids(&expected));
+    let ids: std::collections::HashSet<String> = strings(&rows, "event_id").into_iter().collect();
+    assert!(
+        aborted.iter().all(|r| !ids.contains(&r.event_id)),
+        "no record of the aborted transaction"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_any_step_the_next_run_finishes_exactly() {
+    let topic = unique("crash");
+    create_topic(&topic, 3).await;
+    let records = events(30_000, 0.0, 0.01, 3);
+    produce(&producer(), &topic, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // 500-record batches over 3 partitions: ~60 batches, each three commits (archive, dead letters,
+    // data). Each run starts with a fresh consumer group, so only the lake says where to resume,
+    // and is killed at a different step.
+    let mut crashes = 0;
+    let points = [
+        "after-data-write:1",
+        "after-commit:1",
+        "after-commit:2",
+        "after-batch:1",
+        "after-data-write:2",
+        "after-commit:3",
+        "after-data-write:3",
+        "after-batch:2",
+        "after-commit:4",
+        "after-data-write:1",
+        "after-commit:5",
+        "after-batch:1",
+        "after-data-write:4",
+        "after-commit:6",
+        "after-data-write:2",
+        "after-batch:3",
+        "after-commit:1",
+        "after-data-write:5",
+        "after-commit:2",
+        "after-data-write:3",
+        "after-batch:1",
+        "after-commit:3",
+    ];
+    for point in points {
+        let config = write_config(dir.path(), &topic, &unique("group"), 500);
+        let out = run_tidelake(
+            &["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"],
+            &[("TIDELAKE_CRASH_AT", point)],
+        );
+        if !out.status.success() {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("crash injected"),
+                "{point}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            crashes += 1;
+        }
+    }
+    assert!(crashes >= 20, "only {crashes} runs crashed");
+    let config = write_config(dir.path(), &topic, &unique("group"), 500);
+    let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[]);
+    assert!(
+        out.status.success(),
+        "final ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_exact(&config, &topic, 3, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_concurrent_instances_lose_and_double_nothing() {
+    let topic = unique("concurrent");
+    create_topic(&topic, 4).await;
+    let records = events(40_000, 0.0, 0.005, 4);
+    produce(&producer(), &topic, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 1_000);
+    // Create the tables first so the four instances race on commits, not on table creation.
+    Ingestor::open(load_config(&config)).await.unwrap();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[])
+            })
+        })
+        .collect();
+    for run in runs {
+        let out = run.join().unwrap();
+        assert!(
+            out.status.success(),
+            "an instance failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Instances stop when the group's assignment reaches the end; a last run picks up what a
+    // rebalance may have left to others that had already stopped.
+    let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_exact(&config, &topic, 4, &records).await;
+}
+
+fn lambda_config(dir: &std::path::Path) -> tidelake_lake::PipelineConfig {
+    let text = format!(
+        "[kafka]\nbrokers = \"unused:9092\"\n[lake]\nroot = \"lake\"\n\n{}",
+        tidelake_lake::sample::AD_EVENTS_TABLE
+    );
+    tidelake_lake::PipelineConfig::parse(&text, dir).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_event_delivered_twice_lands_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = lambda_config(dir.path());
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    for fixture in ["msk-event.json", "self-managed-event.json"] {
+        let path = repo().join("functions/fixtures").join(fixture);
+        let event = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let batch = batch_from_event(&event).unwrap();
+        ingestor.handle(&batch).await.unwrap();
+    }
+    // Both fixtures carry the same offsets: the second changed nothing.
+    let table = &config.tables[0];
+    let rows = read_rows(&table.location).await;
+    assert_eq!(sorted(strings(&rows, "event_id")).len(), 2);
+    let dead = read_rows(&table.dead_letters).await;
+    assert_eq!(count(&dead), 1);
+    assert!(
+        strings(&dead, "reason")[0].contains("event_time"),
+        "{:?}",
+        strings(&dead, "reason")
+    );
+    assert_eq!(count(&read_rows(&table.archive).await), 3);
+}
+
+fn record(partition: i32, offset: i64, id: usize) -> KafkaRecord {
+    KafkaRecord {
+        topic: "ad_events".into(),
+        partition,
+        offset,
+        timestamp_ms: Some(1_795_435_200_000),
+        key: None,
+        value: Some(format!(r#"{{"event_id":"e-{id}","event_time":"2026-11-23T12:00:00Z","event_type":"impression","ad_id":1,"campaign_id":1000}}"#).into_bytes()),
+        headers: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlapping_redelivery_writes_only_the_new_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = lambda_config(dir.path());
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    let first = KafkaBatch::new((0..10).map(|o| record(0, o, o as usize)).collect());
+    let overlapping = KafkaBatch::new(
+        (5..15)
+            .map(|o| record(0, o, o as usize))
+            .chain((0..3).map(|o| record(1, o, 100 + o as usize)))
+            .collect(),
+    );
+    let a = ingestor.handle(&first).await.unwrap();
+    let b = ingestor.handle(&overlapping).await.unwrap();
+    let c = ingestor.handle(&overlapping).await.unwrap();
+    assert_eq!((a.rows_written(), b.rows_written(), c.rows_written()), (10, 8, 0));
+    let rows = read_rows(&config.tables[0].location).await;
+    let mut expected: Vec<String> = (0..15)
+        .map(|i| format!("e-{i}"))
+        .chain((100..103).map(|i| format!("e-{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(sorted(strings(&rows, "event_id")), expected);
+    let counts: HashMap<String, usize> = strings(&rows, "event_id")
+        .into_iter()
+        .fold(HashMap::new(), |mut m, id| {
+            *m.entry(id).or_default() += 1;
+            m
+        });
+    assert!(counts.values().all(|n| *n == 1));
+}

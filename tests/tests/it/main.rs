@@ -1,0 +1,5 @@
+//! tidelake's end-to-end tests: one binary, against a real Apache Kafka broker (started by
+//! `infra/kafka.sh` when none is running).
+
+mod helpers;
+mod ingest;
