@@ -230,3 +230,51 @@ pub async fn lake_offsets(uri: &url::Url, topic: &str, partitions: i32) -> BTree
     }
     out
 }
+
+/// A Python with the test clients (`infra/python.sh` creates it on first use).
+pub fn python() -> &'static str {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let out = Command::new(repo().join("infra/python.sh"))
+            .output()
+            .expect("run infra/python.sh");
+        assert!(
+            out.status.success(),
+            "infra/python.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+    })
+}
+
+/// What DuckDB and Python `deltalake` each read from a table: `{"duckdb": {...}, "deltalake": {...}}`
+/// with `rows`, `distinct` ids, a `digest` of the sorted ids and the `sum` of `sum_column`.
+pub fn read_back(uri: &url::Url, id_column: &str, sum_column: &str) -> serde_json::Value {
+    let path = uri.to_file_path().expect("local table");
+    let out = Command::new(python())
+        .arg(repo().join("tests/readback.py"))
+        .args([path.to_str().unwrap(), id_column, sum_column])
+        .output()
+        .expect("run readback.py");
+    assert!(
+        out.status.success(),
+        "readback.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("readback json")
+}
+
+/// The sum of the `cost` field (a decimal with 6 places) over sample records, as text like `12.345600`.
+pub fn cost_sum(records: &[SampleRecord]) -> String {
+    let micros: i128 = records
+        .iter()
+        .filter_map(|r| {
+            let text = std::str::from_utf8(&r.value).ok()?;
+            let start = text.find("\"cost\":\"")? + 8;
+            let end = start + text[start..].find('"')?;
+            let (int, frac) = text[start..end].split_once('.')?;
+            Some(int.parse::<i128>().ok()? * 1_000_000 + format!("{frac:0<6}").parse::<i128>().ok()?)
+        })
+        .sum();
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}

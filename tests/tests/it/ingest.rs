@@ -109,6 +109,16 @@ async fn every_offset_lands_once_in_the_table_or_the_dead_letters() {
     assert_eq!(report["dead_letters"], 990);
     assert_exact(&config, &topic, 3, &records).await;
 
+    // Two independent readers see the same rows.
+    let valid: Vec<SampleRecord> = records.iter().filter(|r| r.kind != Kind::Poison).cloned().collect();
+    let seen = read_back(&load_config(&config).tables[0].location, "event_id", "cost");
+    for engine in ["duckdb", "deltalake"] {
+        assert_eq!(seen[engine]["rows"], 99_000, "{engine}: {seen}");
+        assert_eq!(seen[engine]["distinct"], 99_000, "{engine}: {seen}");
+        assert_eq!(seen[engine]["sum"], cost_sum(&valid), "{engine}: {seen}");
+    }
+    assert_eq!(seen["duckdb"]["digest"], seen["deltalake"]["digest"]);
+
     // The same topic consumed again by a new consumer group (whose offsets start at the beginning):
     // the poller resumes from the lake's offsets and nothing is written.
     let before = open(&load_config(&config).tables[0].location).await.version();
