@@ -1,7 +1,7 @@
 //! Shared helpers of the end-to-end tests: the real Kafka broker, topics, producers, pipeline configs,
 //! the `tidelake` binary, and reading tables back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use deltalake::DeltaTable;
+use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -113,14 +114,57 @@ pub fn events(events: usize, duplicate_ratio: f64, poison_ratio: f64, seed: u64)
 
 /// Writes a pipeline config for `topic` into `dir` (lake under `dir/lake`) and returns its path.
 pub fn write_config(dir: &Path, topic: &str, group: &str, max_records: usize) -> PathBuf {
+    write_config_with_lake(dir, topic, group, max_records, "[lake]\nroot = \"lake\"\n")
+}
+
+/// Like [`write_config`], with the given `[lake]` section.
+pub fn write_config_with_lake(dir: &Path, topic: &str, group: &str, max_records: usize, lake: &str) -> PathBuf {
     let table = sample::AD_EVENTS_TABLE.replace("topic = \"ad_events\"", &format!("topic = \"{topic}\""));
     let text = format!(
-        "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{group}\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\n[batch]\nmax_records = {max_records}\nmax_wait = \"300ms\"\n\n[lake]\nroot = \"lake\"\n\n{table}",
+        "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{group}\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\n[batch]\nmax_records = {max_records}\nmax_wait = \"300ms\"\n\n{lake}\n{table}",
         kafka()
     );
     let path = dir.join("tidelake.toml");
     std::fs::write(&path, text).expect("write config");
     path
+}
+
+/// Endpoint of the test S3 API server, started by `infra/s3.sh` if it is not running yet.
+pub fn s3() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        let out = Command::new(repo().join("infra/s3.sh"))
+            .arg("start")
+            .output()
+            .expect("run infra/s3.sh");
+        assert!(
+            out.status.success(),
+            "infra/s3.sh start failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+    })
+}
+
+/// Creates a bucket on the test S3 endpoint and returns the `[lake]` section of a config that keeps
+/// the lake there, committing with conditional writes.
+pub fn s3_lake(bucket: &str) -> String {
+    let endpoint = s3();
+    let script = format!(
+        "import boto3; boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')"
+    );
+    let out = Command::new(python())
+        .args(["-c", &script])
+        .output()
+        .expect("create bucket");
+    assert!(
+        out.status.success(),
+        "create bucket: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!(
+        "[lake]\nroot = \"s3://{bucket}/lake\"\n[lake.storage]\nAWS_ENDPOINT_URL = \"{endpoint}\"\nAWS_REGION = \"us-east-1\"\nAWS_ACCESS_KEY_ID = \"test\"\nAWS_SECRET_ACCESS_KEY = \"test\"\nAWS_ALLOW_HTTP = \"true\"\nconditional_put = \"etag\"\n"
+    )
 }
 
 /// Loads a config written by [`write_config`].
@@ -139,33 +183,36 @@ pub fn run_tidelake(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// Opens a Delta table at `uri` as of its latest version.
-pub async fn open(uri: &url::Url) -> DeltaTable {
-    deltalake::open_table(uri.clone()).await.expect("open delta table")
+pub async fn open(uri: &url::Url, options: &HashMap<String, String>) -> DeltaTable {
+    deltalake::open_table_with_storage_options(uri.clone(), options.clone())
+        .await
+        .expect("open delta table")
 }
 
-/// Reads every data file of a local Delta table (partition columns are in the paths, not here).
-pub async fn read_rows(uri: &url::Url) -> Vec<RecordBatch> {
-    let table = open(uri).await;
-    let root = uri.to_file_path().expect("local table");
+/// Reads every data file of a Delta table, on any object store (partition columns are in the
+/// paths, not in these rows).
+pub async fn read_rows(uri: &url::Url, options: &HashMap<String, String>) -> Vec<RecordBatch> {
+    let table = open(uri, options).await;
+    let store = table.object_store();
     let snapshot = table.snapshot().expect("snapshot");
+    let paths: Vec<String> = snapshot.log_data().iter().map(|f| f.path().to_string()).collect();
     let mut batches = Vec::new();
-    for file in snapshot.log_data().iter() {
-        let path = root.join(percent_decode(&file.path()));
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).expect("data file"))
+    for path in paths {
+        let path = object_store::path::Path::from_url_path(&path).expect("data file path");
+        let bytes = store
+            .get(&path)
+            .await
+            .expect("get data file")
+            .bytes()
+            .await
+            .expect("read data file");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .expect("parquet")
             .build()
             .expect("reader");
         batches.extend(reader.map(|b| b.expect("batch")));
     }
     batches
-}
-
-fn percent_decode(path: &str) -> String {
-    url::Url::parse(&format!("file:///{path}"))
-        .ok()
-        .and_then(|u| u.to_file_path().ok())
-        .map(|p| p.to_string_lossy().trim_start_matches('/').to_string())
-        .unwrap_or_else(|| path.to_string())
 }
 
 /// The values of string column `name` over `batches`.
@@ -216,8 +263,13 @@ pub fn high_watermarks(topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
 }
 
 /// The Kafka offsets a table's commits record, per partition of `topic`.
-pub async fn lake_offsets(uri: &url::Url, topic: &str, partitions: i32) -> BTreeMap<i32, Option<i64>> {
-    let table = open(uri).await;
+pub async fn lake_offsets(
+    uri: &url::Url,
+    options: &HashMap<String, String>,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, Option<i64>> {
+    let table = open(uri, options).await;
     let snapshot = table.snapshot().expect("snapshot");
     let mut out = BTreeMap::new();
     for p in 0..partitions {

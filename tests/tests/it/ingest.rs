@@ -32,14 +32,15 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i32, records: &[SampleRecord]) {
     let config = load_config(config_path);
     let table = &config.tables[0];
-    let rows = read_rows(&table.location).await;
+    let options = &config.storage_options;
+    let rows = read_rows(&table.location, options).await;
     assert_eq!(
         sorted(strings(&rows, "event_id")),
         valid_ids(records),
         "data table rows"
     );
 
-    let dead = read_rows(&table.dead_letters).await;
+    let dead = read_rows(&table.dead_letters, options).await;
     let poison = records.iter().filter(|r| r.kind == Kind::Poison).count();
     assert_eq!(count(&dead), poison, "dead letters");
     assert!(
@@ -47,7 +48,7 @@ async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i3
         "every dead letter has a reason"
     );
 
-    let archive = read_rows(&table.archive).await;
+    let archive = read_rows(&table.archive, options).await;
     assert_eq!(count(&archive), records.len(), "archive holds every record once");
     let ends = high_watermarks(topic, partitions);
     let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
@@ -68,7 +69,7 @@ async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i3
             "partition {p}: archive offsets are 0..{end}, each once"
         );
     }
-    let lake = lake_offsets(&table.location, topic, partitions).await;
+    let lake = lake_offsets(&table.location, options, topic, partitions).await;
     for (p, end) in ends {
         assert_eq!(
             lake[&p],
@@ -121,7 +122,8 @@ async fn every_offset_lands_once_in_the_table_or_the_dead_letters() {
 
     // The same topic consumed again by a new consumer group (whose offsets start at the beginning):
     // the poller resumes from the lake's offsets and nothing is written.
-    let before = open(&load_config(&config).tables[0].location).await.version();
+    let none = HashMap::new();
+    let before = open(&load_config(&config).tables[0].location, &none).await.version();
     let again = write_config(dir.path(), &topic, &unique("group"), 10_000);
     let out = run_tidelake(
         &["ingest", "--config", again.to_str().unwrap(), "--stop-at-end", "--json"],
@@ -135,7 +137,7 @@ async fn every_offset_lands_once_in_the_table_or_the_dead_letters() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["rows_written"], 0);
     assert_eq!(
-        open(&load_config(&again).tables[0].location).await.version(),
+        open(&load_config(&again).tables[0].location, &none).await.version(),
         before,
         "no new commit"
     );
@@ -183,7 +185,7 @@ async fn records_of_aborted_transactions_are_never_ingested() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let rows = read_rows(&load_config(&config).tables[0].location).await;
+    let rows = read_rows(&load_config(&config).tables[0].location, &HashMap::new()).await;
     let expected: Vec<SampleRecord> = committed_a.iter().chain(committed_b).cloned().collect();
     assert_eq!(sorted(strings(&rows, "event_id")), valid_ids(&expected));
     let ids: std::collections::HashSet<String> = strings(&rows, "event_id").into_iter().collect();
@@ -255,24 +257,35 @@ async fn killed_at_any_step_the_next_run_finishes_exactly() {
     assert_exact(&config, &topic, 3, &records).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_concurrent_instances_lose_and_double_nothing() {
-    let topic = unique("concurrent");
+/// Four instances of one consumer group write one table on the S3 endpoint at once.
+async fn four_instances(lake: impl Fn(&str) -> String, label: &str) {
+    let topic = unique(label);
     create_topic(&topic, 4).await;
-    let records = events(40_000, 0.0, 0.005, 4);
+    // Enough small batches that the instances are still at work when the group has rebalanced.
+    let records = events(80_000, 0.0, 0.005, 4);
     produce(&producer(), &topic, &records).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &topic, &unique("group"), 1_000);
+    let config = write_config_with_lake(dir.path(), &topic, &unique("group"), 500, &lake(&topic));
     // Create the tables first so the four instances race on commits, not on table creation.
     Ingestor::open(load_config(&config)).await.unwrap();
     let runs: Vec<_> = (0..4)
         .map(|_| {
             let config = config.clone();
             std::thread::spawn(move || {
-                run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[])
+                run_tidelake(
+                    &[
+                        "ingest",
+                        "--config",
+                        config.to_str().unwrap(),
+                        "--stop-at-end",
+                        "--json",
+                    ],
+                    &[],
+                )
             })
         })
         .collect();
+    let mut writers = 0;
     for run in runs {
         let out = run.join().unwrap();
         assert!(
@@ -280,12 +293,32 @@ async fn four_concurrent_instances_lose_and_double_nothing() {
             "an instance failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+        writers += usize::from(report["rows_written"].as_u64().unwrap_or(0) > 0);
     }
-    // Instances stop when the group's assignment reaches the end; a last run picks up what a
-    // rebalance may have left to others that had already stopped.
+    assert!(
+        writers >= 2,
+        "only {writers} of the four instances wrote rows: no writers raced"
+    );
+    // An instance stops once its own partitions are done; a last run finishes any partition a late
+    // rebalance handed to an instance that had already stopped.
     let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_exact(&config, &topic, 4, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_concurrent_instances_on_s3_lose_and_double_nothing() {
+    four_instances(
+        |topic| s3_lake(&format!("lake-{}", &topic[topic.len() - 12..])),
+        "s3concurrent",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_concurrent_instances_on_local_disk_lose_and_double_nothing() {
+    four_instances(|_| "[lake]\nroot = \"lake\"\n".to_string(), "concurrent").await;
 }
 
 fn lambda_config(dir: &std::path::Path) -> tidelake_lake::PipelineConfig {
@@ -309,16 +342,16 @@ async fn the_lambda_event_delivered_twice_lands_once() {
     }
     // Both fixtures carry the same offsets: the second changed nothing.
     let table = &config.tables[0];
-    let rows = read_rows(&table.location).await;
+    let rows = read_rows(&table.location, &HashMap::new()).await;
     assert_eq!(sorted(strings(&rows, "event_id")).len(), 2);
-    let dead = read_rows(&table.dead_letters).await;
+    let dead = read_rows(&table.dead_letters, &HashMap::new()).await;
     assert_eq!(count(&dead), 1);
     assert!(
         strings(&dead, "reason")[0].contains("event_time"),
         "{:?}",
         strings(&dead, "reason")
     );
-    assert_eq!(count(&read_rows(&table.archive).await), 3);
+    assert_eq!(count(&read_rows(&table.archive, &HashMap::new()).await), 3);
 }
 
 fn record(partition: i32, offset: i64, id: usize) -> KafkaRecord {
@@ -349,7 +382,7 @@ async fn an_overlapping_redelivery_writes_only_the_new_offsets() {
     let b = ingestor.handle(&overlapping).await.unwrap();
     let c = ingestor.handle(&overlapping).await.unwrap();
     assert_eq!((a.rows_written(), b.rows_written(), c.rows_written()), (10, 8, 0));
-    let rows = read_rows(&config.tables[0].location).await;
+    let rows = read_rows(&config.tables[0].location, &HashMap::new()).await;
     let mut expected: Vec<String> = (0..15)
         .map(|i| format!("e-{i}"))
         .chain((100..103).map(|i| format!("e-{i}")))
