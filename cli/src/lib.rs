@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Generate ad events, run them through Kafka and the ingest function into a local lake, and
     /// print a summary. With nothing installed: Kafka is an embedded in-process cluster unless
-    /// --brokers names a real one.
+    /// --brokers names a real one. Each run starts from an empty lake under DIR.
     ///
     /// Example:
     ///   tidelake quickstart --dir ./tidelake-quickstart --events 20000 --json

@@ -16,7 +16,6 @@ use tidelake_lake::PipelineConfig;
 
 use crate::{progress, BoxError};
 
-const TOPIC: &str = "ad_events";
 const PARTITIONS: i32 = 3;
 
 /// Flags of `tidelake quickstart`.
@@ -31,6 +30,9 @@ pub struct Args {
     /// Real Kafka bootstrap servers; without it an embedded in-process cluster is used.
     #[arg(long, env = "TIDELAKE_BROKERS")]
     brokers: Option<String>,
+    /// Topic to produce to and consume from (created with 3 partitions if missing).
+    #[arg(long, default_value = "ad_events")]
+    topic: String,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
@@ -61,6 +63,12 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
     let config_path = dir.join("tidelake.toml");
+    // Each run starts from an empty lake: the lake remembers Kafka offsets, and an embedded cluster
+    // starts its offsets at zero again every run.
+    let lake = dir.join("lake");
+    if lake.exists() {
+        std::fs::remove_dir_all(&lake)?;
+    }
 
     let mock = match &args.brokers {
         Some(_) => None,
@@ -69,7 +77,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     let (brokers, kafka) = match (&args.brokers, &mock) {
         (Some(brokers), _) => (brokers.clone(), format!("kafka at {brokers}")),
         (None, Some(mock)) => {
-            mock.create_topic(TOPIC, PARTITIONS, 1)?;
+            mock.create_topic(&args.topic, PARTITIONS, 1)?;
             (
                 mock.bootstrap_servers(),
                 "embedded in-process Kafka cluster".to_string(),
@@ -78,11 +86,11 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
         (None, None) => unreachable!("a mock cluster exists when no brokers are given"),
     };
     if args.brokers.is_some() {
-        create_topic(&brokers).await?;
+        create_topic(&brokers, &args.topic).await?;
     }
     // The file names a broker a user can run later; this run uses the one just chosen.
     let written_brokers = args.brokers.clone().unwrap_or_else(|| "localhost:9092".into());
-    std::fs::write(&config_path, config_text(&written_brokers, mock.is_some()))?;
+    std::fs::write(&config_path, config_text(&written_brokers, &args.topic, mock.is_some()))?;
     let mut config = PipelineConfig::load(&config_path)?;
     config.kafka.brokers = brokers.clone();
 
@@ -95,7 +103,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     };
     let records = sample::generate(&spec);
     let bar = progress(terminal, &format!("producing {} records", records.len()));
-    produce(&brokers, &records).await?;
+    produce(&brokers, &args.topic, &records).await?;
     bar.finish_and_clear();
 
     let mut ingestor = Ingestor::open(config.clone()).await?;
@@ -173,7 +181,7 @@ fn print_summary(s: &Summary) {
     println!("Duplicate event UUIDs are kept for now: deduplication by event UUID is not in this version.");
 }
 
-fn config_text(brokers: &str, embedded: bool) -> String {
+fn config_text(brokers: &str, topic: &str, embedded: bool) -> String {
     let note = if embedded {
         "# quickstart ran against an embedded in-process Kafka cluster; point `brokers` at a real one\n# to go on with `tidelake ingest --config <this file>`.\n"
     } else {
@@ -181,13 +189,13 @@ fn config_text(brokers: &str, embedded: bool) -> String {
     };
     format!(
         "# tidelake pipeline config, written by `tidelake quickstart`.\n{note}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"tidelake-quickstart\"\nisolation_level = \"read_committed\"\n\n[batch]\nmax_records = 5000\nmax_bytes = \"6MB\"\nmax_wait = \"200ms\"\n\n[lake]\nroot = \"lake\"\n\n{}",
-        sample::AD_EVENTS_TABLE
+        sample::AD_EVENTS_TABLE.replace("topic = \"ad_events\"", &format!("topic = \"{topic}\""))
     )
 }
 
-async fn create_topic(brokers: &str) -> Result<(), BoxError> {
+async fn create_topic(brokers: &str, name: &str) -> Result<(), BoxError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
-    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, PARTITIONS, TopicReplication::Fixed(1));
     for result in admin.create_topics([&topic], &AdminOptions::new()).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -197,7 +205,7 @@ async fn create_topic(brokers: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn produce(brokers: &str, records: &[sample::SampleRecord]) -> Result<(), BoxError> {
+async fn produce(brokers: &str, topic: &str, records: &[sample::SampleRecord]) -> Result<(), BoxError> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -206,7 +214,7 @@ async fn produce(brokers: &str, records: &[sample::SampleRecord]) -> Result<(), 
     let mut pending = Vec::with_capacity(records.len());
     for r in records {
         loop {
-            let record = FutureRecord::to(TOPIC).key(&r.key).payload(&r.value);
+            let record = FutureRecord::to(topic).key(&r.key).payload(&r.value);
             match producer.send_result(record) {
                 Ok(delivery) => {
                     pending.push(delivery);

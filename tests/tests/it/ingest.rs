@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use lambda_runtime::{Context, LambdaEvent};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use tidelake_functions::lambda::batch_from_event;
+use tidelake_functions::lambda;
 use tidelake_functions::Ingestor;
 use tidelake_lake::sample::{Kind, SampleRecord};
 use tidelake_lake::{KafkaBatch, KafkaRecord};
@@ -333,13 +334,17 @@ fn lambda_config(dir: &std::path::Path) -> tidelake_lake::PipelineConfig {
 async fn the_lambda_event_delivered_twice_lands_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = lambda_config(dir.path());
-    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
-    for fixture in ["msk-event.json", "self-managed-event.json"] {
+    let ingestor = tokio::sync::Mutex::new(Ingestor::open(config.clone()).await.unwrap());
+    let mut written = Vec::new();
+    for fixture in ["msk-event.json", "self-managed-event.json", "msk-event.json"] {
         let path = repo().join("functions/fixtures").join(fixture);
         let event = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-        let batch = batch_from_event(&event).unwrap();
-        ingestor.handle(&batch).await.unwrap();
+        let report = lambda::handle(LambdaEvent::new(event, Context::default()), &ingestor)
+            .await
+            .unwrap();
+        written.push((report.rows_written(), report.dead_letters()));
     }
+    assert_eq!(written, vec![(2, 1), (0, 0), (0, 0)]);
     // Both fixtures carry the same offsets: the second changed nothing.
     let table = &config.tables[0];
     let rows = read_rows(&table.location, &HashMap::new()).await;
@@ -396,4 +401,109 @@ async fn an_overlapping_redelivery_writes_only_the_new_offsets() {
             m
         });
     assert!(counts.values().all(|n| *n == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_after_the_current_commit() {
+    let topic = unique("sigint");
+    create_topic(&topic, 3).await;
+    let records = events(60_000, 0.0, 0.0, 5);
+    produce(&producer(), &topic, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 500);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
+        .args(["ingest", "--config", config.to_str().unwrap(), "--json"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first rows are in the lake, while batches are still coming.
+    let location = load_config(&config).tables[0].location.clone();
+    let none = HashMap::new();
+    let started = std::time::Instant::now();
+    let log = location.to_file_path().unwrap().join("_delta_log");
+    while !log.exists() || count(&read_rows(&location, &none).await) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no rows after 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "interrupted ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a final report");
+    let written = report["rows_written"].as_u64().unwrap() as usize;
+    assert_eq!(
+        count(&read_rows(&location, &none).await),
+        written,
+        "the lake holds what the report says"
+    );
+    assert!(written < records.len(), "stopped before the end ({written} rows)");
+
+    // The next run finishes the work exactly.
+    let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_exact(&config, &topic, 3, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_reports_what_landed() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = dir.path().join("qs");
+    // Embedded Kafka first (the README's command), then the real broker into the same folder: each
+    // run starts over from an empty lake.
+    let topic = unique("quickstart");
+    for brokers in [None, Some(kafka())] {
+        let mut args = vec![
+            "quickstart",
+            "--dir",
+            qs.to_str().unwrap(),
+            "--events",
+            "5000",
+            "--json",
+        ];
+        if let Some(b) = brokers {
+            args.extend(["--brokers", b, "--topic", &topic]);
+        }
+        let out = run_tidelake(&args, &[]);
+        assert!(
+            out.status.success(),
+            "quickstart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert_eq!(summary["events_produced"], 5000);
+        assert_eq!(summary["duplicates_produced"], 100);
+        assert_eq!(summary["poison_produced"], 25);
+        assert_eq!(summary["duplicates_dropped"], 0);
+        let rows = count(
+            &read_rows(
+                &load_config(&qs.join("tidelake.toml")).tables[0].location,
+                &HashMap::new(),
+            )
+            .await,
+        );
+        assert_eq!(summary["rows_in_table"].as_u64(), Some(rows as u64));
+        assert_eq!(
+            summary["table_uri"].as_str().unwrap(),
+            load_config(&qs.join("tidelake.toml")).tables[0].location.as_str()
+        );
+    }
+    let config = load_config(&qs.join("tidelake.toml"));
+    assert_eq!(config.tables[0].topic, topic);
+    assert_eq!(
+        count(&read_rows(&config.tables[0].location, &HashMap::new()).await),
+        5100
+    );
+    assert_eq!(
+        count(&read_rows(&config.tables[0].dead_letters, &HashMap::new()).await),
+        25
+    );
 }

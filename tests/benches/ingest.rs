@@ -1,0 +1,174 @@
+//! Ingest benchmark against the real Kafka broker: throughput of `tidelake ingest` into a local Delta
+//! table, as a ratio against just consuming the same records with a consumer group of its own (the
+//! floor; both include joining the group), the ingest process's peak
+//! RSS with 6 MB batches, and the cold start of the `tidelake` binary (spawn to consuming).
+//!
+//! Run: `cargo bench -p tidelake-tests --bench ingest` (`TIDELAKE_BENCH_EVENTS` sets the event count,
+//! default 300000).
+
+#[allow(dead_code)]
+#[path = "../tests/it/helpers.rs"]
+mod helpers;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+
+use helpers::*;
+
+const PARTITIONS: i32 = 3;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(bench());
+}
+
+async fn bench() {
+    let events: usize = std::env::var("TIDELAKE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let topic = unique("bench");
+    create_topic(&topic, PARTITIONS).await;
+    let records = helpers::events(events, 0.0, 0.0, 11);
+    let bytes: usize = records.iter().map(|r| r.key.len() + r.value.len()).sum();
+    produce(&producer(), &topic, &records).await;
+    let mb = bytes as f64 / 1e6;
+    println!(
+        "records: {} ({mb:.1} MB of keys and values) over {PARTITIONS} partitions",
+        records.len()
+    );
+
+    // The floor: the same records consumed and copied into batches, nothing written.
+    let floor = consume_only(&topic, records.len()).await;
+    println!(
+        "consume only (floor):   {:>7.2} s  {:>9.0} events/s  {:>6.1} MB/s",
+        floor.as_secs_f64(),
+        records.len() as f64 / floor.as_secs_f64(),
+        mb / floor.as_secs_f64()
+    );
+
+    // Ingest with Lambda-sized batches: at most 6 MB each.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 100_000);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_wait = \"300ms\"", "max_wait = \"500ms\"\nmax_bytes = \"6MB\"");
+    std::fs::write(&config, text).unwrap();
+    let bin = env!("CARGO_BIN_EXE_tidelake-under-test");
+    let timed = std::path::Path::new("/usr/bin/time").exists();
+    let mut cmd = if timed {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "peak_rss_kb=%M", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    cmd.args([
+        "ingest",
+        "--config",
+        config.to_str().unwrap(),
+        "--stop-at-end",
+        "--json",
+    ])
+    .env("RUST_LOG", "warn");
+    let started = Instant::now();
+    let out = cmd.output().unwrap();
+    let ingest = started.elapsed();
+    assert!(
+        out.status.success(),
+        "ingest failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["rows_written"].as_u64(),
+        Some(records.len() as u64),
+        "every event ingested"
+    );
+    println!(
+        "ingest (this binary):   {:>7.2} s  {:>9.0} events/s  {:>6.1} MB/s  in {} batches",
+        ingest.as_secs_f64(),
+        records.len() as f64 / ingest.as_secs_f64(),
+        mb / ingest.as_secs_f64(),
+        report["batches"]
+    );
+    println!(
+        "ingest time / floor:    {:.2}x",
+        ingest.as_secs_f64() / floor.as_secs_f64()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match stderr.lines().find_map(|l| l.strip_prefix("peak_rss_kb=")) {
+        Some(kb) => println!(
+            "peak RSS of ingest with 6 MB batches: {:.1} MB",
+            kb.trim().parse::<f64>().unwrap() / 1024.0
+        ),
+        None => println!("peak RSS: not measured (/usr/bin/time is missing)"),
+    }
+
+    // Cold start: spawn to "consuming" (config read, tables opened, consumer subscribed), best of 5.
+    let mut starts: Vec<Duration> = (0..5).map(|_| cold_start(bin, &config)).collect();
+    starts.sort();
+    println!(
+        "cold start (spawn to consuming): median {:.0} ms, best {:.0} ms",
+        starts[2].as_secs_f64() * 1e3,
+        starts[0].as_secs_f64() * 1e3
+    );
+}
+
+async fn consume_only(topic: &str, expected: usize) -> Duration {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("group.id", unique("floor"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    consumer.subscribe(&[topic]).unwrap();
+    let (mut seen, mut batch) = (0, Vec::with_capacity(10_000));
+    while seen < expected {
+        match consumer.recv().await {
+            Ok(message) => {
+                batch.push(tidelake_functions::poller::to_record(&message));
+                seen += 1;
+                if batch.len() == 10_000 {
+                    batch.clear();
+                }
+            }
+            Err(KafkaError::PartitionEOF(_)) => {}
+            Err(e) => panic!("consume failed: {e}"),
+        }
+    }
+    started.elapsed()
+}
+
+fn cold_start(bin: &str, config: &std::path::Path) -> Duration {
+    let started = Instant::now();
+    let mut child = Command::new(bin)
+        .args(["ingest", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut ready = None;
+    for line in stderr.lines() {
+        if line.unwrap().contains("\"consuming\"") {
+            ready = Some(started.elapsed());
+            break;
+        }
+    }
+    child.kill().ok();
+    child.wait().ok();
+    ready.expect("the ingest process reported it was consuming")
+}
