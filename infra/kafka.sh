@@ -75,6 +75,10 @@ PROPS
 }
 
 start() {
+  mkdir -p "$state"
+  # Concurrent callers start one broker: the first starts it, the others then find it answering.
+  exec 9>"$state/.start.lock"
+  flock 9
   if port_open "$port"; then
     log "reusing the broker that answers on $bootstrap"
     echo "$bootstrap"
@@ -91,7 +95,7 @@ start() {
       -c "$state/server.properties" >"$state/format.log" 2>&1 || { cat "$state/format.log" >&2; exit 1; }
   fi
   log "starting Apache Kafka $version on $bootstrap (logs: $state/server.log)"
-  nohup "$java" "${jvm[@]}" kafka.Kafka "$state/server.properties" >"$state/stdout.log" 2>&1 &
+  nohup "$java" "${jvm[@]}" kafka.Kafka "$state/server.properties" >"$state/stdout.log" 2>&1 9>&- &
   echo $! >"$state/pid"
   for _ in $(seq 1 120); do
     if grep -q "Kafka Server started" "$state/server.log" 2>/dev/null && port_open "$port"; then

@@ -11,6 +11,10 @@ requirements="$here/requirements-test.txt"
 cache="${TIDELAKE_CACHE:-$HOME/.cache/tidelake}"
 key="$(sha256sum "$requirements" | cut -c1-12)"
 venv="$cache/venv-$key"
+mkdir -p "$cache"
+# Tests and scripts may ask for the environment at the same time: one creates it, the others wait.
+exec 9>"$cache/.venv-$key.lock"
+flock 9
 if [ ! -f "$venv/.complete" ]; then
   echo "python.sh: creating $venv" >&2
   rm -rf "$venv"

@@ -17,6 +17,10 @@ endpoint="http://127.0.0.1:$port"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start() {
+  mkdir -p "$state"
+  # Concurrent callers start one server: the first starts it, the others then find it answering.
+  exec 9>"$state/.start.lock"
+  flock 9
   if port_open "$port"; then
     echo "s3.sh: reusing the S3 endpoint at $endpoint" >&2
     echo "$endpoint"
@@ -24,9 +28,8 @@ start() {
   fi
   local python
   python="$("$here/python.sh")"
-  mkdir -p "$state"
   echo "s3.sh: starting moto server on $endpoint" >&2
-  nohup "$(dirname "$python")/moto_server" -H 127.0.0.1 -p "$port" >"$state/moto.log" 2>&1 &
+  nohup "$(dirname "$python")/moto_server" -H 127.0.0.1 -p "$port" >"$state/moto.log" 2>&1 9>&- &
   echo $! >"$state/pid"
   for _ in $(seq 1 60); do
     if port_open "$port"; then echo "$endpoint"; return; fi

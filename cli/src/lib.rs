@@ -68,10 +68,7 @@ pub fn main() {
     let cli = Cli::parse();
     let terminal = std::io::stderr().is_terminal();
     init_logging(terminal);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Quickstart(args) => quickstart::run(args, terminal).await,
@@ -86,11 +83,7 @@ pub fn main() {
 
 /// A spinner with running counts on a terminal; hidden otherwise (the logs say the same).
 pub(crate) fn progress(terminal: bool, what: &str) -> ProgressBar {
-    let bar = if terminal {
-        ProgressBar::new_spinner()
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = if terminal { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
@@ -99,10 +92,7 @@ pub(crate) fn progress(terminal: bool, what: &str) -> ProgressBar {
 
 async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
     let config = PipelineConfig::load(&args.config)?;
-    let options = PollerOptions {
-        batch: config.batch,
-        stop_at_end: args.stop_at_end,
-    };
+    let options = PollerOptions { batch: config.batch, stop_at_end: args.stop_at_end };
     let mut ingestor = Ingestor::open(config).await?;
     let bar = progress(terminal, "waiting for records");
     let (mut records, mut rows, mut dead) = (0, 0, 0);

@@ -78,10 +78,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
         (Some(brokers), _) => (brokers.clone(), format!("kafka at {brokers}")),
         (None, Some(mock)) => {
             mock.create_topic(&args.topic, PARTITIONS, 1)?;
-            (
-                mock.bootstrap_servers(),
-                "embedded in-process Kafka cluster".to_string(),
-            )
+            (mock.bootstrap_servers(), "embedded in-process Kafka cluster".to_string())
         }
         (None, None) => unreachable!("a mock cluster exists when no brokers are given"),
     };
@@ -109,10 +106,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     let mut ingestor = Ingestor::open(config.clone()).await?;
     let bar = progress(terminal, "ingesting");
     let mut seen = 0;
-    let options = PollerOptions {
-        batch: config.batch,
-        stop_at_end: true,
-    };
+    let options = PollerOptions { batch: config.batch, stop_at_end: true };
     let report = poller::run(&mut ingestor, options, std::future::pending(), |batch| {
         seen += batch.records;
         bar.set_message(format!("ingested {seen} of {} records", records.len()));
@@ -169,14 +163,8 @@ fn print_summary(s: &Summary) {
         s.events_produced, s.duplicates_produced, s.poison_produced
     );
     println!("  consumed   {} records", s.records_consumed);
-    println!(
-        "  table      {} rows in {} files at {}",
-        s.rows_in_table, s.data_files, s.table_uri
-    );
-    println!(
-        "  dead       {} dead letters (with reasons) in the dead-letter table",
-        s.dead_letters
-    );
+    println!("  table      {} rows in {} files at {}", s.rows_in_table, s.data_files, s.table_uri);
+    println!("  dead       {} dead letters (with reasons) in the dead-letter table", s.dead_letters);
     println!("  config     {}", s.config);
     println!("Duplicate event UUIDs are kept for now: deduplication by event UUID is not in this version.");
 }

@@ -49,14 +49,7 @@ impl From<Error> for lambda_runtime::Diagnostic {
     /// The error type tells retryable failures (`tidelake.Retryable`) from those that will repeat
     /// (`tidelake.Fatal`), so alarms and on-failure destinations can tell them apart.
     fn from(e: Error) -> Self {
-        let kind = if e.is_retryable() {
-            "tidelake.Retryable"
-        } else {
-            "tidelake.Fatal"
-        };
-        lambda_runtime::Diagnostic {
-            error_type: kind.to_string(),
-            error_message: e.to_string(),
-        }
+        let kind = if e.is_retryable() { "tidelake.Retryable" } else { "tidelake.Fatal" };
+        lambda_runtime::Diagnostic { error_type: kind.to_string(), error_message: e.to_string() }
     }
 }

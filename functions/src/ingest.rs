@@ -98,20 +98,10 @@ impl Ingestor {
                 options,
             )
             .await?;
-            let data = OffsetTable::open(
-                &spec.name,
-                &spec.location,
-                &spec.table_schema(),
-                &spec.partition_columns(),
-                options,
-            )
-            .await?;
-            tables.push(TableSinks {
-                spec: spec.clone(),
-                archive,
-                dead_letters,
-                data,
-            });
+            let data =
+                OffsetTable::open(&spec.name, &spec.location, &spec.table_schema(), &spec.partition_columns(), options)
+                    .await?;
+            tables.push(TableSinks { spec: spec.clone(), archive, dead_letters, data });
         }
         Ok(Ingestor { config, tables })
     }
@@ -145,19 +135,13 @@ impl Ingestor {
         for r in &batch.records {
             by_topic.entry(r.topic.as_str()).or_default().push(r.clone());
         }
-        let mut report = BatchReport {
-            records: batch.len(),
-            tables: Vec::new(),
-        };
+        let mut report = BatchReport { records: batch.len(), tables: Vec::new() };
         for (topic, records) in by_topic {
             let sinks = self
                 .tables
                 .iter_mut()
                 .find(|t| t.spec.topic == topic)
-                .ok_or_else(|| Error::UnknownTopic {
-                    topic: topic.to_string(),
-                    position: records[0].position(),
-                })?;
+                .ok_or_else(|| Error::UnknownTopic { topic: topic.to_string(), position: records[0].position() })?;
             report.tables.push(sinks.handle(records).await?);
         }
         Ok(report)
@@ -187,10 +171,7 @@ impl TableSinks {
         let letters: Vec<DeadLetter<'_>> = decoded
             .rejected
             .iter()
-            .map(|(i, reason)| DeadLetter {
-                record: &records[*i],
-                reason: reason.clone(),
-            })
+            .map(|(i, reason)| DeadLetter { record: &records[*i], reason: reason.clone() })
             .collect();
         for letter in &letters {
             tracing::warn!(table = %self.spec.name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
@@ -209,10 +190,7 @@ impl TableSinks {
         let rows = &decoded.rows;
         let sources = &decoded.row_sources;
         let pending_rows = |c: &HashMap<TopicPartition, i64>| -> BooleanArray {
-            sources
-                .iter()
-                .map(|&i| Some(sinks::is_pending(&records[i], c)))
-                .collect()
+            sources.iter().map(|&i| Some(sinks::is_pending(&records[i], c))).collect()
         };
         let data = self
             .data
@@ -229,10 +207,7 @@ impl TableSinks {
                     }
                     filter_record_batch(rows, &mask)
                         .map(Some)
-                        .map_err(|e| tidelake_lake::Error::Arrow {
-                            context: "selecting new rows".into(),
-                            source: e,
-                        })
+                        .map_err(|e| tidelake_lake::Error::Arrow { context: "selecting new rows".into(), source: e })
                 },
             )
             .await?;
@@ -257,9 +232,7 @@ fn commit_info(
 ) -> Map<String, Value> {
     let mut ranges: BTreeMap<String, (i64, i64, usize)> = BTreeMap::new();
     for r in records.iter().filter(|r| sinks::is_pending(r, committed)) {
-        let e = ranges
-            .entry(format!("{}-{}", r.topic, r.partition))
-            .or_insert((r.offset, r.offset, 0));
+        let e = ranges.entry(format!("{}-{}", r.topic, r.partition)).or_insert((r.offset, r.offset, 0));
         e.0 = e.0.min(r.offset);
         e.1 = e.1.max(r.offset);
         e.2 += 1;

@@ -35,12 +35,6 @@ pub fn init_logging(pretty: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new("info,buoyant_kernel=warn,deltalake_core=warn,deltalake_core::writer::stats=error")
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if pretty {
-        builder.compact().try_init()
-    } else {
-        builder.json().flatten_event(true).try_init()
-    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if pretty { builder.compact().try_init() } else { builder.json().flatten_event(true).try_init() };
 }

@@ -124,11 +124,7 @@ pub async fn run(
     let topics = config.topics();
     let partitions = partitions(&consumer, &topics)?;
     *resume.lock().expect("resume offsets lock") = ingestor.resume_offsets(&partitions).await?;
-    let ends = if options.stop_at_end {
-        end_offsets(&consumer, &partitions)?
-    } else {
-        BTreeMap::new()
-    };
+    let ends = if options.stop_at_end { end_offsets(&consumer, &partitions)? } else { BTreeMap::new() };
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).map_err(kafka("subscribing"))?;
     tracing::info!(topics = ?topics, partitions = partitions.len(), "consuming");
@@ -188,10 +184,7 @@ pub async fn run(
 }
 
 fn kafka(context: &'static str) -> impl FnOnce(KafkaError) -> Error {
-    move |source| Error::Kafka {
-        context: context.into(),
-        source,
-    }
+    move |source| Error::Kafka { context: context.into(), source }
 }
 
 fn consumer(
@@ -212,17 +205,14 @@ fn consumer(
     if !config.kafka.properties.contains_key("auto.offset.reset") {
         client.set("auto.offset.reset", "earliest");
     }
-    client
-        .create_with_context(LakeContext { resume })
-        .map_err(kafka("creating the consumer"))
+    client.create_with_context(LakeContext { resume }).map_err(kafka("creating the consumer"))
 }
 
 fn partitions(consumer: &StreamConsumer<LakeContext>, topics: &[String]) -> Result<Vec<TopicPartition>> {
     let mut all = Vec::new();
     for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(30))
-            .map_err(kafka("fetching topic metadata"))?;
+        let metadata =
+            consumer.fetch_metadata(Some(topic), Duration::from_secs(30)).map_err(kafka("fetching topic metadata"))?;
         for t in metadata.topics() {
             if let Some(err) = t.error() {
                 return Err(Error::Kafka {
@@ -302,11 +292,7 @@ fn commit_offsets(consumer: &StreamConsumer<LakeContext>, batch: &KafkaBatch, re
 pub fn to_record(message: &BorrowedMessage<'_>) -> KafkaRecord {
     let headers = message
         .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
+        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
         .unwrap_or_default();
     KafkaRecord {
         topic: message.topic().to_string(),

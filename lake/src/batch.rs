@@ -16,10 +16,7 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// Builds a topic-partition.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
+        TopicPartition { topic: topic.into(), partition }
     }
 }
 
@@ -92,9 +89,7 @@ impl KafkaBatch {
     pub fn last_offsets(&self) -> BTreeMap<TopicPartition, i64> {
         let mut last = BTreeMap::new();
         for r in &self.records {
-            let entry = last
-                .entry(TopicPartition::new(r.topic.as_str(), r.partition))
-                .or_insert(r.offset);
+            let entry = last.entry(TopicPartition::new(r.topic.as_str(), r.partition)).or_insert(r.offset);
             *entry = (*entry).max(r.offset);
         }
         last

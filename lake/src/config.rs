@@ -78,11 +78,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig {
-            max_records: 10_000,
-            max_bytes: 6 * 1024 * 1024,
-            max_wait: Duration::from_millis(500),
-        }
+        BatchConfig { max_records: 10_000, max_bytes: 6 * 1024 * 1024, max_wait: Duration::from_millis(500) }
     }
 }
 
@@ -90,10 +86,8 @@ impl PipelineConfig {
     /// Reads and validates a config file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::ConfigRead { path: path.to_path_buf(), source })?;
         let base = absolute_dir(path);
         Self::parse_named(&text, &base, &path.display().to_string())
     }
@@ -129,11 +123,7 @@ impl PipelineConfig {
 
 fn absolute_dir(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
@@ -215,11 +205,7 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn invalid(&self, key: impl Into<String>, reason: impl Into<String>) -> Error {
-        Error::ConfigInvalid {
-            path: self.source.to_string(),
-            key: key.into(),
-            reason: reason.into(),
-        }
+        Error::ConfigInvalid { path: self.source.to_string(), key: key.into(), reason: reason.into() }
     }
 
     fn config(&self, raw: RawConfig, base_dir: &Path) -> Result<PipelineConfig> {
@@ -239,21 +225,12 @@ impl Validator<'_> {
             if !topics.insert(table.topic.clone()) {
                 return Err(self.invalid(
                     format!("{key}.topic"),
-                    format!(
-                        "topic `{}` already feeds another table; one topic feeds one table",
-                        table.topic
-                    ),
+                    format!("topic `{}` already feeds another table; one topic feeds one table", table.topic),
                 ));
             }
             tables.push(self.table(&key, name, table, &root, base_dir)?);
         }
-        Ok(PipelineConfig {
-            source: self.source.to_string(),
-            kafka,
-            batch,
-            storage_options: raw.lake.storage,
-            tables,
-        })
+        Ok(PipelineConfig { source: self.source.to_string(), kafka, batch, storage_options: raw.lake.storage, tables })
     }
 
     fn kafka(&self, raw: RawKafka) -> Result<KafkaConfig> {
@@ -308,10 +285,7 @@ impl Validator<'_> {
         }
         if let Some(wait) = raw.max_wait {
             batch.max_wait = humantime::parse_duration(&wait).map_err(|e| {
-                self.invalid(
-                    "batch.max_wait",
-                    format!("`{wait}` is not a duration like \"500ms\" or \"5s\": {e}"),
-                )
+                self.invalid("batch.max_wait", format!("`{wait}` is not a duration like \"500ms\" or \"5s\": {e}"))
             })?;
         }
         Ok(batch)
@@ -319,10 +293,7 @@ impl Validator<'_> {
 
     fn table(&self, key: &str, name: String, raw: RawTable, root: &Url, base_dir: &Path) -> Result<TableSpec> {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(self.invalid(
-                key,
-                format!("table name `{name}` may hold only letters, digits and `_`"),
-            ));
+            return Err(self.invalid(key, format!("table name `{name}` may hold only letters, digits and `_`")));
         }
         if raw.topic.trim().is_empty() {
             return Err(self.invalid(format!("{key}.topic"), "must name a Kafka topic"));
@@ -335,31 +306,20 @@ impl Validator<'_> {
                 return Err(self.invalid(format!("{ckey}.name"), "must not be empty"));
             }
             if !seen.insert(column.name.clone()) {
-                return Err(self.invalid(
-                    format!("{ckey}.name"),
-                    format!("column `{}` is declared twice", column.name),
-                ));
+                return Err(self.invalid(format!("{ckey}.name"), format!("column `{}` is declared twice", column.name)));
             }
             let kind =
                 ColumnType::parse(&column.kind).map_err(|reason| self.invalid(format!("{ckey}.type"), reason))?;
-            columns.push(ColumnSpec {
-                name: column.name,
-                kind,
-                nullable: column.nullable,
-            });
+            columns.push(ColumnSpec { name: column.name, kind, nullable: column.nullable });
         }
         if columns.is_empty() {
-            return Err(self.invalid(
-                format!("{key}.columns"),
-                "must declare at least the event UUID and event time columns",
-            ));
+            return Err(
+                self.invalid(format!("{key}.columns"), "must declare at least the event UUID and event time columns")
+            );
         }
         let find = |field: &str, wanted: &str| -> Result<ColumnSpec> {
             columns.iter().find(|c| c.name == wanted).cloned().ok_or_else(|| {
-                self.invalid(
-                    format!("{key}.{field}"),
-                    format!("names column `{wanted}`, which is not in `columns`"),
-                )
+                self.invalid(format!("{key}.{field}"), format!("names column `{wanted}`, which is not in `columns`"))
             })
         };
         let uuid = find("event_uuid", &raw.event_uuid)?;
@@ -373,10 +333,7 @@ impl Validator<'_> {
         if time.kind != ColumnType::Timestamp || time.nullable {
             return Err(self.invalid(
                 format!("{key}.event_time"),
-                format!(
-                    "column `{}` must be `type = \"timestamp\", nullable = false`",
-                    time.name
-                ),
+                format!("column `{}` must be `type = \"timestamp\", nullable = false`", time.name),
             ));
         }
         let mut partition_by = Vec::new();
@@ -428,9 +385,7 @@ pub fn parse_location(text: &str, base_dir: &Path) -> std::result::Result<Url, S
         let url = Url::parse(text).map_err(|e| format!("`{text}` is not a valid URL: {e}"))?;
         return match url.scheme() {
             "file" | "s3" | "s3a" | "memory" => Ok(url),
-            other => Err(format!(
-                "scheme `{other}://` is not supported; use file://, s3:// or a local path"
-            )),
+            other => Err(format!("scheme `{other}://` is not supported; use file://, s3:// or a local path")),
         };
     }
     let path = base_dir.join(text);
@@ -457,8 +412,7 @@ fn child(root: &Url, name: &str) -> std::result::Result<Url, String> {
     if !base.path().ends_with('/') {
         base.set_path(&format!("{}/", base.path()));
     }
-    base.join(name)
-        .map_err(|e| format!("cannot place `{name}` under `{root}`: {e}"))
+    base.join(name).map_err(|e| format!("cannot place `{name}` under `{root}`: {e}"))
 }
 
 fn parse_size(text: &str) -> Option<i64> {
@@ -519,10 +473,7 @@ mod tests {
         let config = parse(GOOD).unwrap();
         let table = &config.tables[0];
         assert_eq!(table.location.as_str(), "file:///srv/pipe/lake/ad_events");
-        assert_eq!(
-            table.dead_letters.as_str(),
-            "file:///srv/pipe/lake/_dead_letters/ad_events"
-        );
+        assert_eq!(table.dead_letters.as_str(), "file:///srv/pipe/lake/_dead_letters/ad_events");
         assert_eq!(table.archive.as_str(), "file:///srv/pipe/lake/_archive/ad_events");
         assert_eq!(table.partition_by, vec![PartitionGrain::Date, PartitionGrain::Hour]);
         assert_eq!(config.batch.max_bytes, 6_000_000);
@@ -532,10 +483,7 @@ mod tests {
 
     #[test]
     fn names_the_bad_key() {
-        assert_eq!(
-            invalid_key(&GOOD.replace("decimal(18, 6)", "money")),
-            "tables.ad_events.columns[2].type"
-        );
+        assert_eq!(invalid_key(&GOOD.replace("decimal(18, 6)", "money")), "tables.ad_events.columns[2].type");
         assert_eq!(
             invalid_key(&GOOD.replace("event_uuid = \"event_id\"", "event_uuid = \"id\"")),
             "tables.ad_events.event_uuid"
@@ -545,15 +493,9 @@ mod tests {
             "tables.ad_events.partition_by[0]"
         );
         assert_eq!(invalid_key(&GOOD.replace("250ms", "soon")), "batch.max_wait");
+        assert_eq!(invalid_key(&GOOD.replace("root = \"lake\"", "root = \"ftp://x/y\"")), "lake.root");
         assert_eq!(
-            invalid_key(&GOOD.replace("root = \"lake\"", "root = \"ftp://x/y\"")),
-            "lake.root"
-        );
-        assert_eq!(
-            invalid_key(&GOOD.replace(
-                "brokers = \"k:9092\"",
-                "brokers = \"k:9092\"\nisolation_level = \"dirty\""
-            )),
+            invalid_key(&GOOD.replace("brokers = \"k:9092\"", "brokers = \"k:9092\"\nisolation_level = \"dirty\"")),
             "kafka.isolation_level"
         );
     }

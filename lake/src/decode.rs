@@ -46,11 +46,7 @@ pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     };
     // Rows are produced per group in order, and groups in order, so row_sources is ascending.
     let rows = with_partitions(spec, decoded)?;
-    Ok(Decoded {
-        rows,
-        row_sources,
-        rejected,
-    })
+    Ok(Decoded { rows, row_sources, rejected })
 }
 
 fn split_decode(
@@ -128,9 +124,7 @@ fn with_partitions(spec: &TableSpec, decoded: RecordBatch) -> Result<RecordBatch
                 time.values().iter().map(|t| t.div_euclid(MICROS_PER_DAY) as i32),
             )),
             PartitionGrain::Hour => Arc::new(Int32Array::from_iter_values(
-                time.values()
-                    .iter()
-                    .map(|t| (t.rem_euclid(MICROS_PER_DAY) / MICROS_PER_HOUR) as i32),
+                time.values().iter().map(|t| (t.rem_euclid(MICROS_PER_DAY) / MICROS_PER_HOUR) as i32),
             )),
         };
         columns.push(column);

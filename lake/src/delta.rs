@@ -43,19 +43,15 @@ pub async fn open_or_create(
     partition_columns: &[String],
     storage_options: &HashMap<String, String>,
 ) -> Result<DeltaTable> {
-    let kernel_schema: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::Arrow {
-        context: format!("mapping the schema of {name} to Delta"),
-        source: e,
-    })?;
+    let kernel_schema: StructType = schema
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| Error::Arrow { context: format!("mapping the schema of {name} to Delta"), source: e })?;
     let builder = DeltaTableBuilder::from_url(location.clone())
         .map_err(Error::delta(name))?
         .with_storage_options(storage_options.clone());
-    let exists = builder
-        .build()
-        .map_err(Error::delta(name))?
-        .verify_deltatable_existence()
-        .await
-        .map_err(Error::delta(name))?;
+    let exists =
+        builder.build().map_err(Error::delta(name))?.verify_deltatable_existence().await.map_err(Error::delta(name))?;
     let table = if exists {
         load(name, location, storage_options).await?
     } else {
@@ -113,11 +109,7 @@ fn check_matches(
     partition_columns: &[String],
 ) -> Result<()> {
     let snapshot = table.snapshot().map_err(Error::delta(name))?;
-    let mismatch = |reason: String| Error::TableMismatch {
-        table: name.into(),
-        uri: location.to_string(),
-        reason,
-    };
+    let mismatch = |reason: String| Error::TableMismatch { table: name.into(), uri: location.to_string(), reason };
     let actual = snapshot.schema();
     for field in expected.fields() {
         match actual.field(field.name()) {
@@ -170,10 +162,7 @@ impl OffsetTable {
         storage_options: &HashMap<String, String>,
     ) -> Result<Self> {
         let table = open_or_create(name, location, schema, partition_columns, storage_options).await?;
-        Ok(OffsetTable {
-            name: name.to_string(),
-            table,
-        })
+        Ok(OffsetTable { name: name.to_string(), table })
     }
 
     /// The table name used in messages.
@@ -188,10 +177,7 @@ impl OffsetTable {
 
     /// Loads the commits made since the last refresh.
     pub async fn refresh(&mut self) -> Result<()> {
-        self.table
-            .update_incremental(None)
-            .await
-            .map_err(Error::delta(&self.name))
+        self.table.update_incremental(None).await.map_err(Error::delta(&self.name))
     }
 
     /// The last committed offset of each of `partitions`, as of the last refresh (absent: none yet).
@@ -203,10 +189,8 @@ impl OffsetTable {
         let log_store = self.table.log_store();
         let mut committed = HashMap::new();
         for tp in partitions {
-            let version = snapshot
-                .transaction_version(log_store.as_ref(), app_id(tp))
-                .await
-                .map_err(Error::delta(&self.name))?;
+            let version =
+                snapshot.transaction_version(log_store.as_ref(), app_id(tp)).await.map_err(Error::delta(&self.name))?;
             if let Some(version) = version {
                 committed.insert(tp.clone(), version);
             }
@@ -240,11 +224,7 @@ impl OffsetTable {
                 .map(|(tp, last)| Transaction::new(app_id(tp), *last))
                 .collect();
             if pending.is_empty() {
-                return Ok(AppendOutcome {
-                    version: None,
-                    rows: 0,
-                    races,
-                });
+                return Ok(AppendOutcome { version: None, rows: 0, races });
             }
             let batch = rows_after(&committed)?;
             let rows = batch.as_ref().map_or(0, RecordBatch::num_rows);
@@ -256,11 +236,7 @@ impl OffsetTable {
             match self.commit(actions, pending, info(&committed)).await {
                 Ok(version) => {
                     crate::fault::point("after-commit");
-                    return Ok(AppendOutcome {
-                        version: Some(version),
-                        rows,
-                        races,
-                    });
+                    return Ok(AppendOutcome { version: Some(version), rows, races });
                 }
                 Err(e) if is_race(&e) && races < MAX_RACE_RETRIES => {
                     races += 1;
@@ -297,10 +273,8 @@ impl OffsetTable {
             partition_by: (!partition_by.is_empty()).then_some(partition_by),
             predicate: None,
         };
-        let properties = CommitProperties::default()
-            .with_application_transactions(txns)
-            .with_metadata(info)
-            .with_max_retries(100);
+        let properties =
+            CommitProperties::default().with_application_transactions(txns).with_metadata(info).with_max_retries(100);
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), self.table.log_store(), operation)
@@ -312,10 +286,7 @@ impl OffsetTable {
 }
 
 fn is_race(e: &DeltaTableError) -> bool {
-    matches!(
-        e,
-        DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_)
-    )
+    matches!(e, DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_))
 }
 
 /// Rows and data files of a table as of its loaded version, from the Delta log's file statistics

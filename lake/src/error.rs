@@ -94,10 +94,7 @@ pub enum Error {
 impl Error {
     pub(crate) fn delta(table: impl Into<String>) -> impl FnOnce(deltalake::DeltaTableError) -> Self {
         let table = table.into();
-        move |source| Error::Delta {
-            table,
-            source: Box::new(source),
-        }
+        move |source| Error::Delta { table, source: Box::new(source) }
     }
 
     pub(crate) fn arrow(context: impl Into<String>) -> impl FnOnce(arrow::error::ArrowError) -> Self {

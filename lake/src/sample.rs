@@ -72,13 +72,7 @@ pub fn generate(spec: &SampleSpec) -> Vec<SampleRecord> {
     for _ in 0..duplicates {
         let original = out[rng.random_range(0..spec.events)].clone();
         let at = rng.random_range(0..=out.len());
-        out.insert(
-            at,
-            SampleRecord {
-                kind: Kind::Duplicate,
-                ..original
-            },
-        );
+        out.insert(at, SampleRecord { kind: Kind::Duplicate, ..original });
     }
     for i in 0..poison {
         let at = rng.random_range(0..=out.len());
@@ -90,30 +84,19 @@ pub fn generate(spec: &SampleSpec) -> Vec<SampleRecord> {
 fn event(rng: &mut StdRng, end_time_us: i64) -> SampleRecord {
     let id = uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string();
     let at = end_time_us - rng.random_range(0..3_600_000_000i64);
-    let time = chrono::DateTime::from_timestamp_micros(at)
-        .expect("valid time")
-        .format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    let time = chrono::DateTime::from_timestamp_micros(at).expect("valid time").format("%Y-%m-%dT%H:%M:%S%.6fZ");
     let ad_id: i64 = rng.random_range(1..=200);
     let campaign_id = 1000 + ad_id / 10;
     let click = rng.random_bool(0.08);
     let kind = if click { "click" } else { "impression" };
-    let cost = if click {
-        rng.random_range(100_000..2_000_000)
-    } else {
-        rng.random_range(500..5_000)
-    };
+    let cost = if click { rng.random_range(100_000..2_000_000) } else { rng.random_range(500..5_000) };
     let user = rng.random_range(1..50_000);
     let value = format!(
         r#"{{"event_id":"{id}","event_time":"{time}","event_type":"{kind}","ad_id":{ad_id},"campaign_id":{campaign_id},"user_id":"u-{user}","cost":"{}.{:06}"}}"#,
         cost / 1_000_000,
         cost % 1_000_000
     );
-    SampleRecord {
-        key: ad_id.to_string().into_bytes(),
-        value: value.into_bytes(),
-        kind: Kind::Event,
-        event_id: id,
-    }
+    SampleRecord { key: ad_id.to_string().into_bytes(), value: value.into_bytes(), kind: Kind::Event, event_id: id }
 }
 
 fn poison_record(rng: &mut StdRng, i: usize) -> SampleRecord {
@@ -126,12 +109,7 @@ fn poison_record(rng: &mut StdRng, i: usize) -> SampleRecord {
         ),
         _ => "not json at all".to_string(),
     };
-    SampleRecord {
-        key: b"poison".to_vec(),
-        value: value.into_bytes(),
-        kind: Kind::Poison,
-        event_id: String::new(),
-    }
+    SampleRecord { key: b"poison".to_vec(), value: value.into_bytes(), kind: Kind::Poison, event_id: String::new() }
 }
 
 #[cfg(test)]
@@ -152,9 +130,6 @@ mod tests {
         assert_eq!(a.len(), 1060);
         assert_eq!(a.iter().filter(|r| r.kind == Kind::Poison).count(), 10);
         assert_eq!(a.iter().filter(|r| r.kind == Kind::Duplicate).count(), 50);
-        assert_eq!(
-            a.iter().map(|r| &r.value).collect::<Vec<_>>(),
-            b.iter().map(|r| &r.value).collect::<Vec<_>>()
-        );
+        assert_eq!(a.iter().map(|r| &r.value).collect::<Vec<_>>(), b.iter().map(|r| &r.value).collect::<Vec<_>>());
     }
 }

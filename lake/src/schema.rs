@@ -109,9 +109,7 @@ impl PartitionGrain {
         match text {
             "date" => Ok(PartitionGrain::Date),
             "hour" => Ok(PartitionGrain::Hour),
-            other => Err(format!(
-                "`{other}` is not a partition grain; use \"date\" and/or \"hour\""
-            )),
+            other => Err(format!("`{other}` is not a partition grain; use \"date\" and/or \"hour\"")),
         }
     }
 
@@ -171,10 +169,8 @@ impl TableSpec {
         dead_letters: Url,
         archive: Url,
     ) -> Self {
-        let record_fields: Vec<Field> = columns
-            .iter()
-            .map(|c| Field::new(&c.name, c.kind.arrow(), c.nullable))
-            .collect();
+        let record_fields: Vec<Field> =
+            columns.iter().map(|c| Field::new(&c.name, c.kind.arrow(), c.nullable)).collect();
         let mut table_fields = record_fields.clone();
         table_fields.extend(partition_by.iter().map(|g| Field::new(g.column(), g.arrow(), false)));
         TableSpec {
@@ -209,10 +205,7 @@ impl TableSpec {
 
     /// Index of the event time column in the record schema.
     pub fn event_time_index(&self) -> usize {
-        self.columns
-            .iter()
-            .position(|c| c.name == self.event_time)
-            .expect("validated event_time column")
+        self.columns.iter().position(|c| c.name == self.event_time).expect("validated event_time column")
     }
 }
 

@@ -44,10 +44,7 @@ static DEAD_LETTER_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 fn header_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("value", DataType::Binary, true),
-    ])
+    Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Binary, true)])
 }
 
 static ARCHIVE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -116,9 +113,7 @@ pub fn dead_letter_rows(
         return Ok(None);
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|l| l.record.topic.as_str()),
-        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|l| l.record.topic.as_str()))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|l| l.record.partition))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|l| l.record.offset))),
         utc(rows.iter().map(|l| micros(l.record.timestamp_ms))),
@@ -127,9 +122,7 @@ pub fn dead_letter_rows(
         Arc::new(StringArray::from_iter_values(rows.iter().map(|l| l.reason.as_str()))),
         utc(rows.iter().map(|_| Some(failed_at_us))),
     ];
-    RecordBatch::try_new(dead_letter_schema(), columns)
-        .map(Some)
-        .map_err(Error::arrow("building dead-letter rows"))
+    RecordBatch::try_new(dead_letter_schema(), columns).map(Some).map_err(Error::arrow("building dead-letter rows"))
 }
 
 /// Rows for the archive table: the records above `committed`. A record without a Kafka timestamp is
@@ -148,14 +141,8 @@ pub fn archive_rows(
     for r in &rows {
         let entries = headers.values();
         for (key, value) in &r.headers {
-            entries
-                .field_builder::<StringBuilder>(0)
-                .expect("key")
-                .append_value(key);
-            entries
-                .field_builder::<BinaryBuilder>(1)
-                .expect("value")
-                .append_option(value.as_deref());
+            entries.field_builder::<StringBuilder>(0).expect("key").append_value(key);
+            entries.field_builder::<BinaryBuilder>(1).expect("value").append_option(value.as_deref());
             entries.append(true);
         }
         headers.append(true);
@@ -171,9 +158,7 @@ pub fn archive_rows(
         Arc::new(headers.finish()),
         Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| day(r)))),
     ];
-    RecordBatch::try_new(archive_schema(), columns)
-        .map(Some)
-        .map_err(Error::arrow("building archive rows"))
+    RecordBatch::try_new(archive_schema(), columns).map(Some).map_err(Error::arrow("building archive rows"))
 }
 
 #[cfg(test)]
@@ -210,10 +195,7 @@ mod tests {
     #[test]
     fn dead_letters_keep_reason_and_bytes() {
         let r = record(2, 9);
-        let letters = vec![DeadLetter {
-            record: &r,
-            reason: "bad".into(),
-        }];
+        let letters = vec![DeadLetter { record: &r, reason: "bad".into() }];
         let batch = dead_letter_rows(&letters, &HashMap::new(), 1).unwrap().unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(batch.schema().field(6).name(), "reason");

@@ -23,28 +23,19 @@ use helpers::*;
 const PARTITIONS: i32 = 3;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(bench());
 }
 
 async fn bench() {
-    let events: usize = std::env::var("TIDELAKE_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000);
+    let events: usize = std::env::var("TIDELAKE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
     let topic = unique("bench");
     create_topic(&topic, PARTITIONS).await;
     let records = helpers::events(events, 0.0, 0.0, 11);
     let bytes: usize = records.iter().map(|r| r.key.len() + r.value.len()).sum();
     produce(&producer(), &topic, &records).await;
     let mb = bytes as f64 / 1e6;
-    println!(
-        "records: {} ({mb:.1} MB of keys and values) over {PARTITIONS} partitions",
-        records.len()
-    );
+    println!("records: {} ({mb:.1} MB of keys and values) over {PARTITIONS} partitions", records.len());
 
     // The floor: the same records consumed and copied into batches, nothing written.
     let floor = consume_only(&topic, records.len()).await;
@@ -71,28 +62,13 @@ async fn bench() {
     } else {
         Command::new(bin)
     };
-    cmd.args([
-        "ingest",
-        "--config",
-        config.to_str().unwrap(),
-        "--stop-at-end",
-        "--json",
-    ])
-    .env("RUST_LOG", "warn");
+    cmd.args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"]).env("RUST_LOG", "warn");
     let started = Instant::now();
     let out = cmd.output().unwrap();
     let ingest = started.elapsed();
-    assert!(
-        out.status.success(),
-        "ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ingest failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        report["rows_written"].as_u64(),
-        Some(records.len() as u64),
-        "every event ingested"
-    );
+    assert_eq!(report["rows_written"].as_u64(), Some(records.len() as u64), "every event ingested");
     println!(
         "ingest (this binary):   {:>7.2} s  {:>9.0} events/s  {:>6.1} MB/s  in {} batches",
         ingest.as_secs_f64(),
@@ -100,16 +76,12 @@ async fn bench() {
         mb / ingest.as_secs_f64(),
         report["batches"]
     );
-    println!(
-        "ingest time / floor:    {:.2}x",
-        ingest.as_secs_f64() / floor.as_secs_f64()
-    );
+    println!("ingest time / floor:    {:.2}x", ingest.as_secs_f64() / floor.as_secs_f64());
     let stderr = String::from_utf8_lossy(&out.stderr);
     match stderr.lines().find_map(|l| l.strip_prefix("peak_rss_kb=")) {
-        Some(kb) => println!(
-            "peak RSS of ingest with 6 MB batches: {:.1} MB",
-            kb.trim().parse::<f64>().unwrap() / 1024.0
-        ),
+        Some(kb) => {
+            println!("peak RSS of ingest with 6 MB batches: {:.1} MB", kb.trim().parse::<f64>().unwrap() / 1024.0)
+        }
         None => println!("peak RSS: not measured (/usr/bin/time is missing)"),
     }
 

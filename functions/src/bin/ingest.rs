@@ -40,10 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let ingestor = &ingestor;
         lambda_runtime::run(lambda_runtime::service_fn(move |event| lambda::handle(event, ingestor))).await?;
     } else {
-        let options = PollerOptions {
-            batch,
-            stop_at_end: args.stop_at_end,
-        };
+        let options = PollerOptions { batch, stop_at_end: args.stop_at_end };
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };

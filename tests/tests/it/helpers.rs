@@ -21,27 +21,20 @@ use tidelake_lake::PipelineConfig;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Runs `infra/<script> <args>`, which must succeed, and returns what it printed on stdout.
+fn infra(script: &str, args: &[&str]) -> String {
+    let out = Command::new(repo().join("infra").join(script)).args(args).output().expect("run an infra script");
+    assert!(out.status.success(), "infra/{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
 }
 
 /// Bootstrap address of the test broker, started by `infra/kafka.sh` if it is not running yet.
 pub fn kafka() -> &'static str {
     static BOOTSTRAP: OnceLock<String> = OnceLock::new();
-    BOOTSTRAP.get_or_init(|| {
-        let out = Command::new(repo().join("infra/kafka.sh"))
-            .arg("start")
-            .output()
-            .expect("run infra/kafka.sh");
-        assert!(
-            out.status.success(),
-            "infra/kafka.sh start failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
-    })
+    BOOTSTRAP.get_or_init(|| infra("kafka.sh", &["start"]))
 }
 
 /// A topic name no other test (or earlier run) uses.
@@ -51,16 +44,10 @@ pub fn unique(prefix: &str) -> String {
 
 /// Creates `topic` with `partitions` partitions on the test broker.
 pub async fn create_topic(topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
-        .create()
-        .expect("admin client");
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", kafka()).create().expect("admin client");
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    for result in admin
-        .create_topics([&new], &AdminOptions::new())
-        .await
-        .expect("create topics")
-    {
+    for result in admin.create_topics([&new], &AdminOptions::new()).await.expect("create topics") {
         result.expect("topic created");
     }
 }
@@ -103,13 +90,7 @@ pub async fn produce(producer: &FutureProducer, topic: &str, records: &[SampleRe
 
 /// Generates sample ad events.
 pub fn events(events: usize, duplicate_ratio: f64, poison_ratio: f64, seed: u64) -> Vec<SampleRecord> {
-    sample::generate(&SampleSpec {
-        events,
-        duplicate_ratio,
-        poison_ratio,
-        end_time_us: 1_795_435_200_000_000,
-        seed,
-    })
+    sample::generate(&SampleSpec { events, duplicate_ratio, poison_ratio, end_time_us: 1_795_435_200_000_000, seed })
 }
 
 /// Writes a pipeline config for `topic` into `dir` (lake under `dir/lake`) and returns its path.
@@ -132,18 +113,7 @@ pub fn write_config_with_lake(dir: &Path, topic: &str, group: &str, max_records:
 /// Endpoint of the test S3 API server, started by `infra/s3.sh` if it is not running yet.
 pub fn s3() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
-    ENDPOINT.get_or_init(|| {
-        let out = Command::new(repo().join("infra/s3.sh"))
-            .arg("start")
-            .output()
-            .expect("run infra/s3.sh");
-        assert!(
-            out.status.success(),
-            "infra/s3.sh start failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
-    })
+    ENDPOINT.get_or_init(|| infra("s3.sh", &["start"]))
 }
 
 /// Creates a bucket on the test S3 endpoint and returns the `[lake]` section of a config that keeps
@@ -153,15 +123,8 @@ pub fn s3_lake(bucket: &str) -> String {
     let script = format!(
         "import boto3; boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')"
     );
-    let out = Command::new(python())
-        .args(["-c", &script])
-        .output()
-        .expect("create bucket");
-    assert!(
-        out.status.success(),
-        "create bucket: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python()).args(["-c", &script]).output().expect("create bucket");
+    assert!(out.status.success(), "create bucket: {}", String::from_utf8_lossy(&out.stderr));
     format!(
         "[lake]\nroot = \"s3://{bucket}/lake\"\n[lake.storage]\nAWS_ENDPOINT_URL = \"{endpoint}\"\nAWS_REGION = \"us-east-1\"\nAWS_ACCESS_KEY_ID = \"test\"\nAWS_SECRET_ACCESS_KEY = \"test\"\nAWS_ALLOW_HTTP = \"true\"\nconditional_put = \"etag\"\n"
     )
@@ -182,11 +145,23 @@ pub fn run_tidelake(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run tidelake")
 }
 
+/// Runs `tidelake <args>`, which must succeed.
+pub fn run_ok(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let out = run_tidelake(args, env);
+    assert!(out.status.success(), "tidelake {} failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Runs `tidelake ingest --config <config> --stop-at-end --json`, which must succeed, and returns its
+/// report.
+pub fn ingest_to_end(config: &Path) -> serde_json::Value {
+    let out = run_ok(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"], &[]);
+    serde_json::from_slice(&out.stdout).expect("json report")
+}
+
 /// Opens a Delta table at `uri` as of its latest version.
 pub async fn open(uri: &url::Url, options: &HashMap<String, String>) -> DeltaTable {
-    deltalake::open_table_with_storage_options(uri.clone(), options.clone())
-        .await
-        .expect("open delta table")
+    deltalake::open_table_with_storage_options(uri.clone(), options.clone()).await.expect("open delta table")
 }
 
 /// Reads every data file of a Delta table, on any object store (partition columns are in the
@@ -199,17 +174,8 @@ pub async fn read_rows(uri: &url::Url, options: &HashMap<String, String>) -> Vec
     let mut batches = Vec::new();
     for path in paths {
         let path = object_store::path::Path::from_url_path(&path).expect("data file path");
-        let bytes = store
-            .get(&path)
-            .await
-            .expect("get data file")
-            .bytes()
-            .await
-            .expect("read data file");
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .expect("parquet")
-            .build()
-            .expect("reader");
+        let bytes = store.get(&path).await.expect("get data file").bytes().await.expect("read data file");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("parquet").build().expect("reader");
         batches.extend(reader.map(|b| b.expect("batch")));
     }
     batches
@@ -245,20 +211,9 @@ pub fn count(batches: &[RecordBatch]) -> usize {
 
 /// High watermark of each partition of `topic`.
 pub fn high_watermarks(topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka())
-        .create()
-        .expect("consumer");
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", kafka()).create().expect("consumer");
     (0..partitions)
-        .map(|p| {
-            (
-                p,
-                consumer
-                    .fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .expect("watermarks")
-                    .1,
-            )
-        })
+        .map(|p| (p, consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1))
         .collect()
 }
 
@@ -286,17 +241,7 @@ pub async fn lake_offsets(
 /// A Python with the test clients (`infra/python.sh` creates it on first use).
 pub fn python() -> &'static str {
     static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let out = Command::new(repo().join("infra/python.sh"))
-            .output()
-            .expect("run infra/python.sh");
-        assert!(
-            out.status.success(),
-            "infra/python.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
-    })
+    PYTHON.get_or_init(|| infra("python.sh", &[]))
 }
 
 /// What DuckDB and Python `deltalake` each read from a table: `{"duckdb": {...}, "deltalake": {...}}`
@@ -308,11 +253,7 @@ pub fn read_back(uri: &url::Url, id_column: &str, sum_column: &str) -> serde_jso
         .args([path.to_str().unwrap(), id_column, sum_column])
         .output()
         .expect("run readback.py");
-    assert!(
-        out.status.success(),
-        "readback.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "readback.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("readback json")
 }
 

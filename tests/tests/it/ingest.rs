@@ -14,11 +14,7 @@ use tidelake_lake::{KafkaBatch, KafkaRecord};
 use crate::helpers::*;
 
 fn valid_ids(records: &[SampleRecord]) -> Vec<String> {
-    let mut ids: Vec<String> = records
-        .iter()
-        .filter(|r| r.kind != Kind::Poison)
-        .map(|r| r.event_id.clone())
-        .collect();
+    let mut ids: Vec<String> = records.iter().filter(|r| r.kind != Kind::Poison).map(|r| r.event_id.clone()).collect();
     ids.sort();
     ids
 }
@@ -35,19 +31,12 @@ async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i3
     let table = &config.tables[0];
     let options = &config.storage_options;
     let rows = read_rows(&table.location, options).await;
-    assert_eq!(
-        sorted(strings(&rows, "event_id")),
-        valid_ids(records),
-        "data table rows"
-    );
+    assert_eq!(sorted(strings(&rows, "event_id")), valid_ids(records), "data table rows");
 
     let dead = read_rows(&table.dead_letters, options).await;
     let poison = records.iter().filter(|r| r.kind == Kind::Poison).count();
     assert_eq!(count(&dead), poison, "dead letters");
-    assert!(
-        strings(&dead, "reason").iter().all(|r| !r.is_empty()),
-        "every dead letter has a reason"
-    );
+    assert!(strings(&dead, "reason").iter().all(|r| !r.is_empty()), "every dead letter has a reason");
 
     let archive = read_rows(&table.archive, options).await;
     assert_eq!(count(&archive), records.len(), "archive holds every record once");
@@ -64,19 +53,11 @@ async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i3
     for (p, end) in &ends {
         let mut got = offsets.remove(p).unwrap_or_default();
         got.sort();
-        assert_eq!(
-            got,
-            (0..*end).collect::<Vec<_>>(),
-            "partition {p}: archive offsets are 0..{end}, each once"
-        );
+        assert_eq!(got, (0..*end).collect::<Vec<_>>(), "partition {p}: archive offsets are 0..{end}, each once");
     }
     let lake = lake_offsets(&table.location, options, topic, partitions).await;
     for (p, end) in ends {
-        assert_eq!(
-            lake[&p],
-            (end > 0).then_some(end - 1),
-            "partition {p}: offset recorded in the lake"
-        );
+        assert_eq!(lake[&p], (end > 0).then_some(end - 1), "partition {p}: offset recorded in the lake");
     }
 }
 
@@ -90,22 +71,7 @@ async fn every_offset_lands_once_in_the_table_or_the_dead_letters() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 10_000);
-    let out = run_tidelake(
-        &[
-            "ingest",
-            "--config",
-            config.to_str().unwrap(),
-            "--stop-at-end",
-            "--json",
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let report = ingest_to_end(&config);
     assert_eq!(report["records"], 99_990);
     assert_eq!(report["rows_written"], 99_000);
     assert_eq!(report["dead_letters"], 990);
@@ -126,22 +92,9 @@ async fn every_offset_lands_once_in_the_table_or_the_dead_letters() {
     let none = HashMap::new();
     let before = open(&load_config(&config).tables[0].location, &none).await.version();
     let again = write_config(dir.path(), &topic, &unique("group"), 10_000);
-    let out = run_tidelake(
-        &["ingest", "--config", again.to_str().unwrap(), "--stop-at-end", "--json"],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "second ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = ingest_to_end(&again);
     assert_eq!(report["rows_written"], 0);
-    assert_eq!(
-        open(&load_config(&again).tables[0].location, &none).await.version(),
-        before,
-        "no new commit"
-    );
+    assert_eq!(open(&load_config(&again).tables[0].location, &none).await.version(), before, "no new commit");
     assert_exact(&again, &topic, 3, &records).await;
 }
 
@@ -162,10 +115,7 @@ async fn records_of_aborted_transactions_are_never_ingested() {
         producer.begin_transaction().unwrap();
         for r in chunk {
             producer
-                .send(
-                    FutureRecord::to(&topic).key(&r.key).payload(&r.value),
-                    Duration::from_secs(10),
-                )
+                .send(FutureRecord::to(&topic).key(&r.key).payload(&r.value), Duration::from_secs(10))
                 .await
                 .unwrap();
         }
@@ -179,21 +129,13 @@ async fn records_of_aborted_transactions_are_never_ingested() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 500);
-    let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[]);
-    assert!(
-        out.status.success(),
-        "ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_to_end(&config);
 
     let rows = read_rows(&load_config(&config).tables[0].location, &HashMap::new()).await;
     let expected: Vec<SampleRecord> = committed_a.iter().chain(committed_b).cloned().collect();
     assert_eq!(sorted(strings(&rows, "event_id")), valid_ids(&expected));
     let ids: std::collections::HashSet<String> = strings(&rows, "event_id").into_iter().collect();
-    assert!(
-        aborted.iter().all(|r| !ids.contains(&r.event_id)),
-        "no record of the aborted transaction"
-    );
+    assert!(aborted.iter().all(|r| !ids.contains(&r.event_id)), "no record of the aborted transaction");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,12 +191,7 @@ async fn killed_at_any_step_the_next_run_finishes_exactly() {
     }
     assert!(crashes >= 20, "only {crashes} runs crashed");
     let config = write_config(dir.path(), &topic, &unique("group"), 500);
-    let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[]);
-    assert!(
-        out.status.success(),
-        "final ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_to_end(&config);
     assert_exact(&config, &topic, 3, &records).await;
 }
 
@@ -272,49 +209,24 @@ async fn four_instances(lake: impl Fn(&str) -> String, label: &str) {
     let runs: Vec<_> = (0..4)
         .map(|_| {
             let config = config.clone();
-            std::thread::spawn(move || {
-                run_tidelake(
-                    &[
-                        "ingest",
-                        "--config",
-                        config.to_str().unwrap(),
-                        "--stop-at-end",
-                        "--json",
-                    ],
-                    &[],
-                )
-            })
+            std::thread::spawn(move || ingest_to_end(&config))
         })
         .collect();
     let mut writers = 0;
     for run in runs {
-        let out = run.join().unwrap();
-        assert!(
-            out.status.success(),
-            "an instance failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+        let report = run.join().expect("an instance succeeded");
         writers += usize::from(report["rows_written"].as_u64().unwrap_or(0) > 0);
     }
-    assert!(
-        writers >= 2,
-        "only {writers} of the four instances wrote rows: no writers raced"
-    );
+    assert!(writers >= 2, "only {writers} of the four instances wrote rows: no writers raced");
     // An instance stops once its own partitions are done; a last run finishes any partition a late
     // rebalance handed to an instance that had already stopped.
-    let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ingest_to_end(&config);
     assert_exact(&config, &topic, 4, &records).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_concurrent_instances_on_s3_lose_and_double_nothing() {
-    four_instances(
-        |topic| s3_lake(&format!("lake-{}", &topic[topic.len() - 12..])),
-        "s3concurrent",
-    )
-    .await;
+    four_instances(|topic| s3_lake(&format!("lake-{}", &topic[topic.len() - 12..])), "s3concurrent").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,9 +251,7 @@ async fn the_lambda_event_delivered_twice_lands_once() {
     for fixture in ["msk-event.json", "self-managed-event.json", "msk-event.json"] {
         let path = repo().join("functions/fixtures").join(fixture);
         let event = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-        let report = lambda::handle(LambdaEvent::new(event, Context::default()), &ingestor)
-            .await
-            .unwrap();
+        let report = lambda::handle(LambdaEvent::new(event, Context::default()), &ingestor).await.unwrap();
         written.push((report.rows_written(), report.dead_letters()));
     }
     assert_eq!(written, vec![(2, 1), (0, 0), (0, 0)]);
@@ -351,11 +261,7 @@ async fn the_lambda_event_delivered_twice_lands_once() {
     assert_eq!(sorted(strings(&rows, "event_id")).len(), 2);
     let dead = read_rows(&table.dead_letters, &HashMap::new()).await;
     assert_eq!(count(&dead), 1);
-    assert!(
-        strings(&dead, "reason")[0].contains("event_time"),
-        "{:?}",
-        strings(&dead, "reason")
-    );
+    assert!(strings(&dead, "reason")[0].contains("event_time"), "{:?}", strings(&dead, "reason"));
     assert_eq!(count(&read_rows(&table.archive, &HashMap::new()).await), 3);
 }
 
@@ -378,28 +284,21 @@ async fn an_overlapping_redelivery_writes_only_the_new_offsets() {
     let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
     let first = KafkaBatch::new((0..10).map(|o| record(0, o, o as usize)).collect());
     let overlapping = KafkaBatch::new(
-        (5..15)
-            .map(|o| record(0, o, o as usize))
-            .chain((0..3).map(|o| record(1, o, 100 + o as usize)))
-            .collect(),
+        (5..15).map(|o| record(0, o, o as usize)).chain((0..3).map(|o| record(1, o, 100 + o as usize))).collect(),
     );
     let a = ingestor.handle(&first).await.unwrap();
     let b = ingestor.handle(&overlapping).await.unwrap();
     let c = ingestor.handle(&overlapping).await.unwrap();
     assert_eq!((a.rows_written(), b.rows_written(), c.rows_written()), (10, 8, 0));
     let rows = read_rows(&config.tables[0].location, &HashMap::new()).await;
-    let mut expected: Vec<String> = (0..15)
-        .map(|i| format!("e-{i}"))
-        .chain((100..103).map(|i| format!("e-{i}")))
-        .collect();
+    let mut expected: Vec<String> =
+        (0..15).map(|i| format!("e-{i}")).chain((100..103).map(|i| format!("e-{i}"))).collect();
     expected.sort();
     assert_eq!(sorted(strings(&rows, "event_id")), expected);
-    let counts: HashMap<String, usize> = strings(&rows, "event_id")
-        .into_iter()
-        .fold(HashMap::new(), |mut m, id| {
-            *m.entry(id).or_default() += 1;
-            m
-        });
+    let counts: HashMap<String, usize> = strings(&rows, "event_id").into_iter().fold(HashMap::new(), |mut m, id| {
+        *m.entry(id).or_default() += 1;
+        m
+    });
     assert!(counts.values().all(|n| *n == 1));
 }
 
@@ -427,29 +326,17 @@ async fn ctrl_c_stops_after_the_current_commit() {
         assert!(started.elapsed() < Duration::from_secs(60), "no rows after 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "interrupted ingest failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "interrupted ingest failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a final report");
     let written = report["rows_written"].as_u64().unwrap() as usize;
-    assert_eq!(
-        count(&read_rows(&location, &none).await),
-        written,
-        "the lake holds what the report says"
-    );
+    assert_eq!(count(&read_rows(&location, &none).await), written, "the lake holds what the report says");
     assert!(written < records.len(), "stopped before the end ({written} rows)");
 
     // The next run finishes the work exactly.
-    let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end"], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ingest_to_end(&config);
     assert_exact(&config, &topic, 3, &records).await;
 }
 
@@ -461,35 +348,17 @@ async fn quickstart_reports_what_landed() {
     // run starts over from an empty lake.
     let topic = unique("quickstart");
     for brokers in [None, Some(kafka())] {
-        let mut args = vec![
-            "quickstart",
-            "--dir",
-            qs.to_str().unwrap(),
-            "--events",
-            "5000",
-            "--json",
-        ];
+        let mut args = vec!["quickstart", "--dir", qs.to_str().unwrap(), "--events", "5000", "--json"];
         if let Some(b) = brokers {
             args.extend(["--brokers", b, "--topic", &topic]);
         }
-        let out = run_tidelake(&args, &[]);
-        assert!(
-            out.status.success(),
-            "quickstart failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_ok(&args, &[]);
         let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
         assert_eq!(summary["events_produced"], 5000);
         assert_eq!(summary["duplicates_produced"], 100);
         assert_eq!(summary["poison_produced"], 25);
         assert_eq!(summary["duplicates_dropped"], 0);
-        let rows = count(
-            &read_rows(
-                &load_config(&qs.join("tidelake.toml")).tables[0].location,
-                &HashMap::new(),
-            )
-            .await,
-        );
+        let rows = count(&read_rows(&load_config(&qs.join("tidelake.toml")).tables[0].location, &HashMap::new()).await);
         assert_eq!(summary["rows_in_table"].as_u64(), Some(rows as u64));
         assert_eq!(
             summary["table_uri"].as_str().unwrap(),
@@ -498,12 +367,6 @@ async fn quickstart_reports_what_landed() {
     }
     let config = load_config(&qs.join("tidelake.toml"));
     assert_eq!(config.tables[0].topic, topic);
-    assert_eq!(
-        count(&read_rows(&config.tables[0].location, &HashMap::new()).await),
-        5100
-    );
-    assert_eq!(
-        count(&read_rows(&config.tables[0].dead_letters, &HashMap::new()).await),
-        25
-    );
+    assert_eq!(count(&read_rows(&config.tables[0].location, &HashMap::new()).await), 5100);
+    assert_eq!(count(&read_rows(&config.tables[0].dead_letters, &HashMap::new()).await), 25);
 }
