@@ -29,7 +29,7 @@ fetch() {
   if [ -f "$libs/.complete" ]; then return; fi
   log "fetching Apache Kafka $version jars from Maven Central into $libs"
   mkdir -p "$libs"
-  mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dmaven.repo.local="$cache/m2" -f "$here/kafka/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$libs" -DincludeScope=runtime >&2
   touch "$libs/.complete"
 }
