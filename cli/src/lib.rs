@@ -95,7 +95,7 @@ async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
     let options = PollerOptions { batch: config.batch, stop_at_end: args.stop_at_end };
     let mut ingestor = Ingestor::open(config).await?;
     let bar = progress(terminal, "waiting for records");
-    let (mut records, mut rows, mut dead) = (0, 0, 0);
+    let (mut records, mut rows, mut dead, mut dup) = (0, 0, 0, 0);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping after the current batch");
@@ -104,7 +104,10 @@ async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
         records += batch.records;
         rows += batch.rows_written();
         dead += batch.dead_letters();
-        bar.set_message(format!("{records} records, {rows} rows written, {dead} dead letters"));
+        dup += batch.duplicates();
+        bar.set_message(format!(
+            "{records} records, {rows} rows written, {dead} dead letters, {dup} duplicates dropped"
+        ));
     })
     .await?;
     bar.finish_and_clear();
@@ -112,8 +115,8 @@ async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "ingested {} records in {} batches: {} rows written, {} dead letters",
-            report.records, report.batches, report.rows_written, report.dead_letters
+            "ingested {} records in {} batches: {} rows written, {} dead letters, {} duplicates dropped",
+            report.records, report.batches, report.rows_written, report.dead_letters, report.duplicates_dropped
         );
     }
     Ok(())

@@ -142,7 +142,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
         rows_in_table,
         data_files,
         dead_letters,
-        duplicates_dropped: 0,
+        duplicates_dropped: report.duplicates_dropped as u64,
         table_uri: table.location.to_string(),
         config: config_path.display().to_string(),
         kafka,
@@ -165,8 +165,8 @@ fn print_summary(s: &Summary) {
     println!("  consumed   {} records", s.records_consumed);
     println!("  table      {} rows in {} files at {}", s.rows_in_table, s.data_files, s.table_uri);
     println!("  dead       {} dead letters (with reasons) in the dead-letter table", s.dead_letters);
+    println!("  dropped    {} duplicate copies of an event UUID", s.duplicates_dropped);
     println!("  config     {}", s.config);
-    println!("Duplicate event UUIDs are kept for now: deduplication by event UUID is not in this version.");
 }
 
 fn config_text(brokers: &str, topic: &str, embedded: bool) -> String {

@@ -3,7 +3,8 @@
 //! For each table the batch feeds, three idempotent commits, in this order:
 //! 1. the raw-batch archive (every record as read),
 //! 2. the dead-letter table (records that did not decode, with the reason),
-//! 3. the data table (the decoded rows).
+//! 3. the data table (the decoded rows, less copies of an event UUID: see
+//!    [`dedup`](tidelake_lake::dedup)).
 //!
 //! Each commit records the batch's last offset per topic-partition in its own `txn` action and leaves
 //! out offsets its table already holds. A crash between any two steps is finished by the next delivery
@@ -12,11 +13,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tidelake_lake::decode::decode;
+use tidelake_lake::dedup::{self, DedupCounts, UuidIndex};
 use tidelake_lake::sinks::{self, DeadLetter};
 use tidelake_lake::{KafkaBatch, KafkaRecord, OffsetTable, PipelineConfig, TableSpec, TopicPartition};
 
@@ -29,6 +30,7 @@ struct TableSinks {
     archive: OffsetTable,
     dead_letters: OffsetTable,
     data: OffsetTable,
+    index: UuidIndex,
 }
 
 /// What one batch did to one table.
@@ -42,6 +44,10 @@ pub struct TableReport {
     pub rows_written: usize,
     /// Records committed to the dead-letter table.
     pub dead_letters: usize,
+    /// Records dropped as copies of an event UUID already written.
+    pub duplicates: usize,
+    /// Records kept without a check against the table: older than the dedup window.
+    pub beyond_window: usize,
     /// Records archived.
     pub archived: usize,
     /// Data table version committed, if any.
@@ -66,6 +72,11 @@ impl BatchReport {
     /// Records committed to dead-letter tables.
     pub fn dead_letters(&self) -> usize {
         self.tables.iter().map(|t| t.dead_letters).sum()
+    }
+
+    /// Records dropped as duplicates of an event UUID.
+    pub fn duplicates(&self) -> usize {
+        self.tables.iter().map(|t| t.duplicates).sum()
     }
 }
 
@@ -101,7 +112,7 @@ impl Ingestor {
             let data =
                 OffsetTable::open(&spec.name, &spec.location, &spec.table_schema(), &spec.partition_columns(), options)
                     .await?;
-            tables.push(TableSinks { spec: spec.clone(), archive, dead_letters, data });
+            tables.push(TableSinks { spec: spec.clone(), archive, dead_letters, data, index: UuidIndex::default() });
         }
         Ok(Ingestor { config, tables })
     }
@@ -161,7 +172,7 @@ impl TableSinks {
             .archive
             .append_once(
                 &last,
-                |c| commit_info("archive", records, c, records.len(), 0),
+                |c| commit_info("archive", records, c, records.len(), 0, DedupCounts::default()),
                 |committed| sinks::archive_rows(records, committed, now_us),
             )
             .await?;
@@ -182,40 +193,56 @@ impl TableSinks {
             .dead_letters
             .append_once(
                 &last,
-                |c| commit_info("dead_letters", records, c, 0, pending_letters(c)),
+                |c| commit_info("dead_letters", records, c, 0, pending_letters(c), DedupCounts::default()),
                 |committed| sinks::dead_letter_rows(&letters, committed, now_us),
             )
             .await?;
 
         let rows = &decoded.rows;
         let sources = &decoded.row_sources;
-        let pending_rows = |c: &HashMap<TopicPartition, i64>| -> BooleanArray {
-            sources.iter().map(|&i| Some(sinks::is_pending(&records[i], c))).collect()
+        // Which event UUIDs the table holds in the window of this batch's new rows.
+        self.data.refresh().await?;
+        let committed_now = self.data.committed_offsets(last.keys()).await?;
+        let range = dedup::window(&self.spec, rows, |i| sinks::is_pending(&records[sources[i]], &committed_now));
+        if let Some(range) = range {
+            let read = self.index.load(self.data.delta(), &self.spec, range).await?;
+            tracing::debug!(table = %self.spec.name, files_read = read, files = self.index.files(), "dedup index loaded");
+        }
+        let (spec, index) = (&self.spec, &self.index);
+        let select = |c: &HashMap<TopicPartition, i64>| {
+            dedup::select(spec, rows, |i| sinks::is_pending(&records[sources[i]], c), range, index)
         };
+        let mut dedup_counts = DedupCounts::default();
         let data = self
             .data
             .append_once(
                 &last,
                 |c| {
-                    let mask = pending_rows(c);
-                    commit_info("data", records, c, mask.true_count(), pending_letters(c))
+                    let (keep, counts) = select(c);
+                    commit_info("data", records, c, keep.true_count(), pending_letters(c), counts)
                 },
                 |committed| {
-                    let mask = pending_rows(committed);
-                    if mask.true_count() == 0 {
+                    let (keep, counts) = select(committed);
+                    dedup_counts = counts;
+                    if keep.true_count() == 0 {
                         return Ok(None);
                     }
-                    filter_record_batch(rows, &mask)
+                    filter_record_batch(rows, &keep)
                         .map(Some)
                         .map_err(|e| tidelake_lake::Error::Arrow { context: "selecting new rows".into(), source: e })
                 },
             )
             .await?;
+        if data.version.is_none() {
+            dedup_counts = DedupCounts::default();
+        }
         Ok(TableReport {
             table: self.spec.name.clone(),
             records: records.len(),
             rows_written: data.rows,
             dead_letters: dead.rows,
+            duplicates: dedup_counts.dropped(),
+            beyond_window: dedup_counts.beyond_window,
             archived: archived.rows,
             version: data.version,
         })
@@ -229,6 +256,7 @@ fn commit_info(
     committed: &HashMap<TopicPartition, i64>,
     rows: usize,
     dead_letters: usize,
+    dedup: DedupCounts,
 ) -> Map<String, Value> {
     let mut ranges: BTreeMap<String, (i64, i64, usize)> = BTreeMap::new();
     for r in records.iter().filter(|r| sinks::is_pending(r, committed)) {
@@ -244,7 +272,16 @@ fn commit_info(
     let mut info = Map::new();
     info.insert(
         "tidelake".into(),
-        json!({"kind": kind, "rows": rows, "dead_letters": dead_letters, "offsets": offsets}),
+        json!({
+            "kind": kind,
+            "rows": rows,
+            "dead_letters": dead_letters,
+            "duplicates": dedup.dropped(),
+            "duplicates_in_batch": dedup.in_batch,
+            "duplicates_in_table": dedup.in_table,
+            "beyond_dedup_window": dedup.beyond_window,
+            "offsets": offsets
+        }),
     );
     info
 }

@@ -42,6 +42,8 @@ pub struct PollerReport {
     pub rows_written: usize,
     /// Records committed to dead-letter tables.
     pub dead_letters: usize,
+    /// Records dropped as duplicates of an event UUID.
+    pub duplicates_dropped: usize,
 }
 
 /// Lake offsets shared with the rebalance callback: where each partition resumes.
@@ -178,6 +180,7 @@ pub async fn run(
         report.records += done.records;
         report.rows_written += done.rows_written();
         report.dead_letters += done.dead_letters();
+        report.duplicates_dropped += done.duplicates();
         on_batch(&done);
     }
     Ok(report)

@@ -17,6 +17,7 @@
 //!     event_uuid = "event_id"
 //!     event_time = "event_time"
 //!     partition_by = ["date"]
+//!     dedup_window = "24h"
 //!     columns = [
 //!       { name = "event_id", type = "string", nullable = false },
 //!       { name = "event_time", type = "timestamp", nullable = false },
@@ -182,6 +183,7 @@ struct RawTable {
     location: Option<String>,
     dead_letters: Option<String>,
     archive: Option<String>,
+    dedup_window: Option<String>,
     columns: Vec<RawColumn>,
 }
 
@@ -368,7 +370,25 @@ impl Validator<'_> {
             located("location", raw.location, name.clone())?,
             located("dead_letters", raw.dead_letters, format!("_dead_letters/{name}"))?,
             located("archive", raw.archive, format!("_archive/{name}"))?,
-        ))
+        )
+        .with_dedup_window(self.dedup_window(key, raw.dedup_window)?))
+    }
+
+    fn dedup_window(&self, key: &str, raw: Option<String>) -> Result<Option<Duration>> {
+        let text = raw.unwrap_or_else(|| "24h".to_string());
+        if matches!(text.trim(), "off" | "0" | "none") {
+            return Ok(None);
+        }
+        let window = humantime::parse_duration(&text).map_err(|e| {
+            self.invalid(
+                format!("{key}.dedup_window"),
+                format!("`{text}` is not a duration like \"24h\" or \"off\": {e}"),
+            )
+        })?;
+        if window.is_zero() {
+            return Ok(None);
+        }
+        Ok(Some(window))
     }
 
     fn location(&self, key: &str, text: &str, base_dir: &Path) -> Result<Url> {
@@ -479,6 +499,7 @@ mod tests {
         assert_eq!(config.batch.max_bytes, 6_000_000);
         assert_eq!(config.batch.max_wait, Duration::from_millis(250));
         assert_eq!(config.kafka.group_id, "tidelake-ingest");
+        assert_eq!(table.dedup_window, Some(Duration::from_secs(24 * 3600)));
     }
 
     #[test]
@@ -493,6 +514,10 @@ mod tests {
             "tables.ad_events.partition_by[0]"
         );
         assert_eq!(invalid_key(&GOOD.replace("250ms", "soon")), "batch.max_wait");
+        assert_eq!(
+            invalid_key(&GOOD.replace("topic = \"ad_events\"", "topic = \"ad_events\"\ndedup_window = \"a while\"")),
+            "tables.ad_events.dedup_window"
+        );
         assert_eq!(invalid_key(&GOOD.replace("root = \"lake\"", "root = \"ftp://x/y\"")), "lake.root");
         assert_eq!(
             invalid_key(&GOOD.replace("brokers = \"k:9092\"", "brokers = \"k:9092\"\nisolation_level = \"dirty\"")),

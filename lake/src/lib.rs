@@ -9,6 +9,7 @@
 //! tidelake.toml --config--> PipelineConfig { kafka, batch, tables: [TableSpec] }
 //! KafkaBatch (records of many topic-partitions)
 //!   --decode--> rows in the table schema            + rejected records with reasons
+//!   --dedup--> rows whose event UUID is new          + counts of copies dropped
 //!   --delta::OffsetTable::append_once--> data table    (files + txn{topic-partition, last offset})
 //!   --sinks--> dead-letter table, raw-batch archive  (each with its own txn, so each exactly once)
 //! ```
@@ -19,6 +20,7 @@
 //! - [`schema`]: column types, table specs, the derived partition columns `event_date`/`event_hour`.
 //! - [`batch`]: [`KafkaBatch`] and [`KafkaRecord`], the micro-batch all functions handle.
 //! - [`decode`]: JSON values to Arrow with the arrow-json push decoder, isolating poison records.
+//! - [`dedup`]: drops copies of an event UUID, within a batch and against the table's window.
 //! - [`delta`]: Delta tables whose commits carry Kafka offsets ([`OffsetTable`]).
 //! - [`sinks`]: rows of the dead-letter and archive tables.
 //! - [`sample`]: the ad-events example (table config and a generator) for quickstart and tests.
@@ -30,6 +32,7 @@
 pub mod batch;
 pub mod config;
 pub mod decode;
+pub mod dedup;
 pub mod delta;
 pub mod error;
 pub mod fault;

@@ -151,6 +151,10 @@ pub struct TableSpec {
     pub dead_letters: Url,
     /// Where the raw-batch archive lives.
     pub archive: Url,
+    /// How far back in event time a record is checked against the table for an earlier copy of its
+    /// event UUID; `None` turns deduplication against the table off (copies within one batch are
+    /// still dropped).
+    pub dedup_window: Option<std::time::Duration>,
     record_schema: SchemaRef,
     table_schema: SchemaRef,
 }
@@ -183,9 +187,21 @@ impl TableSpec {
             location,
             dead_letters,
             archive,
+            dedup_window: None,
             record_schema: Arc::new(Schema::new(record_fields)),
             table_schema: Arc::new(Schema::new(table_fields)),
         }
+    }
+
+    /// Sets the dedup window.
+    pub fn with_dedup_window(mut self, window: Option<std::time::Duration>) -> Self {
+        self.dedup_window = window;
+        self
+    }
+
+    /// Index of the event UUID column in the record schema.
+    pub fn event_uuid_index(&self) -> usize {
+        self.columns.iter().position(|c| c.name == self.event_uuid).expect("validated event_uuid column")
     }
 
     /// The schema a record value is decoded against (declared columns only).
