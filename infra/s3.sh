@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts (or reuses) a local S3 API endpoint (moto server, from PyPI) for tidelake's tests.
+# Starts (or reuses) a local S3 API endpoint for tidelake's tests: moto's server (from PyPI), with its
+# conditional writes made atomic (infra/s3_server.py).
 #
 #   infra/s3.sh start    start it, print its endpoint URL
 #   infra/s3.sh stop     stop the server this script started
@@ -28,8 +29,8 @@ start() {
   fi
   local python
   python="$("$here/python.sh")"
-  echo "s3.sh: starting moto server on $endpoint" >&2
-  nohup "$(dirname "$python")/moto_server" -H 127.0.0.1 -p "$port" >"$state/moto.log" 2>&1 9>&- &
+  echo "s3.sh: starting the S3 endpoint (moto) on $endpoint" >&2
+  nohup "$python" "$here/s3_server.py" 127.0.0.1 "$port" >"$state/moto.log" 2>&1 9>&- &
   echo $! >"$state/pid"
   for _ in $(seq 1 60); do
     if port_open "$port"; then echo "$endpoint"; return; fi

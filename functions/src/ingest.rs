@@ -19,7 +19,9 @@ use serde_json::{json, Map, Value};
 use tidelake_lake::decode::decode;
 use tidelake_lake::dedup::{self, DedupCounts, UuidIndex};
 use tidelake_lake::sinks::{self, DeadLetter};
-use tidelake_lake::{KafkaBatch, KafkaRecord, OffsetTable, PipelineConfig, TableSpec, TopicPartition};
+use tidelake_lake::{
+    CommitMode, KafkaBatch, KafkaRecord, OffsetTable, PipelineConfig, Planned, TableSpec, TopicPartition,
+};
 
 use crate::error::{Error, Result};
 
@@ -170,11 +172,12 @@ impl TableSinks {
 
         let archived = self
             .archive
-            .append_once(
-                &last,
-                |c| commit_info("archive", records, c, records.len(), 0, DedupCounts::default()),
-                |committed| sinks::archive_rows(records, committed, now_us),
-            )
+            .append_once(&last, CommitMode::Blind, async |_, c| {
+                Ok(Planned {
+                    rows: sinks::archive_rows(records, c, now_us)?,
+                    info: commit_info("archive", records, c, records.len(), 0, DedupCounts::default()),
+                })
+            })
             .await?;
 
         let refs: Vec<&KafkaRecord> = records.iter().collect();
@@ -191,47 +194,41 @@ impl TableSinks {
             |c: &HashMap<TopicPartition, i64>| letters.iter().filter(|l| sinks::is_pending(l.record, c)).count();
         let dead = self
             .dead_letters
-            .append_once(
-                &last,
-                |c| commit_info("dead_letters", records, c, 0, pending_letters(c), DedupCounts::default()),
-                |committed| sinks::dead_letter_rows(&letters, committed, now_us),
-            )
+            .append_once(&last, CommitMode::Blind, async |_, c| {
+                Ok(Planned {
+                    rows: sinks::dead_letter_rows(&letters, c, now_us)?,
+                    info: commit_info("dead_letters", records, c, 0, pending_letters(c), DedupCounts::default()),
+                })
+            })
             .await?;
 
         let rows = &decoded.rows;
         let sources = &decoded.row_sources;
-        // Which event UUIDs the table holds in the window of this batch's new rows.
-        self.data.refresh().await?;
-        let committed_now = self.data.committed_offsets(last.keys()).await?;
-        let range = dedup::window(&self.spec, rows, |i| sinks::is_pending(&records[sources[i]], &committed_now));
-        if let Some(range) = range {
-            let read = self.index.load(self.data.delta(), &self.spec, range).await?;
-            tracing::debug!(table = %self.spec.name, files_read = read, files = self.index.files(), "dedup index loaded");
-        }
-        let (spec, index) = (&self.spec, &self.index);
-        let select = |c: &HashMap<TopicPartition, i64>| {
-            dedup::select(spec, rows, |i| sinks::is_pending(&records[sources[i]], c), range, index)
-        };
+        // The rows depend on which event UUIDs the table holds, so every commit that lands first
+        // sends this one back to check again.
+        let (spec, index) = (&self.spec, &mut self.index);
         let mut dedup_counts = DedupCounts::default();
         let data = self
             .data
-            .append_once(
-                &last,
-                |c| {
-                    let (keep, counts) = select(c);
-                    commit_info("data", records, c, keep.true_count(), pending_letters(c), counts)
-                },
-                |committed| {
-                    let (keep, counts) = select(committed);
-                    dedup_counts = counts;
-                    if keep.true_count() == 0 {
-                        return Ok(None);
-                    }
-                    filter_record_batch(rows, &keep)
-                        .map(Some)
-                        .map_err(|e| tidelake_lake::Error::Arrow { context: "selecting new rows".into(), source: e })
-                },
-            )
+            .append_once(&last, CommitMode::OnReadVersion, async |table, c| {
+                let pending = |i: usize| sinks::is_pending(&records[sources[i]], c);
+                let range = dedup::window(spec, rows, pending);
+                if let Some(range) = range {
+                    let read = index.load(table, spec, range).await?;
+                    tracing::debug!(table = %spec.name, files_read = read, files = index.files(), "dedup index loaded");
+                }
+                let (keep, counts) = dedup::select(spec, rows, pending, range, index);
+                dedup_counts = counts;
+                let info = commit_info("data", records, c, keep.true_count(), pending_letters(c), counts);
+                let rows = match keep.true_count() {
+                    0 => None,
+                    _ => Some(filter_record_batch(rows, &keep).map_err(|e| tidelake_lake::Error::Arrow {
+                        context: "selecting new rows".into(),
+                        source: e,
+                    })?),
+                };
+                Ok(Planned { rows, info })
+            })
             .await?;
         if data.version.is_none() {
             dedup_counts = DedupCounts::default();

@@ -6,7 +6,9 @@
 //! dropped; so a batch delivered again (a Lambda retry, a poller restart, a crash between writing files
 //! and committing them) writes nothing twice. When two writers race on the same topic-partition, Delta's
 //! conflict check rejects the second commit; it refreshes, drops what the winner committed, and retries.
-//! Writers of different partitions never conflict: their appends are retried at the next version.
+//! Writers of different partitions do not conflict ([`CommitMode::Blind`]), unless the rows depend on
+//! what the table holds ([`CommitMode::OnReadVersion`]): then every commit in between sends the
+//! writer back to plan its rows again.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,8 +26,28 @@ use url::Url;
 use crate::batch::TopicPartition;
 use crate::error::{Error, Result};
 
-/// How many times a commit that lost a race on its own topic-partitions is tried again.
-const MAX_RACE_RETRIES: usize = 20;
+/// How many times a commit that lost a race is planned and tried again.
+const MAX_RACE_RETRIES: usize = 50;
+
+/// How an append treats commits that land between its plan and its commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Commit on top of them unless they touched the same topic-partitions (appends that do not
+    /// depend on the rest of the table).
+    Blind,
+    /// Plan again on top of them (appends whose rows depend on what the table holds, like
+    /// deduplication).
+    OnReadVersion,
+}
+
+/// What one attempt of [`OffsetTable::append_once`] commits.
+#[derive(Debug, Default)]
+pub struct Planned {
+    /// The rows to write, if any.
+    pub rows: Option<RecordBatch>,
+    /// The commit info.
+    pub info: serde_json::Map<String, serde_json::Value>,
+}
 
 /// The `txn` app id that records the offsets of `tp` in a table.
 pub fn app_id(tp: &TopicPartition) -> String {
@@ -200,19 +222,21 @@ impl OffsetTable {
 
     /// Appends the rows of a batch that covers offsets up to `last_offsets`, exactly once.
     ///
-    /// `rows_after` gets the offsets already committed per topic-partition and returns the rows of
-    /// the records above them (or `None` when there are none). The commit records `last_offsets` for
-    /// every topic-partition that still had uncommitted offsets, even when no row is left (all of
-    /// them were dead letters, say), so the table always knows how far the source has been handled.
-    /// `info` goes into the commit info, for audits.
+    /// `plan` gets the table (refreshed) and the offsets it already holds per topic-partition, and
+    /// returns the rows of the records above them (or none) with the commit info. The commit records
+    /// `last_offsets` for every topic-partition that still had uncommitted offsets, even when no row
+    /// is left (all of them were dead letters, say), so the table always knows how far the source
+    /// has been handled. With [`CommitMode::OnReadVersion`], any commit that lands between the plan
+    /// and the commit makes this one plan again, so what `plan` checked against the table still
+    /// holds when the commit lands (serializable).
     pub async fn append_once<F>(
         &mut self,
         last_offsets: &BTreeMap<TopicPartition, i64>,
-        info: impl Fn(&HashMap<TopicPartition, i64>) -> serde_json::Map<String, serde_json::Value>,
-        mut rows_after: F,
+        mode: CommitMode,
+        mut plan: F,
     ) -> Result<AppendOutcome>
     where
-        F: FnMut(&HashMap<TopicPartition, i64>) -> Result<Option<RecordBatch>>,
+        F: AsyncFnMut(&DeltaTable, &HashMap<TopicPartition, i64>) -> Result<Planned>,
     {
         let mut races = 0;
         loop {
@@ -226,21 +250,23 @@ impl OffsetTable {
             if pending.is_empty() {
                 return Ok(AppendOutcome { version: None, rows: 0, races });
             }
-            let batch = rows_after(&committed)?;
-            let rows = batch.as_ref().map_or(0, RecordBatch::num_rows);
+            let planned = plan(&self.table, &committed).await?;
+            let rows = planned.rows.as_ref().map_or(0, RecordBatch::num_rows);
             let mut actions = Vec::new();
-            if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
+            if let Some(batch) = planned.rows.filter(|b| b.num_rows() > 0) {
                 actions = self.write_files(batch).await?;
             }
             crate::fault::point("after-data-write");
-            match self.commit(actions, pending, info(&committed)).await {
+            match self.commit(actions, pending, planned.info, mode).await {
                 Ok(version) => {
                     crate::fault::point("after-commit");
                     return Ok(AppendOutcome { version: Some(version), rows, races });
                 }
                 Err(e) if is_race(&e) && races < MAX_RACE_RETRIES => {
                     races += 1;
-                    tracing::info!(table = %self.name, races, "lost a commit race on the same partitions; retrying");
+                    tracing::debug!(table = %self.name, races, "another commit landed first; planning again");
+                    let pause = rand::random_range(0..20 * races.min(10) as u64);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                 }
                 Err(source) => {
                     return Err(Error::CommitFailed {
@@ -265,6 +291,7 @@ impl OffsetTable {
         actions: Vec<Action>,
         txns: Vec<Transaction>,
         info: serde_json::Map<String, serde_json::Value>,
+        mode: CommitMode,
     ) -> Result<u64, DeltaTableError> {
         let snapshot = self.table.snapshot()?;
         let partition_by = snapshot.metadata().partition_columns().to_vec();
@@ -273,8 +300,13 @@ impl OffsetTable {
             partition_by: (!partition_by.is_empty()).then_some(partition_by),
             predicate: None,
         };
-        let properties =
-            CommitProperties::default().with_application_transactions(txns).with_metadata(info).with_max_retries(100);
+        let properties = CommitProperties::default()
+            .with_application_transactions(txns)
+            .with_metadata(info)
+            .with_max_retries(match mode {
+                CommitMode::Blind => 100,
+                CommitMode::OnReadVersion => 0,
+            });
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), self.table.log_store(), operation)

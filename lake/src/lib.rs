@@ -42,6 +42,6 @@ pub mod sinks;
 
 pub use batch::{KafkaBatch, KafkaRecord, TopicPartition};
 pub use config::{BatchConfig, KafkaConfig, PipelineConfig};
-pub use delta::{AppendOutcome, OffsetTable};
+pub use delta::{AppendOutcome, CommitMode, OffsetTable, Planned};
 pub use error::{Error, Result};
 pub use schema::{ColumnSpec, ColumnType, PartitionGrain, TableSpec};

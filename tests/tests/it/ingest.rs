@@ -13,10 +13,33 @@ use tidelake_lake::{KafkaBatch, KafkaRecord};
 
 use crate::helpers::*;
 
+/// The event ids the table must hold: each valid event UUID once.
 fn valid_ids(records: &[SampleRecord]) -> Vec<String> {
-    let mut ids: Vec<String> = records.iter().filter(|r| r.kind != Kind::Poison).map(|r| r.event_id.clone()).collect();
-    ids.sort();
-    ids
+    let ids: std::collections::BTreeSet<String> =
+        records.iter().filter(|r| r.kind != Kind::Poison).map(|r| r.event_id.clone()).collect();
+    ids.into_iter().collect()
+}
+
+/// Asserts the table's ids are exactly `expected` (sorted, distinct), naming a few that differ.
+fn assert_same_ids(found: Vec<String>, expected: Vec<String>) {
+    let found = sorted(found);
+    if found == expected {
+        return;
+    }
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for id in &found {
+        *counts.entry(id).or_default() += 1;
+    }
+    for id in &expected {
+        *counts.entry(id).or_default() -= 1;
+    }
+    let doubled: Vec<&&str> = counts.iter().filter(|(_, n)| **n > 0).map(|(id, _)| id).take(5).collect();
+    let missing: Vec<&&str> = counts.iter().filter(|(_, n)| **n < 0).map(|(id, _)| id).take(5).collect();
+    panic!(
+        "data table: {} rows, expected {} distinct ids; extra or doubled (first 5): {doubled:?}; missing (first 5): {missing:?}",
+        found.len(),
+        expected.len()
+    );
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -31,7 +54,7 @@ async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i3
     let table = &config.tables[0];
     let options = &config.storage_options;
     let rows = read_rows(&table.location, options).await;
-    assert_eq!(sorted(strings(&rows, "event_id")), valid_ids(records), "data table rows");
+    assert_same_ids(strings(&rows, "event_id"), valid_ids(records));
 
     let dead = read_rows(&table.dead_letters, options).await;
     let poison = records.iter().filter(|r| r.kind == Kind::Poison).count();
@@ -200,8 +223,19 @@ async fn killed_at_any_step_the_next_run_finishes_exactly() {
 async fn four_instances(lake: impl Fn(&str) -> String, label: &str) {
     let topic = unique(label);
     create_topic(&topic, 4).await;
-    // Enough small batches that the instances are still at work when the group has rebalanced.
-    let records = events(80_000, 0.0, 0.005, 4);
+    // Enough small batches that the instances are still at work when the group has rebalanced, and
+    // for every 20th event a copy under another key, so in another partition, produced right after
+    // it: the instances handle the two copies at about the same time.
+    let mut records = Vec::new();
+    for (i, r) in events(80_000, 0.0, 0.005, 4).into_iter().enumerate() {
+        let copy = (r.kind == Kind::Event && i % 20 == 0).then(|| SampleRecord {
+            key: format!("copy-{i}").into_bytes(),
+            kind: Kind::Duplicate,
+            ..r.clone()
+        });
+        records.push(r);
+        records.extend(copy);
+    }
     produce(&producer(), &topic, &records).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config_with_lake(dir.path(), &topic, &unique("group"), 500, &lake(&topic));
