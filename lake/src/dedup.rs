@@ -63,9 +63,14 @@ fn event_times<'a>(spec: &TableSpec, rows: &'a RecordBatch) -> &'a TimestampMicr
 
 /// The event UUIDs a table holds, per data file, read on demand and kept while their files are in
 /// the window.
+///
+/// A lookup is one hash probe whatever the number of files: `ids` counts, per UUID, the loaded files
+/// that hold it, and `files` keeps each file's UUIDs so that a file leaving the window can be taken
+/// out again.
 #[derive(Debug, Default)]
 pub struct UuidIndex {
-    files: HashMap<String, Arc<HashSet<String>>>,
+    files: HashMap<String, Vec<Arc<str>>>,
+    ids: HashMap<Arc<str>, u32>,
 }
 
 impl UuidIndex {
@@ -93,7 +98,10 @@ impl UuidIndex {
             wanted.push(file.object_store_path());
         }
         let keep: HashSet<String> = wanted.iter().map(|p| p.to_string()).collect();
-        self.files.retain(|path, _| keep.contains(path));
+        let leaving: Vec<String> = self.files.keys().filter(|path| !keep.contains(*path)).cloned().collect();
+        for path in leaving {
+            self.remove_file(&path);
+        }
         let store = table.object_store();
         let mut read = 0;
         for path in wanted {
@@ -105,15 +113,34 @@ impl UuidIndex {
                 table: format!("{} file {path}", spec.name),
                 source: Box::new(e.into()),
             })?;
-            self.files.insert(path.to_string(), Arc::new(uuids));
+            self.add_file(path.to_string(), uuids);
             read += 1;
         }
         Ok(read)
     }
 
+    fn add_file(&mut self, path: String, uuids: HashSet<String>) {
+        let uuids: Vec<Arc<str>> = uuids.into_iter().map(Arc::from).collect();
+        for id in &uuids {
+            *self.ids.entry(Arc::clone(id)).or_default() += 1;
+        }
+        self.files.insert(path, uuids);
+    }
+
+    fn remove_file(&mut self, path: &str) {
+        for id in self.files.remove(path).unwrap_or_default() {
+            if let Some(n) = self.ids.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.ids.remove(&id);
+                }
+            }
+        }
+    }
+
     /// Whether any loaded file holds `uuid`.
     pub fn contains(&self, uuid: &str) -> bool {
-        self.files.values().any(|ids| ids.contains(uuid))
+        self.ids.contains_key(uuid)
     }
 
     /// Files whose UUIDs are loaded.
@@ -175,4 +202,27 @@ pub fn select(
         })
         .collect();
     (keep, counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> HashSet<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_uuid_stays_known_while_any_file_holding_it_is_loaded() {
+        let mut index = UuidIndex::default();
+        index.add_file("a.parquet".into(), ids(&["x", "y"]));
+        index.add_file("b.parquet".into(), ids(&["y", "z"]));
+        assert!(index.contains("x") && index.contains("y") && index.contains("z"));
+        index.remove_file("a.parquet");
+        assert!(!index.contains("x"));
+        assert!(index.contains("y"), "b.parquet still holds y");
+        index.remove_file("b.parquet");
+        assert!(!index.contains("y") && !index.contains("z"));
+        assert_eq!(index.files(), 0);
+    }
 }
