@@ -106,16 +106,6 @@ impl PipelineConfig {
         Validator { source }.config(raw, base_dir)
     }
 
-    /// The table fed by `topic`, if any.
-    pub fn table_for_topic(&self, topic: &str) -> Option<&TableSpec> {
-        self.tables.iter().find(|t| t.topic == topic)
-    }
-
-    /// The table called `name`, if any.
-    pub fn table(&self, name: &str) -> Option<&TableSpec> {
-        self.tables.iter().find(|t| t.name == name)
-    }
-
     /// Every topic the pipeline consumes.
     pub fn topics(&self) -> Vec<String> {
         self.tables.iter().map(|t| t.topic.clone()).collect()

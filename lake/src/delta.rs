@@ -187,16 +187,6 @@ impl OffsetTable {
         Ok(OffsetTable { name: name.to_string(), table })
     }
 
-    /// The table name used in messages.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The underlying Delta table, as of the last refresh.
-    pub fn delta(&self) -> &DeltaTable {
-        &self.table
-    }
-
     /// Loads the commits made since the last refresh.
     pub async fn refresh(&mut self) -> Result<()> {
         self.table.update_incremental(None).await.map_err(Error::delta(&self.name))
