@@ -269,10 +269,30 @@ async fn four_concurrent_instances_on_local_disk_lose_and_double_nothing() {
     four_instances(|_| "[lake]\nroot = \"lake\"\n".to_string(), "concurrent").await;
 }
 
-fn lambda_config(dir: &std::path::Path) -> tidelake_lake::PipelineConfig {
+const NOON: &str = "2026-11-23T12:00:00Z";
+
+/// A record of topic `ad_events` carrying a valid event `id` at event time `time`.
+fn event_at(partition: i32, offset: i64, id: &str, time: &str) -> KafkaRecord {
+    KafkaRecord {
+        topic: "ad_events".into(),
+        partition,
+        offset,
+        timestamp_ms: None,
+        key: None,
+        value: Some(
+            format!(r#"{{"event_id":"{id}","event_time":"{time}","event_type":"click","ad_id":1,"campaign_id":1000}}"#)
+                .into_bytes(),
+        ),
+        headers: vec![],
+    }
+}
+
+/// A config for handler tests without Kafka: the sample table (its section passed through `table`)
+/// in a lake under `dir`.
+fn local_config(dir: &std::path::Path, table: impl Fn(&str) -> String) -> tidelake_lake::PipelineConfig {
     let text = format!(
         "[kafka]\nbrokers = \"unused:9092\"\n[lake]\nroot = \"lake\"\n\n{}",
-        tidelake_lake::sample::AD_EVENTS_TABLE
+        table(tidelake_lake::sample::AD_EVENTS_TABLE)
     );
     tidelake_lake::PipelineConfig::parse(&text, dir).unwrap()
 }
@@ -280,7 +300,7 @@ fn lambda_config(dir: &std::path::Path) -> tidelake_lake::PipelineConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_event_delivered_twice_lands_once() {
     let dir = tempfile::tempdir().unwrap();
-    let config = lambda_config(dir.path());
+    let config = local_config(dir.path(), str::to_string);
     let ingestor = tokio::sync::Mutex::new(Ingestor::open(config.clone()).await.unwrap());
     let mut written = Vec::new();
     for fixture in ["msk-event.json", "self-managed-event.json", "msk-event.json"] {
@@ -300,26 +320,17 @@ async fn the_lambda_event_delivered_twice_lands_once() {
     assert_eq!(count(&read_rows(&table.archive, &HashMap::new()).await), 3);
 }
 
-fn record(partition: i32, offset: i64, id: usize) -> KafkaRecord {
-    KafkaRecord {
-        topic: "ad_events".into(),
-        partition,
-        offset,
-        timestamp_ms: Some(1_795_435_200_000),
-        key: None,
-        value: Some(format!(r#"{{"event_id":"e-{id}","event_time":"2026-11-23T12:00:00Z","event_type":"impression","ad_id":1,"campaign_id":1000}}"#).into_bytes()),
-        headers: vec![],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overlapping_redelivery_writes_only_the_new_offsets() {
     let dir = tempfile::tempdir().unwrap();
-    let config = lambda_config(dir.path());
+    let config = local_config(dir.path(), str::to_string);
     let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
-    let first = KafkaBatch::new((0..10).map(|o| record(0, o, o as usize)).collect());
+    let first = KafkaBatch::new((0..10).map(|o| event_at(0, o, &format!("e-{o}"), NOON)).collect());
     let overlapping = KafkaBatch::new(
-        (5..15).map(|o| record(0, o, o as usize)).chain((0..3).map(|o| record(1, o, 100 + o as usize))).collect(),
+        (5..15)
+            .map(|o| event_at(0, o, &format!("e-{o}"), NOON))
+            .chain((0..3).map(|o| event_at(1, o, &format!("e-{}", 100 + o), NOON)))
+            .collect(),
     );
     let a = ingestor.handle(&first).await.unwrap();
     let b = ingestor.handle(&overlapping).await.unwrap();
@@ -450,29 +461,10 @@ async fn each_event_uuid_lands_once_across_batches_runs_and_partitions() {
     assert_eq!(archived, ids.len() + copies + dead);
 }
 
-fn event_at(partition: i32, offset: i64, id: &str, time: &str) -> KafkaRecord {
-    KafkaRecord {
-        topic: "ad_events".into(),
-        partition,
-        offset,
-        timestamp_ms: None,
-        key: None,
-        value: Some(
-            format!(r#"{{"event_id":"{id}","event_time":"{time}","event_type":"click","ad_id":1,"campaign_id":1000}}"#)
-                .into_bytes(),
-        ),
-        headers: vec![],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_older_than_the_dedup_window_is_kept_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[kafka]\nbrokers = \"unused:9092\"\n[lake]\nroot = \"lake\"\n\n{}",
-        tidelake_lake::sample::AD_EVENTS_TABLE.replace("partition_by", "dedup_window = \"1h\"\npartition_by")
-    );
-    let config = tidelake_lake::PipelineConfig::parse(&text, dir.path()).unwrap();
+    let config = local_config(dir.path(), |t| t.replace("partition_by", "dedup_window = \"1h\"\npartition_by"));
     let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
     let batches = [
         vec![event_at(0, 0, "a", "2026-11-23T10:00:00Z")],
