@@ -7,10 +7,12 @@
 //! ## Layout
 //!
 //! - this file: the commands and their flags, `ingest`, progress and exit codes.
+//! - `audit`: `tidelake audit`, the lake's ledgers checked against the archive and Kafka.
 //! - `quickstart`: `tidelake quickstart`, sample events through Kafka into a local lake.
 
 #![warn(missing_docs)]
 
+mod audit;
 mod quickstart;
 
 use std::io::IsTerminal;
@@ -47,6 +49,14 @@ enum Command {
     /// Example:
     ///   tidelake ingest --config tidelake-quickstart/tidelake.toml --stop-at-end
     Ingest(IngestArgs),
+    /// Check that every Kafka offset a table consumed landed exactly once: as a row, a dropped
+    /// duplicate or a dead letter. Reads the commit infos of the table, its dead letters and its
+    /// archive (no data scan), asks Kafka about offsets no commit covers, prints a table per
+    /// topic-partition and exits 1 on any gap or double count.
+    ///
+    /// Example:
+    ///   tidelake audit --config tidelake-quickstart/tidelake.toml --table ad_events --from 2026-11-23
+    Audit(audit::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -73,6 +83,7 @@ pub fn main() {
         match cli.command {
             Command::Quickstart(args) => quickstart::run(args, terminal).await,
             Command::Ingest(args) => ingest(args, terminal).await,
+            Command::Audit(args) => audit::run(args).await,
         }
     });
     if let Err(e) = result {

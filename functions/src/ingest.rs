@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow::compute::filter_record_batch;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tidelake_lake::decode::decode;
 use tidelake_lake::dedup::{self, DedupCounts, UuidIndex};
+use tidelake_lake::ledger::{partition_key, IngestInfo, PartitionCounts, TableKind};
 use tidelake_lake::sinks::{self, DeadLetter};
 use tidelake_lake::{
     CommitMode, KafkaBatch, KafkaRecord, OffsetTable, PipelineConfig, Planned, TableSpec, TopicPartition,
@@ -175,7 +176,14 @@ impl TableSinks {
             .append_once(&last, CommitMode::Blind, async |_, c| {
                 Ok(Planned {
                     rows: sinks::archive_rows(records, c, now_us)?,
-                    info: commit_info("archive", records, c, records.len(), 0, DedupCounts::default()),
+                    info: ingest_info(
+                        TableKind::Archive,
+                        records,
+                        c,
+                        |_| Outcome::Row,
+                        |_| true,
+                        DedupCounts::default(),
+                    ),
                 })
             })
             .await?;
@@ -190,14 +198,23 @@ impl TableSinks {
         for letter in &letters {
             tracing::warn!(table = %self.spec.name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
         }
-        let pending_letters =
-            |c: &HashMap<TopicPartition, i64>| letters.iter().filter(|l| sinks::is_pending(l.record, c)).count();
+        let mut outcomes = vec![Outcome::Undecided; records.len()];
+        for (i, _) in &decoded.rejected {
+            outcomes[*i] = Outcome::DeadLetter;
+        }
         let dead = self
             .dead_letters
             .append_once(&last, CommitMode::Blind, async |_, c| {
                 Ok(Planned {
                     rows: sinks::dead_letter_rows(&letters, c, now_us)?,
-                    info: commit_info("dead_letters", records, c, 0, pending_letters(c), DedupCounts::default()),
+                    info: ingest_info(
+                        TableKind::DeadLetters,
+                        records,
+                        c,
+                        |i| outcomes[i],
+                        |o| o == Outcome::DeadLetter,
+                        DedupCounts::default(),
+                    ),
                 })
             })
             .await?;
@@ -219,7 +236,10 @@ impl TableSinks {
                 }
                 let (keep, counts) = dedup::select(spec, rows, pending, range, index);
                 dedup_counts = counts;
-                let info = commit_info("data", records, c, keep.true_count(), pending_letters(c), counts);
+                for (row, source) in sources.iter().enumerate() {
+                    outcomes[*source] = if keep.value(row) { Outcome::Row } else { Outcome::Duplicate };
+                }
+                let info = ingest_info(TableKind::Data, records, c, |i| outcomes[i], |o| o == Outcome::Row, counts);
                 let rows = match keep.true_count() {
                     0 => None,
                     _ => Some(filter_record_batch(rows, &keep).map_err(|e| tidelake_lake::Error::Arrow {
@@ -246,39 +266,53 @@ impl TableSinks {
     }
 }
 
-/// The commit info of an ingest commit: what it covers, so an audit needs no scan of the data.
-fn commit_info(
-    kind: &str,
+/// What became of one record of a batch, for the counts of a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Written as a row of the data table.
+    Row,
+    /// Written to the dead letters.
+    DeadLetter,
+    /// Dropped as a copy of an event UUID.
+    Duplicate,
+    /// Not known yet (decoded, not yet deduplicated).
+    Undecided,
+}
+
+/// The commit info of an ingest commit into a `kind` table: per topic-partition, the offsets above
+/// `committed` and what became of their records, with `written` saying which outcomes are rows of
+/// this table. An audit reads these instead of scanning the data.
+fn ingest_info(
+    kind: TableKind,
     records: &[KafkaRecord],
     committed: &HashMap<TopicPartition, i64>,
-    rows: usize,
-    dead_letters: usize,
+    outcome: impl Fn(usize) -> Outcome,
+    written: impl Fn(Outcome) -> bool,
     dedup: DedupCounts,
 ) -> Map<String, Value> {
-    let mut ranges: BTreeMap<String, (i64, i64, usize)> = BTreeMap::new();
-    for r in records.iter().filter(|r| sinks::is_pending(r, committed)) {
-        let e = ranges.entry(format!("{}-{}", r.topic, r.partition)).or_insert((r.offset, r.offset, 0));
-        e.0 = e.0.min(r.offset);
-        e.1 = e.1.max(r.offset);
-        e.2 += 1;
+    let mut offsets: BTreeMap<String, PartitionCounts> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate().filter(|(_, r)| sinks::is_pending(r, committed)) {
+        let counts = offsets
+            .entry(partition_key(&TopicPartition::new(r.topic.as_str(), r.partition)))
+            .or_insert(PartitionCounts { first: r.offset, last: r.offset, ..PartitionCounts::default() });
+        counts.first = counts.first.min(r.offset);
+        counts.last = counts.last.max(r.offset);
+        counts.records += 1;
+        let o = outcome(i);
+        counts.rows += u64::from(written(o));
+        counts.dead_letters += u64::from(o == Outcome::DeadLetter);
+        counts.duplicates += u64::from(o == Outcome::Duplicate);
     }
-    let offsets: Map<String, Value> = ranges
-        .into_iter()
-        .map(|(tp, (first, last, n))| (tp, json!({"first": first, "last": last, "records": n})))
-        .collect();
-    let mut info = Map::new();
-    info.insert(
-        "tidelake".into(),
-        json!({
-            "kind": kind,
-            "rows": rows,
-            "dead_letters": dead_letters,
-            "duplicates": dedup.dropped(),
-            "duplicates_in_batch": dedup.in_batch,
-            "duplicates_in_table": dedup.in_table,
-            "beyond_dedup_window": dedup.beyond_window,
-            "offsets": offsets
-        }),
-    );
-    info
+    let sum = |f: fn(&PartitionCounts) -> u64| offsets.values().map(f).sum::<u64>();
+    IngestInfo {
+        kind,
+        rows: sum(|c| c.rows),
+        dead_letters: sum(|c| c.dead_letters),
+        duplicates: sum(|c| c.duplicates),
+        duplicates_in_batch: dedup.in_batch as u64,
+        duplicates_in_table: dedup.in_table as u64,
+        beyond_dedup_window: dedup.beyond_window as u64,
+        offsets,
+    }
+    .to_commit_info()
 }

@@ -86,6 +86,17 @@ pub enum Error {
         source: Box<deltalake::DeltaTableError>,
     },
 
+    /// A commit of a table's Delta log could not be read as tidelake's audit expects.
+    #[error("delta table {table}, version {version}: {reason}")]
+    Ledger {
+        /// Table name.
+        table: String,
+        /// The commit's version.
+        version: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// An object store request failed.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),

@@ -24,11 +24,14 @@
 //! - [`delta`]: Delta tables whose commits carry Kafka offsets ([`OffsetTable`]).
 //! - [`sinks`]: rows of the dead-letter and archive tables.
 //! - [`sample`]: the ad-events example (table config and a generator) for quickstart and tests.
+//! - [`ledger`]: what each commit of a table covers (offsets, counts) and did (files), from the log.
+//! - [`audit`]: checks the ledgers of a table and its side tables for gaps and double counts.
 //! - [`fault`]: crash points that tests use to kill a process at a chosen step.
 //! - [`error`]: the crate's [`Error`].
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod batch;
 pub mod config;
 pub mod decode;
@@ -36,6 +39,7 @@ pub mod dedup;
 pub mod delta;
 pub mod error;
 pub mod fault;
+pub mod ledger;
 pub mod sample;
 pub mod schema;
 pub mod sinks;

@@ -159,6 +159,31 @@ pub fn ingest_to_end(config: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("json report")
 }
 
+/// Runs `tidelake audit --config <config> --json <extra>` and returns whether it passed (exit 0), its
+/// report, and what it printed on stderr.
+pub fn audit(config: &Path, extra: &[&str]) -> (bool, serde_json::Value, String) {
+    let mut args = vec!["audit", "--config", config.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let out = run_tidelake(&args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let report =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("audit printed no JSON report ({e}):\n{stderr}"));
+    (out.status.success(), report, stderr)
+}
+
+/// Runs the audit of `config`'s table against Kafka, which must pass, and returns its report.
+pub fn audit_passes(config: &Path) -> serde_json::Value {
+    let (passed, report, stderr) = audit(config, &[]);
+    assert!(passed, "audit failed: {}\n{stderr}", report["problems"]);
+    assert_eq!(report["passed"], true);
+    report
+}
+
+/// Sums field `name` over the partitions of an audit report.
+pub fn audit_sum(report: &serde_json::Value, name: &str) -> u64 {
+    report["partitions"].as_array().expect("partitions").iter().map(|p| p[name].as_u64().expect(name)).sum()
+}
+
 /// Opens a Delta table at `uri` as of its latest version.
 pub async fn open(uri: &url::Url, options: &HashMap<String, String>) -> DeltaTable {
     deltalake::open_table_with_storage_options(uri.clone(), options.clone()).await.expect("open delta table")

@@ -82,6 +82,13 @@ async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i3
     for (p, end) in ends {
         assert_eq!(lake[&p], (end > 0).then_some(end - 1), "partition {p}: offset recorded in the lake");
     }
+
+    // The audit, from commit infos alone, accounts for the same records.
+    let report = audit_passes(config_path);
+    assert_eq!(audit_sum(&report, "rows") as usize, valid_ids(records).len(), "audit: rows");
+    assert_eq!(audit_sum(&report, "dead_letters") as usize, poison, "audit: dead letters");
+    assert_eq!(audit_sum(&report, "archived") as usize, records.len(), "audit: archived");
+    assert_eq!(audit_sum(&report, "records") as usize, records.len(), "audit: records");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,6 +167,11 @@ async fn records_of_aborted_transactions_are_never_ingested() {
     assert_eq!(sorted(strings(&rows, "event_id")), valid_ids(&expected));
     let ids: std::collections::HashSet<String> = strings(&rows, "event_id").into_iter().collect();
     assert!(aborted.iter().all(|r| !ids.contains(&r.event_id)), "no record of the aborted transaction");
+
+    // Offsets of aborted records and transaction markers are not records: the audit does not count
+    // them as missing.
+    let report = audit_passes(&config);
+    assert_eq!(audit_sum(&report, "rows"), 2_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,6 +471,9 @@ async fn each_event_uuid_lands_once_across_batches_runs_and_partitions() {
     let archived = count(&read_rows(&table.archive, &HashMap::new()).await);
     let dead = count(&read_rows(&table.dead_letters, &HashMap::new()).await);
     assert_eq!(archived, ids.len() + copies + dead);
+    let report = audit_passes(&config);
+    assert_eq!(audit_sum(&report, "duplicates") as usize, copies, "audit: duplicates");
+    assert_eq!(audit_sum(&report, "rows") as usize, ids.len(), "audit: rows");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

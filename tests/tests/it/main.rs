@@ -1,5 +1,6 @@
 //! tidelake's end-to-end tests: one binary, against a real Apache Kafka broker (started by
 //! `infra/kafka.sh` when none is running).
 
+mod audit;
 mod helpers;
 mod ingest;

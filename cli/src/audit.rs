@@ -1,0 +1,244 @@
+//! `tidelake audit`: proves from the Delta logs, the archive and Kafka itself that every offset a
+//! table consumed landed exactly once, and exits 1 when it did not.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::Serialize;
+use tidelake_lake::audit::{self, AuditReport, CommitRange, Hole, Problem, ProblemKind};
+use tidelake_lake::{PipelineConfig, TopicPartition};
+
+use crate::BoxError;
+
+/// Flags of `tidelake audit`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Pipeline config file.
+    #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
+    config: PathBuf,
+    /// Table to audit (may be left out when the config has one table).
+    #[arg(long)]
+    table: Option<String>,
+    /// Audit only commits made at or after this time (RFC 3339, or a date like 2026-11-23).
+    #[arg(long, value_parser = parse_time)]
+    from: Option<i64>,
+    /// Audit only commits made at or before this time (RFC 3339, or a date: the end of that day).
+    #[arg(long, value_parser = parse_end_time)]
+    to: Option<i64>,
+    /// Do not ask Kafka: check the lake and its archive only.
+    #[arg(long)]
+    offline: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What Kafka holds of a topic-partition.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct KafkaEnds {
+    /// First offset Kafka still holds.
+    earliest: i64,
+    /// The offset the next record will get.
+    end: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    #[serde(flatten)]
+    lake: AuditReport,
+    kafka: BTreeMap<String, KafkaEnds>,
+    holes_checked_in_kafka: usize,
+    passed: bool,
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    parse_instant(text, false)
+}
+
+fn parse_end_time(text: &str) -> Result<i64, String> {
+    parse_instant(text, true)
+}
+
+fn parse_instant(text: &str, end_of_day: bool) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let start = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis();
+        return Ok(if end_of_day { start + 86_400_000 - 1 } else { start });
+    }
+    Err(format!("`{text}` is not a time; use RFC 3339 (2026-11-23T08:00:00Z) or a date (2026-11-23)"))
+}
+
+/// Runs the audit; an error (exit 1) when it finds a problem.
+pub async fn run(args: Args) -> Result<(), BoxError> {
+    let config = PipelineConfig::load(&args.config)?;
+    let names: Vec<&str> = config.tables.iter().map(|t| t.name.as_str()).collect();
+    let spec = match &args.table {
+        Some(name) => config.tables.iter().find(|t| &t.name == name).ok_or_else(|| {
+            format!("{}: no table `{name}`; the config has {}", args.config.display(), names.join(", "))
+        })?,
+        None if config.tables.len() == 1 => &config.tables[0],
+        None => return Err(format!("name a table with --table: the config has {}", names.join(", ")).into()),
+    };
+    let ledgers = audit::read_ledgers(spec, &config.storage_options).await?;
+    let mut lake = audit::audit(&ledgers, CommitRange { from_ms: args.from, to_ms: args.to }).await?;
+    let mut kafka = BTreeMap::new();
+    let mut checked = 0;
+    if !args.offline {
+        let partitions: Vec<TopicPartition> = lake.partitions.iter().map(|p| p.partition.clone()).collect();
+        let holes = lake.holes.clone();
+        let (ends, found, n) = tokio::task::spawn_blocking(move || check_kafka(&config, &partitions, &holes)).await??;
+        kafka = ends;
+        checked = n;
+        lake.problems.extend(found);
+    }
+    let report = Report { passed: lake.passed(), lake, kafka, holes_checked_in_kafka: checked };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    if report.passed {
+        Ok(())
+    } else {
+        let count = |k: ProblemKind| report.lake.problems.iter().filter(|p| p.kind == k).count();
+        Err(format!(
+            "audit of {} failed: {} gaps, {} double counts, {} mismatches",
+            report.lake.table,
+            count(ProblemKind::Gap),
+            count(ProblemKind::Double),
+            count(ProblemKind::Mismatch)
+        )
+        .into())
+    }
+}
+
+type KafkaFindings = (BTreeMap<String, KafkaEnds>, Vec<Problem>, usize);
+
+/// Asks Kafka where each partition starts and ends, and whether it holds committed records in the
+/// offsets between two data commits that no commit covers.
+fn check_kafka(
+    config: &PipelineConfig,
+    partitions: &[TopicPartition],
+    holes: &[Hole],
+) -> Result<KafkaFindings, BoxError> {
+    let mut client = ClientConfig::new();
+    for (k, v) in &config.kafka.properties {
+        client.set(k, v);
+    }
+    let consumer: BaseConsumer = client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", format!("{}-audit", config.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    let timeout = Duration::from_secs(10);
+    let mut ends = BTreeMap::new();
+    for tp in partitions {
+        let (earliest, end) = consumer.fetch_watermarks(&tp.topic, tp.partition, timeout).map_err(|e| {
+            format!(
+                "asking Kafka ({}) for the offsets of {tp}: {e}; use --offline to audit without Kafka",
+                config.kafka.brokers
+            )
+        })?;
+        ends.insert(tp.to_string(), KafkaEnds { earliest, end });
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for hole in holes {
+        let Some(kafka) = ends.get(&hole.partition.to_string()) else { continue };
+        if hole.to < kafka.earliest {
+            continue;
+        }
+        let from = hole.from.max(kafka.earliest);
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&hole.partition.topic, hole.partition.partition, Offset::Offset(from))?;
+        consumer.assign(&list)?;
+        checked += 1;
+        let mut found = Vec::new();
+        loop {
+            match consumer.poll(timeout) {
+                None => {
+                    return Err(format!(
+                        "Kafka sent nothing for {} from offset {from} within {timeout:?}",
+                        hole.partition
+                    )
+                    .into())
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) => return Err(format!("reading {} from offset {from}: {e}", hole.partition).into()),
+                Some(Ok(m)) if m.offset() > hole.to => break,
+                Some(Ok(m)) => found.push(m.offset()),
+            }
+        }
+        if !found.is_empty() {
+            problems.push(Problem {
+                kind: ProblemKind::Gap,
+                table: String::new(),
+                partition: Some(hole.partition.to_string()),
+                message: format!(
+                    "Kafka holds {} records at offsets {}..={} (first {}) that no data commit covers",
+                    found.len(),
+                    hole.from,
+                    hole.to,
+                    found[0]
+                ),
+            });
+        }
+    }
+    Ok((ends, problems, checked))
+}
+
+fn print_table(report: &Report) {
+    let lake = &report.lake;
+    println!(
+        "audit of {}: {} data commits, {} rows committed, {} of them in the table, {} kept beyond the dedup window",
+        lake.table, lake.commits, lake.rows_committed, lake.rows_in_table, lake.beyond_dedup_window
+    );
+    println!(
+        "{:<28} {:>21} {:>7} {:>9} {:>9} {:>10} {:>7} {:>9} {:>10} {:>7}",
+        "partition", "offsets", "commits", "records", "rows", "duplicates", "dead", "archived", "kafka end", "lag"
+    );
+    for p in &lake.partitions {
+        let kafka = report.kafka.get(&p.partition.to_string());
+        let (end, lag) = match kafka {
+            Some(k) => (k.end.to_string(), (k.end - p.last - 1).max(0).to_string()),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "{:<28} {:>21} {:>7} {:>9} {:>9} {:>10} {:>7} {:>9} {:>10} {:>7}",
+            p.partition.to_string(),
+            format!("{}..={}", p.first, p.last),
+            p.commits,
+            p.records,
+            p.rows,
+            p.duplicates,
+            p.dead_letters,
+            p.archived,
+            end,
+            lag
+        );
+    }
+    for p in &lake.problems {
+        let kind = match p.kind {
+            ProblemKind::Gap => "GAP",
+            ProblemKind::Double => "DOUBLE",
+            ProblemKind::Mismatch => "MISMATCH",
+        };
+        let table = if p.table.is_empty() { lake.table.as_str() } else { p.table.as_str() };
+        let at = p.partition.as_deref().map(|tp| format!(" {tp}")).unwrap_or_default();
+        println!("{kind:<9} {table}{at}: {}", p.message);
+    }
+    if report.passed {
+        println!(
+            "audit passed: every consumed offset is a row, a dropped duplicate or a dead letter, once ({} holes checked in Kafka)",
+            report.holes_checked_in_kafka
+        );
+    }
+}

@@ -1,0 +1,470 @@
+//! The audit: proof from the Delta logs alone that every Kafka offset a table has consumed landed
+//! exactly once, as a row, a counted duplicate or a dead letter.
+//!
+//! It reads the [`Ledger`] of the data table, its dead letters and its archive, and checks:
+//! - no two ingest commits of a table cover the same offset (a double count);
+//! - every ingest commit added files holding the rows its commit info says it wrote;
+//! - every file an ingest commit added is still in the table and in storage, or was rewritten with
+//!   its rows kept (compaction); a file removed or lost is a gap;
+//! - every file in the table was added by an ingest commit or a rewrite; any other is a double;
+//! - per topic-partition and commit: records = rows + duplicates + dead letters;
+//! - per topic-partition: the archive holds as many records, and the dead-letter table as many
+//!   letters, over the same offsets as the data table counted;
+//! - offsets between two data commits that no commit covers are reported as [`Hole`]s: the archive
+//!   must not hold records there, and the caller checks Kafka for them (offsets of transaction
+//!   markers and aborted records are legitimate holes).
+//!
+//! Only when a side table's commit straddles the end of the data table's offsets does the audit
+//! read that commit's files (three columns), to count the records on each side.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Int64Type;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use serde::Serialize;
+
+use crate::batch::TopicPartition;
+use crate::error::{Error, Result};
+use crate::ledger::{Commit, IngestInfo, Ledger, PartitionCounts, TableKind};
+
+/// What kind of fault the audit found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Records consumed but not in the lake.
+    Gap,
+    /// Records in the lake more than once.
+    Double,
+    /// Counts that do not add up.
+    Mismatch,
+}
+
+/// One fault, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What kind of fault.
+    pub kind: ProblemKind,
+    /// The Delta table it is in.
+    pub table: String,
+    /// The topic-partition it concerns, if one.
+    pub partition: Option<String>,
+    /// What is wrong, with versions, offsets and files.
+    pub message: String,
+}
+
+/// Offsets of a topic-partition that lie between two data commits and that no commit covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hole {
+    /// The topic-partition.
+    pub partition: TopicPartition,
+    /// First offset not covered.
+    pub from: i64,
+    /// Last offset not covered.
+    pub to: i64,
+}
+
+/// What the lake holds of one topic-partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PartitionAudit {
+    /// The topic-partition.
+    pub partition: TopicPartition,
+    /// First offset covered by a data commit.
+    pub first: i64,
+    /// Last offset covered by a data commit.
+    pub last: i64,
+    /// Data commits covering it.
+    pub commits: usize,
+    /// Records the data commits cover.
+    pub records: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Records dropped as duplicates.
+    pub duplicates: u64,
+    /// Records that did not decode, as the data commits count them.
+    pub dead_letters: u64,
+    /// Rows of the dead-letter table over the same offsets.
+    pub dead_letter_rows: u64,
+    /// Records of the archive over the same offsets.
+    pub archived: u64,
+}
+
+/// The result of an audit.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditReport {
+    /// The data table.
+    pub table: String,
+    /// Ingest commits of the data table audited.
+    pub commits: usize,
+    /// Rows the audited data commits say they wrote.
+    pub rows_committed: u64,
+    /// Rows of the audited data commits' files that the table holds now.
+    pub rows_in_table: u64,
+    /// Records the audited data commits kept without a dedup check: older than the dedup window.
+    pub beyond_dedup_window: u64,
+    /// Per topic-partition.
+    pub partitions: Vec<PartitionAudit>,
+    /// Offsets between data commits to check against Kafka.
+    pub holes: Vec<Hole>,
+    /// Everything found wrong.
+    pub problems: Vec<Problem>,
+}
+
+impl AuditReport {
+    /// Whether the audit found nothing wrong.
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Which commits to audit, by commit time (milliseconds since the epoch, inclusive).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitRange {
+    /// Audit commits made at or after this time.
+    pub from_ms: Option<i64>,
+    /// Audit commits made at or before this time.
+    pub to_ms: Option<i64>,
+}
+
+impl CommitRange {
+    fn contains(&self, commit: &Commit) -> bool {
+        self.from_ms.is_none_or(|f| commit.timestamp_ms >= f) && self.to_ms.is_none_or(|t| commit.timestamp_ms <= t)
+    }
+}
+
+/// The three ledgers of a configured table.
+#[derive(Debug)]
+pub struct TableLedgers {
+    /// The data table.
+    pub data: Ledger,
+    /// The dead-letter table.
+    pub dead_letters: Ledger,
+    /// The archive.
+    pub archive: Ledger,
+}
+
+/// Audits one configured table; see the module docs for what is checked.
+pub async fn audit(ledgers: &TableLedgers, range: CommitRange) -> Result<AuditReport> {
+    let mut problems = Vec::new();
+    let data = check_table(&ledgers.data, TableKind::Data, range, &mut problems);
+    check_table(&ledgers.dead_letters, TableKind::DeadLetters, range, &mut problems);
+    check_table(&ledgers.archive, TableKind::Archive, range, &mut problems);
+
+    let mut partitions = Vec::new();
+    let mut holes = Vec::new();
+    for (tp, mut parts) in data.by_partition {
+        parts.sort_by_key(|(counts, _)| counts.first);
+        let mut p = PartitionAudit {
+            partition: tp.clone(),
+            first: parts[0].0.first,
+            last: parts.iter().map(|(c, _)| c.last).max().unwrap_or_default(),
+            commits: parts.len(),
+            ..PartitionAudit::default()
+        };
+        for (counts, version) in &parts {
+            p.records += counts.records;
+            p.rows += counts.rows;
+            p.duplicates += counts.duplicates;
+            p.dead_letters += counts.dead_letters;
+            if counts.records != counts.rows + counts.duplicates + counts.dead_letters {
+                problems.push(Problem {
+                    kind: ProblemKind::Mismatch,
+                    table: ledgers.data.name.clone(),
+                    partition: Some(tp.to_string()),
+                    message: format!(
+                        "version {version} covers {} records at offsets {}..={} but counts {} rows + {} duplicates + {} dead letters",
+                        counts.records, counts.first, counts.last, counts.rows, counts.duplicates, counts.dead_letters
+                    ),
+                });
+            }
+        }
+        for pair in parts.windows(2) {
+            let (a, b) = (&pair[0].0, &pair[1].0);
+            if b.first > a.last + 1 {
+                holes.push(Hole { partition: tp.clone(), from: a.last + 1, to: b.first - 1 });
+            }
+        }
+        p.dead_letter_rows = count_in(&ledgers.dead_letters, range, &tp, p.first, p.last).await?;
+        p.archived = count_in(&ledgers.archive, range, &tp, p.first, p.last).await?;
+        let at = Some(tp.to_string());
+        if p.archived != p.records {
+            problems.push(Problem {
+                kind: if p.archived < p.records { ProblemKind::Mismatch } else { ProblemKind::Gap },
+                table: ledgers.archive.name.clone(),
+                partition: at.clone(),
+                message: format!(
+                    "the archive holds {} records at offsets {}..={}, the data table accounts for {}",
+                    p.archived, p.first, p.last, p.records
+                ),
+            });
+        }
+        if p.dead_letter_rows != p.dead_letters {
+            problems.push(Problem {
+                kind: ProblemKind::Mismatch,
+                table: ledgers.dead_letters.name.clone(),
+                partition: at,
+                message: format!(
+                    "the dead-letter table holds {} records at offsets {}..={}, the data table counts {}",
+                    p.dead_letter_rows, p.first, p.last, p.dead_letters
+                ),
+            });
+        }
+        partitions.push(p);
+    }
+    partitions.sort_by(|a, b| a.partition.cmp(&b.partition));
+
+    Ok(AuditReport {
+        table: ledgers.data.name.clone(),
+        commits: data.commits,
+        rows_committed: data.rows_committed,
+        rows_in_table: data.rows_in_table,
+        beyond_dedup_window: data.beyond_dedup_window,
+        partitions,
+        holes,
+        problems,
+    })
+}
+
+/// What [`check_table`] gathered from a table's ingest commits.
+#[derive(Debug, Default)]
+struct TableSummary {
+    commits: usize,
+    rows_committed: u64,
+    rows_in_table: u64,
+    beyond_dedup_window: u64,
+    by_partition: BTreeMap<TopicPartition, Vec<(PartitionCounts, u64)>>,
+}
+
+fn ingest_info(commit: &Commit, kind: TableKind) -> Option<&IngestInfo> {
+    commit.info.as_ref().filter(|info| info.kind == kind)
+}
+
+/// The checks of one table on its own: overlaps, files against commit infos, files gone or foreign.
+fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &mut Vec<Problem>) -> TableSummary {
+    let problem =
+        |kind, partition: Option<String>, message| Problem { kind, table: ledger.name.clone(), partition, message };
+    let mut summary = TableSummary::default();
+    let mut removed_by: HashMap<&str, &Commit> = HashMap::new();
+    let mut rows_of: HashMap<&str, Option<u64>> = HashMap::new();
+    for commit in &ledger.commits {
+        for remove in &commit.removes {
+            removed_by.insert(&remove.path, commit);
+        }
+        for add in &commit.adds {
+            rows_of.insert(&add.path, add.rows);
+        }
+    }
+    let lost = |path: &str| -> Option<String> {
+        if ledger.missing.contains(path) {
+            return Some("is in the Delta log but gone from storage".into());
+        }
+        if ledger.active.contains_key(path) {
+            return None;
+        }
+        match removed_by.get(path) {
+            Some(c) if c.removes.iter().any(|r| r.path == path && !r.data_change) => None,
+            Some(c) => Some(format!("was removed by version {} ({})", c.version, c.operation)),
+            None => Some("is not in the table".into()),
+        }
+    };
+
+    for commit in ledger.commits.iter().filter(|c| range.contains(c)) {
+        match ingest_info(commit, kind) {
+            Some(info) => {
+                summary.commits += 1;
+                summary.rows_committed += info.rows;
+                summary.beyond_dedup_window += info.beyond_dedup_window;
+                if commit.added_rows() != info.rows {
+                    problems.push(problem(
+                        ProblemKind::Mismatch,
+                        None,
+                        format!(
+                            "version {} says it wrote {} rows but its files hold {}",
+                            commit.version,
+                            info.rows,
+                            commit.added_rows()
+                        ),
+                    ));
+                }
+                let offsets: Vec<String> =
+                    info.partitions().map(|(tp, c)| format!("{tp} offsets {}..={}", c.first, c.last)).collect();
+                for add in &commit.adds {
+                    match lost(&add.path) {
+                        None => summary.rows_in_table += add.rows.unwrap_or(0),
+                        Some(how) => problems.push(problem(
+                            ProblemKind::Gap,
+                            None,
+                            format!(
+                                "file {} of version {} ({} rows of {}) {how}",
+                                add.path,
+                                commit.version,
+                                add.rows.unwrap_or(0),
+                                offsets.join(", ")
+                            ),
+                        )),
+                    }
+                }
+                for (tp, counts) in info.partitions() {
+                    summary.by_partition.entry(tp).or_default().push((counts.clone(), commit.version));
+                }
+            }
+            None => {
+                let rewrite = commit.adds.iter().chain(&commit.removes).all(|a| !a.data_change);
+                if rewrite {
+                    let removed: u64 =
+                        commit.removes.iter().filter_map(|r| rows_of.get(r.path.as_str())?.to_owned()).sum();
+                    if removed != commit.added_rows() {
+                        problems.push(problem(
+                            ProblemKind::Mismatch,
+                            None,
+                            format!(
+                                "version {} ({}) rewrote files of {removed} rows into files of {} rows",
+                                commit.version,
+                                commit.operation,
+                                commit.added_rows()
+                            ),
+                        ));
+                    }
+                    for add in commit.adds.iter().filter(|a| ledger.missing.contains(&a.path)) {
+                        problems.push(problem(
+                            ProblemKind::Gap,
+                            None,
+                            format!(
+                                "file {} of version {} ({} rows) is in the Delta log but gone from storage",
+                                add.path,
+                                commit.version,
+                                add.rows.unwrap_or(0)
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                let foreign: Vec<_> =
+                    commit.adds.iter().filter(|a| a.data_change && ledger.active.contains_key(&a.path)).collect();
+                if !foreign.is_empty() {
+                    let rows: u64 = foreign.iter().filter_map(|a| a.rows).sum();
+                    problems.push(problem(
+                        ProblemKind::Double,
+                        None,
+                        format!(
+                            "version {} ({}) added {rows} rows in {} files that no ingest commit accounts for: {}",
+                            commit.version,
+                            commit.operation,
+                            foreign.len(),
+                            foreign.iter().map(|a| a.path.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    for (tp, parts) in &mut summary.by_partition {
+        parts.sort_by_key(|(counts, _)| counts.first);
+        for pair in parts.windows(2) {
+            let ((a, va), (b, vb)) = (&pair[0], &pair[1]);
+            if b.first <= a.last {
+                problems.push(problem(
+                    ProblemKind::Double,
+                    Some(tp.to_string()),
+                    format!(
+                        "offsets {}..={} are covered by both version {va} and version {vb}",
+                        b.first,
+                        a.last.min(b.last)
+                    ),
+                ));
+            }
+        }
+    }
+    summary
+}
+
+/// Rows the ingest commits of a side table (archive, dead letters) hold for `tp` at offsets
+/// `from..=to`. A commit that covers offsets on both sides of the range has its files read.
+async fn count_in(ledger: &Ledger, range: CommitRange, tp: &TopicPartition, from: i64, to: i64) -> Result<u64> {
+    let mut total = 0;
+    for commit in ledger.commits.iter().filter(|c| range.contains(c)) {
+        let Some(info) = commit.info.as_ref() else { continue };
+        for (_, counts) in info.partitions().filter(|(p, _)| p == tp) {
+            if counts.last < from || counts.first > to {
+                continue;
+            }
+            if counts.first >= from && counts.last <= to {
+                total += counts.rows;
+            } else {
+                total += count_offsets_in_files(ledger, commit, tp, from, to).await?;
+            }
+        }
+    }
+    Ok(total)
+}
+
+async fn count_offsets_in_files(
+    ledger: &Ledger,
+    commit: &Commit,
+    tp: &TopicPartition,
+    from: i64,
+    to: i64,
+) -> Result<u64> {
+    let mut total = 0;
+    for add in &commit.adds {
+        let path = object_store::path::Path::from(add.path.as_str());
+        let bytes = ledger.store.get(&path).await?.bytes().await?;
+        let parquet_error = |e: parquet::errors::ParquetError| Error::Ledger {
+            table: ledger.name.clone(),
+            version: commit.version,
+            reason: format!("file {}: {e}", add.path),
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), ["topic", "partition", "offset"]);
+        let batches = builder
+            .with_projection(mask)
+            .build()
+            .map_err(parquet_error)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::arrow(format!("reading {}", add.path)))?;
+        for batch in batches {
+            let (Some(topics), Some(partitions), Some(offsets)) =
+                (batch.column_by_name("topic"), batch.column_by_name("partition"), batch.column_by_name("offset"))
+            else {
+                continue;
+            };
+            let (topics, partitions, offsets) = (
+                topics.as_string::<i32>(),
+                partitions.as_primitive::<arrow::datatypes::Int32Type>(),
+                offsets.as_primitive::<Int64Type>(),
+            );
+            total += (0..batch.num_rows())
+                .filter(|&i| {
+                    topics.is_valid(i)
+                        && topics.value(i) == tp.topic
+                        && partitions.value(i) == tp.partition
+                        && (from..=to).contains(&offsets.value(i))
+                })
+                .count() as u64;
+        }
+    }
+    Ok(total)
+}
+
+/// Reads the ledgers of `spec`'s data table, dead letters and archive.
+pub async fn read_ledgers(spec: &crate::TableSpec, storage_options: &HashMap<String, String>) -> Result<TableLedgers> {
+    async fn one(name: String, uri: &url::Url, options: &HashMap<String, String>) -> Result<Ledger> {
+        let table =
+            deltalake::open_table_with_storage_options(uri.clone(), options.clone()).await.map_err(|e| match e {
+                deltalake::DeltaTableError::NotATable(_) => Error::Location {
+                    location: uri.to_string(),
+                    reason: format!("no Delta table `{name}` here: nothing has been ingested into it yet"),
+                },
+                e => Error::Delta { table: name.clone(), source: Box::new(e) },
+            })?;
+        Ledger::read(&name, &table).await
+    }
+    Ok(TableLedgers {
+        data: one(spec.name.clone(), &spec.location, storage_options).await?,
+        dead_letters: one(format!("{}_dead_letters", spec.name), &spec.dead_letters, storage_options).await?,
+        archive: one(format!("{}_archive", spec.name), &spec.archive, storage_options).await?,
+    })
+}
