@@ -225,14 +225,22 @@ impl TableSinks {
         // sends this one back to check again.
         let (spec, index) = (&self.spec, &mut self.index);
         let mut dedup_counts = DedupCounts::default();
+        let mut written = None;
         let data = self
             .data
             .append_once(&last, CommitMode::OnReadVersion, async |table, c| {
                 let pending = |i: usize| sinks::is_pending(&records[sources[i]], c);
                 let range = dedup::window(spec, rows, pending);
                 if let Some(range) = range {
-                    let read = index.load(table, spec, range).await?;
-                    tracing::debug!(table = %spec.name, files_read = read, files = index.files(), "dedup index loaded");
+                    let load = index.prepare(table, spec, range).await?;
+                    tracing::debug!(
+                        table = %spec.name,
+                        full = load.full,
+                        commits_read = load.commits,
+                        files_read = load.files,
+                        uuids = index.len(),
+                        "dedup index up to date"
+                    );
                 }
                 let (keep, counts) = dedup::select(spec, rows, pending, range, index);
                 dedup_counts = counts;
@@ -247,11 +255,16 @@ impl TableSinks {
                         source: e,
                     })?),
                 };
+                written.clone_from(&rows);
                 Ok(Planned { rows, info })
             })
             .await?;
-        if data.version.is_none() {
-            dedup_counts = DedupCounts::default();
+        match (data.version, written) {
+            (None, _) => dedup_counts = DedupCounts::default(),
+            (Some(version), Some(rows)) if self.spec.dedup_window.is_some() => {
+                self.index.record(&self.spec, version, &rows)
+            }
+            _ => {}
         }
         Ok(TableReport {
             table: self.spec.name.clone(),

@@ -6,15 +6,17 @@
 //! is within `dedup_window` of the newest event time in the batch. Older records are kept and counted
 //! as `beyond_window` (a late copy of an old event would land twice; the count makes that visible).
 //!
-//! The table side reads only the UUID column, and only of the files of the event days the checked
-//! records fall on (the `event_date` partitions; all files when the table is not partitioned by
-//! date). Data files never change, so a warm function keeps each file's UUIDs and reads a file once;
-//! files that leave the window are dropped from that cache.
+//! The table side is a [`UuidIndex`]: hashes of the UUIDs of the rows in the window. A cold function
+//! builds it from the UUID and event-time columns of the files of the window's event days (the
+//! `event_date` partitions; all files when the table is not partitioned by date); a warm one only
+//! reads the files other writers added since its last batch, so the cost of a batch does not grow
+//! with the table. A copy is assumed to carry its original's event time (a producer retry resends
+//! the same event), which is what lets the window bound the files to look at.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::datatypes::TimestampMicrosecondType;
 use deltalake::DeltaTable;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -61,108 +63,197 @@ fn event_times<'a>(spec: &TableSpec, rows: &'a RecordBatch) -> &'a TimestampMicr
         .expect("event time is a microsecond timestamp")
 }
 
-/// The event UUIDs a table holds, per data file, read on demand and kept while their files are in
-/// the window.
+/// The event UUIDs the table holds in the window, as 128-bit hashes with the newest event time of
+/// a row carrying each: one hash probe per checked record, whatever the size of the table.
 ///
-/// A lookup is one hash probe whatever the number of files: `ids` counts, per UUID, the loaded files
-/// that hold it, and `files` keeps each file's UUIDs so that a file leaving the window can be taken
-/// out again.
+/// A warm function keeps it between batches and only reads what other writers committed since
+/// (the UUID and event-time columns of the files their commits added); its own commits it records
+/// without reading them back. A cold function, or a batch older than what the index covers, loads
+/// the window once from the table's files. Entries that leave the window are swept.
+///
+/// The 128-bit xxh3 hash stands for the UUID: two different UUIDs share a hash with probability
+/// about n² / 2¹²⁹ (for 10⁹ events in a window, below 10⁻²⁰).
 #[derive(Debug, Default)]
 pub struct UuidIndex {
-    files: HashMap<String, Vec<Arc<str>>>,
-    ids: HashMap<Arc<str>, u32>,
+    ids: HashMap<u128, i64, PreHashed>,
+    /// The table version the index reflects; `None` until loaded.
+    version: Option<u64>,
+    /// Event time (µs) from which every row of the table is in the index.
+    complete_from: i64,
+}
+
+/// What [`UuidIndex::prepare`] read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexLoad {
+    /// Whether the window was loaded from the table's files (a cold start or a late batch).
+    pub full: bool,
+    /// Commits of other writers read from the log.
+    pub commits: usize,
+    /// Data files whose UUIDs were read.
+    pub files: usize,
 }
 
 impl UuidIndex {
-    /// Loads the UUIDs of every file of `table` that can hold events in `range` (microseconds), and
-    /// forgets files outside it. Returns the number of files read from storage.
-    pub async fn load(&mut self, table: &DeltaTable, spec: &TableSpec, range: (i64, i64)) -> Result<usize> {
-        let days: BTreeSet<i32> =
-            (range.0.div_euclid(MICROS_PER_DAY)..=range.1.div_euclid(MICROS_PER_DAY)).map(|d| d as i32).collect();
+    /// Brings the index up to `table`'s loaded version for a batch whose checked records span
+    /// `range` (event time, µs), and sweeps what left the window.
+    pub async fn prepare(&mut self, table: &DeltaTable, spec: &TableSpec, range: (i64, i64)) -> Result<IndexLoad> {
+        let window = spec.dedup_window.map_or(i64::MAX, |w| w.as_micros() as i64);
+        let window_start = range.1.saturating_sub(window);
+        let current = table.version().unwrap_or(0);
+        let mut load = IndexLoad::default();
+        match self.version {
+            Some(version) if range.0 >= self.complete_from => {
+                for v in version + 1..=current {
+                    load.commits += 1;
+                    load.files += self.read_commit(table, spec, v).await?;
+                }
+            }
+            _ => {
+                load.full = true;
+                load.files = self.load_window(table, spec, window_start).await?;
+            }
+        }
+        self.version = Some(current);
+        // Sweep in steps of an eighth of the window, not on every batch.
+        if window_start > self.complete_from.saturating_add(window / 8) {
+            self.ids.retain(|_, t| *t >= window_start);
+            self.complete_from = window_start;
+        }
+        Ok(load)
+    }
+
+    /// Records the rows this writer committed as `version`, so they need not be read back.
+    pub fn record(&mut self, spec: &TableSpec, version: u64, rows: &RecordBatch) {
+        let ids = rows.column(spec.event_uuid_index()).as_string::<i32>();
+        let times = event_times(spec, rows);
+        for i in 0..rows.num_rows() {
+            self.insert(ids.value(i), times.value(i));
+        }
+        // With no commit in between (the commit would have been refused), the index is current.
+        if self.version.is_some_and(|v| v + 1 == version) {
+            self.version = Some(version);
+        }
+    }
+
+    fn insert(&mut self, id: &str, time: i64) {
+        let newest = self.ids.entry(hash(id)).or_insert(time);
+        *newest = (*newest).max(time);
+    }
+
+    /// Whether a row of the table in the window holds `uuid`.
+    pub fn contains(&self, uuid: &str) -> bool {
+        self.ids.contains_key(&hash(uuid))
+    }
+
+    /// Event UUIDs in the index.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the index holds no UUID.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Loads every file that can hold rows at or after `from` (by its `event_date` partition).
+    async fn load_window(&mut self, table: &DeltaTable, spec: &TableSpec, from: i64) -> Result<usize> {
+        self.ids.clear();
+        let first_day = from.div_euclid(MICROS_PER_DAY) as i32;
         let by_date = spec.partition_by.contains(&PartitionGrain::Date);
         let snapshot = table.snapshot().map_err(Error::delta(&spec.name))?;
-        let mut wanted = Vec::new();
+        let mut paths = Vec::new();
         for file in snapshot.log_data().iter() {
             if by_date {
-                let day = file
-                    .partition_values_map()
-                    .get(PartitionGrain::Date.column())
-                    .cloned()
-                    .flatten()
-                    .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-                    .map(|d| (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32);
-                if day.is_some_and(|d| !days.contains(&d)) {
+                let day = file.partition_values_map().get(PartitionGrain::Date.column()).cloned().flatten();
+                if day.and_then(|d| epoch_day(&d)).is_some_and(|d| d < first_day) {
                     continue;
                 }
             }
-            wanted.push(file.object_store_path());
+            paths.push(file.object_store_path());
         }
-        let keep: HashSet<String> = wanted.iter().map(|p| p.to_string()).collect();
-        let leaving: Vec<String> = self.files.keys().filter(|path| !keep.contains(*path)).cloned().collect();
-        for path in leaving {
-            self.remove_file(&path);
+        for path in &paths {
+            self.read_file(table, spec, path).await?;
         }
-        let store = table.object_store();
+        self.complete_from = from;
+        Ok(paths.len())
+    }
+
+    /// Reads the files that commit `version` added (rewrites, which add no new rows, are skipped).
+    async fn read_commit(&mut self, table: &DeltaTable, spec: &TableSpec, version: u64) -> Result<usize> {
+        let bytes = table.log_store().read_commit_entry(version).await.map_err(Error::delta(&spec.name))?;
+        let Some(bytes) = bytes else { return Ok(0) };
+        let commit = crate::ledger::parse_commit(&spec.name, version, &bytes)?;
         let mut read = 0;
-        for path in wanted {
-            if self.files.contains_key(path.as_ref()) {
-                continue;
-            }
-            let bytes = store.get(&path).await?.bytes().await?;
-            let uuids = read_uuids(bytes, &spec.event_uuid).map_err(|e| Error::Delta {
-                table: format!("{} file {path}", spec.name),
-                source: Box::new(e.into()),
-            })?;
-            self.add_file(path.to_string(), uuids);
+        for add in commit.adds.iter().filter(|a| a.data_change) {
+            self.read_file(table, spec, &object_store::path::Path::from(add.path.as_str())).await?;
             read += 1;
         }
         Ok(read)
     }
 
-    fn add_file(&mut self, path: String, uuids: HashSet<String>) {
-        let uuids: Vec<Arc<str>> = uuids.into_iter().map(Arc::from).collect();
-        for id in &uuids {
-            *self.ids.entry(Arc::clone(id)).or_default() += 1;
-        }
-        self.files.insert(path, uuids);
-    }
-
-    fn remove_file(&mut self, path: &str) {
-        for id in self.files.remove(path).unwrap_or_default() {
-            if let Some(n) = self.ids.get_mut(&id) {
-                *n -= 1;
-                if *n == 0 {
-                    self.ids.remove(&id);
-                }
+    async fn read_file(&mut self, table: &DeltaTable, spec: &TableSpec, path: &object_store::path::Path) -> Result<()> {
+        let bytes = table.object_store().get(path).await?.bytes().await?;
+        let file_error = |e: parquet::errors::ParquetError| Error::Delta {
+            table: format!("{} file {path}", spec.name),
+            source: Box::new(e.into()),
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(file_error)?;
+        let mask =
+            ProjectionMask::columns(builder.parquet_schema(), [spec.event_uuid.as_str(), spec.event_time.as_str()]);
+        for batch in builder.with_projection(mask).build().map_err(file_error)? {
+            let batch = batch.map_err(Error::arrow(format!("reading {path}")))?;
+            let (Some(ids), Some(times)) =
+                (batch.column_by_name(&spec.event_uuid), batch.column_by_name(&spec.event_time))
+            else {
+                continue;
+            };
+            let ids = ids.as_string::<i32>();
+            let times = times.as_primitive::<TimestampMicrosecondType>();
+            for i in (0..batch.num_rows()).filter(|&i| ids.is_valid(i)) {
+                self.insert(ids.value(i), times.value(i));
             }
         }
-    }
-
-    /// Whether any loaded file holds `uuid`.
-    pub fn contains(&self, uuid: &str) -> bool {
-        self.ids.contains_key(uuid)
-    }
-
-    /// Files whose UUIDs are loaded.
-    pub fn files(&self) -> usize {
-        self.files.len()
+        Ok(())
     }
 }
 
-fn read_uuids(
-    bytes: bytes::Bytes,
-    column: &str,
-) -> std::result::Result<HashSet<String>, parquet::errors::ParquetError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), [column]);
-    let reader = builder.with_projection(mask).build()?;
-    let mut ids = HashSet::new();
-    for batch in reader {
-        let batch = batch?;
-        let col = batch.column(0).as_string::<i32>();
-        ids.extend((0..col.len()).filter(|&i| col.is_valid(i)).map(|i| col.value(i).to_string()));
+fn hash(id: &str) -> u128 {
+    twox_hash::XxHash3_128::oneshot(id.as_bytes())
+}
+
+fn epoch_day(date: &str) -> Option<i32> {
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some((day - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
+}
+
+/// A hasher for keys that are hashes already: folds the 128 bits to 64 instead of hashing again.
+#[derive(Debug, Clone, Copy, Default)]
+struct PreHashed;
+
+impl std::hash::BuildHasher for PreHashed {
+    type Hasher = Folded;
+    fn build_hasher(&self) -> Folded {
+        Folded(0)
     }
-    Ok(ids)
+}
+
+#[derive(Debug)]
+struct Folded(u64);
+
+impl std::hash::Hasher for Folded {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (v as u64) ^ ((v >> 64) as u64);
+    }
 }
 
 /// Chooses the rows to write: rows for which `pending` holds, minus copies of an event UUID that an
@@ -208,21 +299,16 @@ pub fn select(
 mod tests {
     use super::*;
 
-    fn ids(list: &[&str]) -> HashSet<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
     #[test]
-    fn a_uuid_stays_known_while_any_file_holding_it_is_loaded() {
+    fn the_newest_event_time_of_a_uuid_is_kept() {
         let mut index = UuidIndex::default();
-        index.add_file("a.parquet".into(), ids(&["x", "y"]));
-        index.add_file("b.parquet".into(), ids(&["y", "z"]));
-        assert!(index.contains("x") && index.contains("y") && index.contains("z"));
-        index.remove_file("a.parquet");
-        assert!(!index.contains("x"));
-        assert!(index.contains("y"), "b.parquet still holds y");
-        index.remove_file("b.parquet");
-        assert!(!index.contains("y") && !index.contains("z"));
-        assert_eq!(index.files(), 0);
+        index.insert("x", 10);
+        index.insert("x", 5);
+        index.insert("y", 7);
+        assert!(index.contains("x") && index.contains("y") && !index.contains("z"));
+        assert_eq!(index.ids[&hash("x")], 10);
+        index.ids.retain(|_, t| *t >= 8);
+        assert!(index.contains("x") && !index.contains("y"));
+        assert_eq!(index.len(), 1);
     }
 }

@@ -193,7 +193,7 @@ impl Ledger {
     }
 }
 
-fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
+pub(crate) fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
     let bad = |reason: String| Error::Ledger { table: table.to_string(), version, reason };
     let mut commit =
         Commit { version, timestamp_ms: 0, operation: String::new(), info: None, adds: vec![], removes: vec![] };
