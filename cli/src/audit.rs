@@ -39,20 +39,25 @@ pub struct Args {
 
 /// What Kafka holds of a topic-partition.
 #[derive(Debug, Clone, Copy, Serialize)]
-struct KafkaEnds {
+pub struct KafkaEnds {
     /// First offset Kafka still holds.
     earliest: i64,
     /// The offset the next record will get.
     end: i64,
 }
 
+/// An audit's findings in the lake and in Kafka.
 #[derive(Debug, Serialize)]
-struct Report {
+pub struct Report {
+    /// What the lake's ledgers say.
     #[serde(flatten)]
-    lake: AuditReport,
-    kafka: BTreeMap<String, KafkaEnds>,
-    holes_checked_in_kafka: usize,
-    passed: bool,
+    pub lake: AuditReport,
+    /// Where Kafka's partitions start and end (empty offline).
+    pub kafka: BTreeMap<String, KafkaEnds>,
+    /// Offsets between commits that were checked in Kafka.
+    pub holes_checked_in_kafka: usize,
+    /// Whether nothing is wrong.
+    pub passed: bool,
 }
 
 fn parse_time(text: &str) -> Result<i64, String> {
@@ -116,6 +121,30 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
         )
         .into())
     }
+}
+
+/// Audits table `table` of `config`: its ledgers, and with `ask_kafka` Kafka's offsets.
+pub async fn check(
+    config: &PipelineConfig,
+    table: &str,
+    range: CommitRange,
+    ask_kafka: bool,
+) -> Result<Report, BoxError> {
+    let spec = config.tables.iter().find(|t| t.name == table).ok_or_else(|| format!("no table `{table}`"))?;
+    let ledgers = audit::read_ledgers(spec, &config.storage_options).await?;
+    let mut lake = audit::audit(&ledgers, range).await?;
+    let mut kafka = BTreeMap::new();
+    let mut checked = 0;
+    if ask_kafka {
+        let partitions: Vec<TopicPartition> = lake.partitions.iter().map(|p| p.partition.clone()).collect();
+        let holes = lake.holes.clone();
+        let config = config.clone();
+        let (ends, found, n) = tokio::task::spawn_blocking(move || check_kafka(&config, &partitions, &holes)).await??;
+        kafka = ends;
+        checked = n;
+        lake.problems.extend(found);
+    }
+    Ok(Report { passed: lake.passed(), lake, kafka, holes_checked_in_kafka: checked })
 }
 
 type KafkaFindings = (BTreeMap<String, KafkaEnds>, Vec<Problem>, usize);

@@ -51,6 +51,8 @@ struct Summary {
     data_files: usize,
     dead_letters: u64,
     duplicates_dropped: u64,
+    audit_passed: bool,
+    audit_problems: usize,
     table_uri: String,
     config: String,
     kafka: String,
@@ -133,6 +135,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     )
     .await?;
     let (dead_letters, _) = tidelake_lake::delta::row_and_file_count(&dead)?;
+    let audit = crate::audit::check(&config, &table.name, Default::default(), true).await?;
     let count = |kind| records.iter().filter(|r| r.kind == kind).count();
     let summary = Summary {
         events_produced: count(Kind::Event),
@@ -143,6 +146,8 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
         data_files,
         dead_letters,
         duplicates_dropped: report.duplicates_dropped as u64,
+        audit_passed: audit.passed,
+        audit_problems: audit.lake.problems.len(),
         table_uri: table.location.to_string(),
         config: config_path.display().to_string(),
         kafka,
@@ -166,6 +171,10 @@ fn print_summary(s: &Summary) {
     println!("  table      {} rows in {} files at {}", s.rows_in_table, s.data_files, s.table_uri);
     println!("  dead       {} dead letters (with reasons) in the dead-letter table", s.dead_letters);
     println!("  dropped    {} duplicate copies of an event UUID", s.duplicates_dropped);
+    match s.audit_passed {
+        true => println!("  audit      passed: every offset is a row, a dropped copy or a dead letter, once"),
+        false => println!("  audit      FAILED with {} problems: run `tidelake audit` for them", s.audit_problems),
+    }
     println!("  config     {}", s.config);
 }
 

@@ -481,6 +481,7 @@ async fn quickstart_reports_what_landed() {
         assert_eq!(summary["poison_produced"], 25);
         assert_eq!(summary["duplicates_dropped"], 100);
         assert_eq!(summary["rows_in_table"], 5000);
+        assert_eq!(summary["audit_passed"], true, "{summary}");
         let rows = count(&read_rows(&load_config(&qs.join("tidelake.toml")).tables[0].location, &HashMap::new()).await);
         assert_eq!(summary["rows_in_table"].as_u64(), Some(rows as u64));
         assert_eq!(
