@@ -21,16 +21,16 @@ pub struct Args {
     #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
     config: PathBuf,
     /// Table to audit (may be left out when the config has one table).
-    #[arg(long)]
+    #[arg(long, env = "TIDELAKE_TABLE")]
     table: Option<String>,
     /// Audit only commits made at or after this time (RFC 3339, or a date like 2026-11-23).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, env = "TIDELAKE_AUDIT_FROM", value_parser = parse_time)]
     from: Option<i64>,
     /// Audit only commits made at or before this time (RFC 3339, or a date: the end of that day).
-    #[arg(long, value_parser = parse_end_time)]
+    #[arg(long, env = "TIDELAKE_AUDIT_TO", value_parser = parse_end_time)]
     to: Option<i64>,
     /// Do not ask Kafka: check the lake and its archive only.
-    #[arg(long)]
+    #[arg(long, env = "TIDELAKE_AUDIT_OFFLINE")]
     offline: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]

@@ -42,12 +42,14 @@ enum Command {
     ///
     /// Example:
     ///   tidelake quickstart --dir ./tidelake-quickstart --events 20000 --json
+    #[command(verbatim_doc_comment)]
     Quickstart(quickstart::Args),
     /// Consume the pipeline's topics into its tables until Ctrl-C (the current batch is committed
     /// first), or until the topics are consumed to their end with --stop-at-end.
     ///
     /// Example:
     ///   tidelake ingest --config tidelake-quickstart/tidelake.toml --stop-at-end
+    #[command(verbatim_doc_comment)]
     Ingest(IngestArgs),
     /// Check that every Kafka offset a table consumed landed exactly once: as a row, a dropped
     /// duplicate or a dead letter. Reads the commit infos of the table, its dead letters and its
@@ -56,6 +58,7 @@ enum Command {
     ///
     /// Example:
     ///   tidelake audit --config tidelake-quickstart/tidelake.toml --table ad_events --from 2026-11-23
+    #[command(verbatim_doc_comment)]
     Audit(audit::Args),
 }
 
