@@ -142,7 +142,8 @@ pub async fn check(
         let (ends, found, n) = tokio::task::spawn_blocking(move || check_kafka(&config, &partitions, &holes)).await??;
         kafka = ends;
         checked = n;
-        lake.problems.extend(found);
+        let table = lake.table.clone();
+        lake.problems.extend(found.into_iter().map(|p| Problem { table: table.clone(), ..p }));
     }
     Ok(Report { passed: lake.passed(), lake, kafka, holes_checked_in_kafka: checked })
 }
@@ -260,9 +261,8 @@ fn print_table(report: &Report) {
             ProblemKind::Double => "DOUBLE",
             ProblemKind::Mismatch => "MISMATCH",
         };
-        let table = if p.table.is_empty() { lake.table.as_str() } else { p.table.as_str() };
         let at = p.partition.as_deref().map(|tp| format!(" {tp}")).unwrap_or_default();
-        println!("{kind:<9} {table}{at}: {}", p.message);
+        println!("{kind:<9} {}{at}: {}", p.table, p.message);
     }
     if report.passed {
         println!(
