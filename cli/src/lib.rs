@@ -8,11 +8,13 @@
 //!
 //! - this file: the commands and their flags, `ingest`, progress and exit codes.
 //! - `audit`: `tidelake audit`, the lake's ledgers checked against the archive and Kafka.
+//! - `compact`: `tidelake compact`, the compaction jobs once or on a schedule.
 //! - `quickstart`: `tidelake quickstart`, sample events through Kafka into a local lake.
 
 #![warn(missing_docs)]
 
 mod audit;
+mod compact;
 mod quickstart;
 
 use std::io::IsTerminal;
@@ -60,6 +62,16 @@ enum Command {
     ///   tidelake audit --config tidelake-quickstart/tidelake.toml --table ad_events --from 2026-11-23
     #[command(verbatim_doc_comment)]
     Audit(audit::Args),
+    /// Keep the lake fast: bin-pack small files into large ones per partition (optimize), checkpoint
+    /// the Delta log, and delete files older than the retention that no version needs (vacuum),
+    /// for each table with its dead letters and archive. Safe while ingest runs; a second run with
+    /// nothing to do changes nothing. --dry-run shows the plan and the files vacuum would delete.
+    ///
+    /// Example:
+    ///   tidelake compact --config tidelake.toml --job optimize --job checkpoint --dry-run
+    ///   tidelake compact --config tidelake.toml --every 5m
+    #[command(verbatim_doc_comment)]
+    Compact(compact::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -87,6 +99,7 @@ pub fn main() {
             Command::Quickstart(args) => quickstart::run(args, terminal).await,
             Command::Ingest(args) => ingest(args, terminal).await,
             Command::Audit(args) => audit::run(args).await,
+            Command::Compact(args) => compact::run(args, terminal).await,
         }
     });
     if let Err(e) = result {

@@ -28,13 +28,4 @@ pub use error::{Error, Result};
 pub use ingest::{BatchReport, Ingestor, TableReport};
 pub use poller::{PollerOptions, PollerReport};
 
-/// Installs the log subscriber: JSON lines (for CloudWatch and log shippers) unless `pretty`.
-/// The level comes from `RUST_LOG`: by default `info` for tidelake and `warn` for the Delta crates.
-pub fn init_logging(pretty: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,buoyant_kernel=warn,deltalake_core=warn,deltalake_core::writer::stats=error")
-    });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if pretty { builder.compact().try_init() } else { builder.json().flatten_event(true).try_init() };
-}
+pub use tidelake_lake::logging::init as init_logging;

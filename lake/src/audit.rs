@@ -327,17 +327,20 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
                             ),
                         ));
                     }
-                    for add in commit.adds.iter().filter(|a| ledger.missing.contains(&a.path)) {
-                        problems.push(problem(
-                            ProblemKind::Gap,
-                            None,
-                            format!(
-                                "file {} of version {} ({} rows) is in the Delta log but gone from storage",
-                                add.path,
-                                commit.version,
-                                add.rows.unwrap_or(0)
-                            ),
-                        ));
+                    for add in &commit.adds {
+                        if let Some(how) = lost(&add.path) {
+                            problems.push(problem(
+                                ProblemKind::Gap,
+                                None,
+                                format!(
+                                    "file {} written by version {} ({}) holding {} rows {how}",
+                                    add.path,
+                                    commit.version,
+                                    commit.operation,
+                                    add.rows.unwrap_or(0)
+                                ),
+                            ));
+                        }
                     }
                     continue;
                 }

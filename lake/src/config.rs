@@ -425,7 +425,8 @@ fn child(root: &Url, name: &str) -> std::result::Result<Url, String> {
     base.join(name).map_err(|e| format!("cannot place `{name}` under `{root}`: {e}"))
 }
 
-fn parse_size(text: &str) -> Option<i64> {
+/// Parses a byte size like `6MB`, `128MiB` or `1000` (bytes).
+pub fn parse_size(text: &str) -> Option<i64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);

@@ -26,6 +26,7 @@
 //! - [`sample`]: the ad-events example (table config and a generator) for quickstart and tests.
 //! - [`ledger`]: what each commit of a table covers (offsets, counts) and did (files), from the log.
 //! - [`audit`]: checks the ledgers of a table and its side tables for gaps and double counts.
+//! - [`logging`]: the log subscriber every binary installs.
 //! - [`fault`]: crash points that tests use to kill a process at a chosen step.
 //! - [`error`]: the crate's [`Error`].
 
@@ -40,6 +41,7 @@ pub mod delta;
 pub mod error;
 pub mod fault;
 pub mod ledger;
+pub mod logging;
 pub mod sample;
 pub mod schema;
 pub mod sinks;

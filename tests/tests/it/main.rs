@@ -2,5 +2,6 @@
 //! `infra/kafka.sh` when none is running).
 
 mod audit;
+mod compact;
 mod helpers;
 mod ingest;

@@ -1,0 +1,79 @@
+//! The `compact` function: under the AWS Lambda runtime an EventBridge schedule invokes it; anywhere
+//! else it runs the jobs once and prints the report. Same jobs either way.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use tidelake_compaction::lambda::{self, CompactFunction};
+use tidelake_compaction::{CompactOptions, Job};
+use tidelake_lake::PipelineConfig;
+
+/// Compact the tables of a pipeline: optimize, vacuum, checkpoint.
+///
+/// Under AWS Lambda (AWS_LAMBDA_RUNTIME_API is set) each invocation runs the jobs; the schedule's
+/// input may narrow one run with {"table": ..., "jobs": [...], "dry_run": true}.
+///
+/// Example:
+///   TIDELAKE_COMPACT_JOBS=optimize,checkpoint compact --config tidelake.toml
+#[derive(Parser, Debug)]
+#[command(version, verbatim_doc_comment)]
+struct Args {
+    /// Pipeline config file.
+    #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
+    config: PathBuf,
+    /// Jobs to run, in this order, separated by commas.
+    #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = [JobArg::Optimize, JobArg::Vacuum, JobArg::Checkpoint])]
+    jobs: Vec<JobArg>,
+    /// Optimize packs small files into files up to this many bytes.
+    #[arg(long, env = "TIDELAKE_TARGET_SIZE", default_value_t = tidelake_compaction::optimize::DEFAULT_TARGET_SIZE)]
+    target_size: u64,
+    /// Vacuum deletes files removed longer ago than this.
+    #[arg(long, env = "TIDELAKE_RETENTION", default_value = "7days", value_parser = humantime::parse_duration)]
+    retention: Duration,
+    /// Show what each job would do; write and delete nothing.
+    #[arg(long, env = "TIDELAKE_DRY_RUN")]
+    dry_run: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum JobArg {
+    Optimize,
+    Checkpoint,
+    Vacuum,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let args = Args::parse();
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    tidelake_lake::logging::init(!in_lambda && std::io::stderr().is_terminal());
+    let jobs = args
+        .jobs
+        .iter()
+        .map(|j| match j {
+            JobArg::Optimize => Job::Optimize,
+            JobArg::Checkpoint => Job::Checkpoint,
+            JobArg::Vacuum => Job::Vacuum,
+        })
+        .collect();
+    let function = CompactFunction {
+        config: PipelineConfig::load(&args.config)?,
+        options: CompactOptions {
+            jobs,
+            target_size: args.target_size,
+            retention: args.retention,
+            dry_run: args.dry_run,
+        },
+    };
+    let function = &function;
+    if in_lambda {
+        lambda_runtime::run(lambda_runtime::service_fn(move |event| lambda::handle(event, function))).await?;
+    } else {
+        let event = lambda_runtime::LambdaEvent::new(serde_json::json!({}), lambda_runtime::Context::default());
+        let report = lambda::handle(event, function).await?;
+        println!("{report}");
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Optimize: bin-packs the small files of each partition into files near a target size.
+//!
+//! The plan groups a table's files by partition, leaves alone files already near the target, and
+//! packs the rest, smallest first, into bins of at most the target size; a bin of one file is left
+//! as it is. Executing reads each bin's files, writes their rows as one new file, and commits the new
+//! files and the removal of the old ones in one Delta commit whose actions all say `dataChange =
+//! false`: readers and the audit see the same rows, and ingest commits that land meanwhile (they
+//! only add files) do not conflict with it. Running it again on an optimized table plans nothing
+//! and commits nothing.
+
+use std::collections::BTreeMap;
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::compute::{cast, concat_batches};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Remove};
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::DeltaTable;
+use futures::future::BoxFuture;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Files at or above this share of the target size are left as they are.
+const BIG_ENOUGH: f64 = 0.75;
+
+/// The default target file size: 128 MB.
+pub const DEFAULT_TARGET_SIZE: u64 = 128 * 1024 * 1024;
+
+/// One data file of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedFile {
+    /// Path relative to the table root.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// Rows, from the file statistics.
+    pub rows: u64,
+}
+
+/// Files of one partition to be rewritten as one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bin {
+    /// The partition's values.
+    pub partition: BTreeMap<String, Option<String>>,
+    /// The files to merge.
+    pub files: Vec<PlannedFile>,
+}
+
+/// What an optimize run would do.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OptimizePlan {
+    /// Files of the table.
+    pub files: usize,
+    /// Bins to rewrite.
+    pub bins: Vec<Bin>,
+}
+
+impl OptimizePlan {
+    /// Files the plan rewrites.
+    pub fn files_to_rewrite(&self) -> usize {
+        self.bins.iter().map(|b| b.files.len()).sum()
+    }
+
+    /// Bytes the plan rewrites.
+    pub fn bytes_to_rewrite(&self) -> u64 {
+        self.bins.iter().flat_map(|b| &b.files).map(|f| f.size).sum()
+    }
+}
+
+/// What an optimize run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OptimizeMetrics {
+    /// Whether it only planned.
+    pub dry_run: bool,
+    /// Data files before.
+    pub files_before: usize,
+    /// Data files after (the same as before for a dry run).
+    pub files_after: usize,
+    /// Files removed (in a dry run: that would be).
+    pub files_removed: usize,
+    /// Files written.
+    pub files_added: usize,
+    /// Bins planned: the files written (or, in a dry run, that would be).
+    pub bins: usize,
+    /// Bytes of the removed files.
+    pub bytes_removed: u64,
+    /// Bytes of the written files.
+    pub bytes_added: u64,
+    /// Rows rewritten.
+    pub rows: u64,
+    /// The table version committed, if any.
+    pub version: Option<u64>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The optimize job on one table: `Optimize::new(table).with_target_size(..).await`.
+#[derive(Debug)]
+pub struct Optimize {
+    table: DeltaTable,
+    name: String,
+    target_size: u64,
+    dry_run: bool,
+}
+
+impl Optimize {
+    /// Optimizes `table` (named `name` in messages) with the default target size.
+    pub fn new(table: DeltaTable, name: impl Into<String>) -> Self {
+        Optimize { table, name: name.into(), target_size: DEFAULT_TARGET_SIZE, dry_run: false }
+    }
+
+    /// Sets the size files are packed up to.
+    pub fn with_target_size(mut self, bytes: u64) -> Self {
+        self.target_size = bytes.max(1);
+        self
+    }
+
+    /// Plans only: nothing is written.
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// The bins this run would rewrite.
+    pub fn plan(&self) -> Result<OptimizePlan> {
+        let snapshot = self.table.snapshot().map_err(Error::delta(&self.name))?;
+        let mut partitions: BTreeMap<BTreeMap<String, Option<String>>, Vec<PlannedFile>> = BTreeMap::new();
+        let mut files = 0;
+        for file in snapshot.log_data().iter() {
+            files += 1;
+            let size = file.size().max(0) as u64;
+            if size as f64 >= self.target_size as f64 * BIG_ENOUGH {
+                continue;
+            }
+            partitions.entry(file.partition_values_map().into_iter().collect()).or_default().push(PlannedFile {
+                path: file.object_store_path().to_string(),
+                size,
+                rows: file.num_records().unwrap_or(0) as u64,
+            });
+        }
+        let mut bins = Vec::new();
+        for (partition, mut small) in partitions {
+            small.sort_by_key(|f| f.size);
+            let mut bin: Vec<PlannedFile> = Vec::new();
+            let mut bytes = 0;
+            for file in small {
+                if !bin.is_empty() && bytes + file.size > self.target_size {
+                    bins.push(Bin { partition: partition.clone(), files: std::mem::take(&mut bin) });
+                    bytes = 0;
+                }
+                bytes += file.size;
+                bin.push(file);
+            }
+            bins.push(Bin { partition, files: bin });
+        }
+        bins.retain(|b| b.files.len() > 1);
+        Ok(OptimizePlan { files, bins })
+    }
+
+    async fn execute(mut self) -> Result<(DeltaTable, OptimizeMetrics)> {
+        let started = Instant::now();
+        let plan = self.plan()?;
+        let mut metrics = OptimizeMetrics {
+            dry_run: self.dry_run,
+            files_before: plan.files,
+            files_after: plan.files,
+            files_removed: plan.files_to_rewrite(),
+            bins: plan.bins.len(),
+            bytes_removed: plan.bytes_to_rewrite(),
+            rows: plan.bins.iter().flat_map(|b| &b.files).map(|f| f.rows).sum(),
+            ..OptimizeMetrics::default()
+        };
+        if self.dry_run || plan.bins.is_empty() {
+            metrics.seconds = started.elapsed().as_secs_f64();
+            return Ok((self.table, metrics));
+        }
+        let snapshot = self.table.snapshot().map_err(Error::delta(&self.name))?.clone();
+        let schema = snapshot.snapshot().arrow_schema();
+        let store = self.table.object_store();
+        let mut actions = Vec::new();
+        let now = chrono::Utc::now().timestamp_millis();
+        for bin in &plan.bins {
+            let mut batches = Vec::new();
+            for file in &bin.files {
+                let path = object_store::path::Path::from(file.path.as_str());
+                let bytes = store.get(&path).await?.bytes().await?;
+                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()).map_err(|e| {
+                    Error::File { table: self.name.clone(), path: file.path.clone(), reason: e.to_string() }
+                })?;
+                for batch in reader {
+                    let batch = batch.map_err(|e| Error::File {
+                        table: self.name.clone(),
+                        path: file.path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    batches.push(with_partition_columns(&batch, &schema, &bin.partition)?);
+                }
+            }
+            let merged = concat_batches(&schema, &batches).map_err(Error::arrow("merging a bin's rows"))?;
+            let mut writer = RecordBatchWriter::for_table(&self.table).map_err(Error::delta(&self.name))?;
+            writer.write(merged).await.map_err(Error::delta(&self.name))?;
+            for mut add in writer.flush().await.map_err(Error::delta(&self.name))? {
+                add.data_change = false;
+                metrics.bytes_added += add.size.max(0) as u64;
+                metrics.files_added += 1;
+                actions.push(Action::Add(add));
+            }
+            for file in &bin.files {
+                actions.push(Action::Remove(Remove {
+                    path: file.path.clone(),
+                    data_change: false,
+                    deletion_timestamp: Some(now),
+                    extended_file_metadata: Some(true),
+                    partition_values: Some(bin.partition.clone().into_iter().collect()),
+                    size: Some(file.size as i64),
+                    deletion_vector: None,
+                    tags: None,
+                    base_row_id: None,
+                    default_row_commit_version: None,
+                }));
+            }
+        }
+        let info = serde_json::json!({
+            "job": "optimize",
+            "files_removed": metrics.files_removed,
+            "files_added": metrics.files_added,
+            "rows": metrics.rows,
+        });
+        let properties =
+            CommitProperties::default().with_metadata([("tidelake_compaction".to_string(), info)]).with_max_retries(20);
+        let operation = DeltaOperation::Optimize { predicate: None, target_size: self.target_size as i64 };
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(&snapshot), self.table.log_store(), operation)
+            .await
+            .map_err(|e| Error::CommitFailed { table: self.name.clone(), source: Box::new(e) })?;
+        metrics.version = Some(finalized.version() as u64);
+        self.table.state = Some(finalized.snapshot());
+        metrics.files_after = plan.files - metrics.files_removed + metrics.files_added;
+        metrics.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            table = %self.name,
+            files_removed = metrics.files_removed,
+            files_added = metrics.files_added,
+            rows = metrics.rows,
+            "optimized"
+        );
+        Ok((self.table, metrics))
+    }
+}
+
+impl IntoFuture for Optimize {
+    type Output = Result<(DeltaTable, OptimizeMetrics)>;
+    type IntoFuture = BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.execute())
+    }
+}
+
+/// The rows of a data file with the table's partition columns put back (a partitioned table's files
+/// leave them out; their values are in the file's partition), in the table's column order.
+fn with_partition_columns(
+    batch: &RecordBatch,
+    schema: &arrow::datatypes::SchemaRef,
+    partition: &BTreeMap<String, Option<String>>,
+) -> Result<RecordBatch> {
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => Ok(Arc::clone(column)),
+            None => {
+                let value = partition.get(field.name()).cloned().flatten();
+                let text: ArrayRef = Arc::new(StringArray::from(vec![value; batch.num_rows()]));
+                cast(&text, field.data_type())
+                    .map_err(Error::arrow(format!("reading partition value of `{}`", field.name())))
+            }
+        })
+        .collect::<Result<_>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(Error::arrow("rebuilding rows with partition columns"))
+}

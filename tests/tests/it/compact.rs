@@ -1,0 +1,218 @@
+//! `tidelake compact`: small files packed, the log checkpointed, old files vacuumed, with the same
+//! rows for every reader, and safe while ingest runs.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tidelake_functions::Ingestor;
+use tidelake_lake::{KafkaBatch, KafkaRecord, PipelineConfig};
+
+use crate::helpers::*;
+
+/// Runs `tidelake compact --config <config> --json <extra>`, which must succeed, and returns its report.
+fn compact(config: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["compact", "--config", config.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_slice(&run_ok(&args, &[]).stdout).expect("json report")
+}
+
+/// The sample table with dedup off, in a lake under `dir`, without Kafka.
+fn write_local_config(dir: &Path) -> (std::path::PathBuf, PipelineConfig) {
+    let table = tidelake_lake::sample::AD_EVENTS_TABLE.replace("partition_by", "dedup_window = \"off\"\npartition_by");
+    let text = format!("[kafka]\nbrokers = \"unused:9092\"\n[lake]\nroot = \"lake\"\n\n{table}");
+    let path = dir.join("tidelake.toml");
+    std::fs::write(&path, &text).unwrap();
+    (path.clone(), PipelineConfig::parse(&text, dir).unwrap())
+}
+
+fn data_files_on_disk(table: &Path) -> usize {
+    fn walk(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.ends_with("_delta_log"))
+            .map(|p| if p.is_dir() { walk(&p) } else { usize::from(p.extension().is_some_and(|e| e == "parquet")) })
+            .sum()
+    }
+    walk(table)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_small_files_pack_into_one_per_partition_with_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config_path, config) = write_local_config(dir.path());
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    // 42 batches of 240 events, one in each hour of 10 days: every batch writes one small file into
+    // each of the 240 (date, hour) partitions.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-10T00:30:00Z").unwrap();
+    let mut offset = 0;
+    for batch in 0..42 {
+        let records: Vec<KafkaRecord> = (0..240)
+            .map(|hour| {
+                let time = (start + chrono::Duration::hours(hour) + chrono::Duration::seconds(batch)).to_rfc3339();
+                let value = format!(
+                    r#"{{"event_id":"e-{batch}-{hour}","event_time":"{time}","event_type":"impression","ad_id":{hour},"campaign_id":1000,"cost":"0.{batch:06}"}}"#
+                );
+                offset += 1;
+                KafkaRecord {
+                    topic: "ad_events".into(),
+                    partition: 0,
+                    offset,
+                    timestamp_ms: None,
+                    key: None,
+                    value: Some(value.into_bytes()),
+                    headers: vec![],
+                }
+            })
+            .collect();
+        ingestor.handle(&KafkaBatch::new(records)).await.unwrap();
+    }
+    let spec = &config.tables[0];
+    let none = HashMap::new();
+    let before = open(&spec.location, &none).await;
+    assert_eq!(tidelake_lake::delta::row_and_file_count(&before).unwrap(), (10_080, 10_080));
+    let read_before = read_back(&spec.location, "event_id", "cost");
+
+    // A dry run plans the packing and writes nothing.
+    let plan = compact(&config_path, &["--job", "optimize", "--dry-run"]);
+    assert_eq!(plan["tables"][0]["optimize"]["files_removed"], 10_080, "{plan}");
+    assert_eq!(plan["tables"][0]["optimize"]["bins"], 240);
+    assert_eq!(open(&spec.location, &none).await.version(), before.version(), "a dry run commits nothing");
+
+    let report = compact(&config_path, &["--job", "optimize"]);
+    let optimize = &report["tables"][0]["optimize"];
+    assert_eq!((optimize["files_before"].as_u64(), optimize["files_after"].as_u64()), (Some(10_080), Some(240)));
+    assert_eq!(optimize["rows"], 10_080);
+    let after = open(&spec.location, &none).await;
+    assert_eq!(tidelake_lake::delta::row_and_file_count(&after).unwrap(), (10_080, 240));
+    // DuckDB and Python deltalake read the same rows as before.
+    assert_eq!(read_back(&spec.location, "event_id", "cost"), read_before);
+    let (passed, audit_report, stderr) = audit(&config_path, &["--offline"]);
+    assert!(passed, "{audit_report} {stderr}");
+    assert_eq!(audit_report["rows_in_table"], 10_080);
+
+    // Nothing left to pack: no commit.
+    let again = compact(&config_path, &["--job", "optimize"]);
+    assert_eq!(again["tables"][0]["optimize"]["files_removed"], 0);
+    assert_eq!(open(&spec.location, &none).await.version(), after.version(), "a second run commits nothing");
+
+    // Vacuum: with the default retention the removed files stay (time travel); with none they go.
+    let table_dir = spec.location.to_file_path().unwrap();
+    assert_eq!(data_files_on_disk(&table_dir), 10_080 + 240);
+    let kept = compact(&config_path, &["--job", "vacuum", "--dry-run"]);
+    assert_eq!(kept["tables"][0]["vacuum"]["files"].as_array().unwrap().len(), 0);
+    let listed = compact(&config_path, &["--job", "vacuum", "--dry-run", "--retention", "0s"]);
+    assert_eq!(listed["tables"][0]["vacuum"]["files"].as_array().unwrap().len(), 10_080);
+    assert_eq!(data_files_on_disk(&table_dir), 10_080 + 240, "a dry run deletes nothing");
+    compact(&config_path, &["--job", "vacuum", "--retention", "0s"]);
+    assert_eq!(data_files_on_disk(&table_dir), 240);
+    assert_eq!(read_back(&spec.location, "event_id", "cost"), read_before);
+
+    // Checkpoint, then every job again: nothing to do, no commit.
+    compact(&config_path, &["--job", "checkpoint"]);
+    assert!(table_dir.join("_delta_log/_last_checkpoint").exists());
+    let version = open(&spec.location, &none).await.version();
+    let idle = compact(&config_path, &["--retention", "0s"]);
+    assert_eq!(idle["tables"][0]["checkpoint"]["version"], serde_json::Value::Null, "{idle}");
+    assert_eq!(idle["tables"][0]["vacuum"]["files"].as_array().unwrap().len(), 0);
+    assert_eq!(open(&spec.location, &none).await.version(), version);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_while_ingest_runs_loses_and_doubles_nothing() {
+    let topic = unique("compactlive");
+    create_topic(&topic, 3).await;
+    let records = events(40_000, 0.05, 0.005, 21);
+    produce(&producer(), &topic, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 300);
+    Ingestor::open(load_config(&config)).await.unwrap();
+    // Optimize (small target, so files keep being packed) and checkpoint every 200 ms while ingest
+    // commits small batches. (Not vacuum with no retention: it would delete files a writer has
+    // written and not yet committed.)
+    let mut compactor = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
+        .args(["compact", "--config", config.to_str().unwrap(), "--every", "200ms", "--target-size", "1MiB"])
+        .args(["--job", "optimize,checkpoint", "--json"])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let report = ingest_to_end(&config);
+    compactor.kill().unwrap();
+    let out = compactor.wait_with_output().unwrap();
+    let runs = String::from_utf8_lossy(&out.stdout).lines().count();
+    let packed: u64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|r| r["tables"][0]["optimize"]["files_removed"].as_u64().unwrap_or(0))
+        .sum();
+    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
+    assert!(runs >= 3 && packed > 0, "compaction ran {runs} times and packed {packed} files meanwhile: {last}");
+    assert!(report["batches"].as_u64().unwrap() > 20, "{report}");
+
+    // Ingest has stopped: now the removed files can go.
+    compact(&config, &["--retention", "0s"]);
+    let spec = &load_config(&config).tables[0];
+    let rows = read_rows(&spec.location, &HashMap::new()).await;
+    let ids = strings(&rows, "event_id");
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), 40_000, "one row per event");
+    assert_eq!(distinct.len(), 40_000);
+    audit_passes(&config);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_compact_function_packs_once_and_then_has_nothing_to_do() {
+    use lambda_runtime::{Context, LambdaEvent};
+    use tidelake_compaction::lambda::{handle, CompactFunction};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_, config) = write_local_config(dir.path());
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    for batch in 0..6 {
+        let records = (0..50)
+            .map(|i| KafkaRecord {
+                topic: "ad_events".into(),
+                partition: 0,
+                offset: batch * 50 + i,
+                timestamp_ms: None,
+                key: None,
+                value: Some(
+                    format!(r#"{{"event_id":"e-{batch}-{i}","event_time":"2026-11-23T10:{i:02}:00Z","event_type":"click","ad_id":1,"campaign_id":1000}}"#)
+                        .into_bytes(),
+                ),
+                headers: vec![],
+            })
+            .collect();
+        ingestor.handle(&KafkaBatch::new(records)).await.unwrap();
+    }
+    let function = CompactFunction { config: config.clone(), options: Default::default() };
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../../../compaction/fixtures/schedule-event.json")).unwrap();
+    let invoke = |payload: serde_json::Value| handle(LambdaEvent::new(payload, Context::default()), &function);
+
+    // An input that narrows the run to a dry run of optimize on the data table.
+    let plan = invoke(serde_json::json!({"table": "ad_events", "jobs": ["optimize"], "dry_run": true})).await.unwrap();
+    assert_eq!(plan["tables"].as_array().unwrap().len(), 3, "data, dead letters and archive: {plan}");
+    assert_eq!(plan["tables"][0]["optimize"]["files_removed"], 6);
+
+    // The plain scheduled event runs every job.
+    let done = invoke(fixture.clone()).await.unwrap();
+    let data = &done["tables"][0];
+    assert_eq!(
+        (data["optimize"]["files_before"].as_u64(), data["optimize"]["files_after"].as_u64()),
+        (Some(6), Some(1))
+    );
+    assert!(data["checkpoint"]["version"].is_u64(), "{done}");
+    let table = open(&config.tables[0].location, &HashMap::new()).await;
+    assert_eq!(tidelake_lake::delta::row_and_file_count(&table).unwrap(), (300, 1));
+
+    let again = invoke(fixture).await.unwrap();
+    assert_eq!(again["tables"][0]["optimize"]["files_removed"], 0);
+    assert_eq!(
+        open(&config.tables[0].location, &HashMap::new()).await.version(),
+        table.version(),
+        "nothing to do, no commit"
+    );
+}
