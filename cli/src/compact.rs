@@ -19,8 +19,8 @@ pub struct Args {
     #[arg(long, env = "TIDELAKE_TABLE")]
     table: Option<String>,
     /// Jobs to run, in this order (repeat the flag or separate with commas).
-    #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = [JobArg::Optimize, JobArg::Vacuum, JobArg::Checkpoint])]
-    jobs: Vec<JobArg>,
+    #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = [Job::Optimize, Job::Vacuum, Job::Checkpoint])]
+    jobs: Vec<Job>,
     /// Show what each job would do; write and delete nothing.
     #[arg(long, env = "TIDELAKE_DRY_RUN")]
     dry_run: bool,
@@ -38,13 +38,6 @@ pub struct Args {
     /// Print each run's report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy)]
-enum JobArg {
-    Optimize,
-    Checkpoint,
-    Vacuum,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -74,15 +67,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
         None => config.tables.iter().collect(),
     };
     let options = CompactOptions {
-        jobs: args
-            .jobs
-            .iter()
-            .map(|j| match j {
-                JobArg::Optimize => Job::Optimize,
-                JobArg::Checkpoint => Job::Checkpoint,
-                JobArg::Vacuum => Job::Vacuum,
-            })
-            .collect(),
+        jobs: args.jobs,
         target_size: args.target_size,
         retention: args.retention,
         dry_run: args.dry_run,

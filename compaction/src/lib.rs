@@ -42,7 +42,7 @@ pub use optimize::{Optimize, OptimizeMetrics};
 pub use vacuum::{Vacuum, VacuumMetrics};
 
 /// A compaction job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Job {
     /// Bin-pack small files.

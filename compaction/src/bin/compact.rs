@@ -24,8 +24,8 @@ struct Args {
     #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
     config: PathBuf,
     /// Jobs to run, in this order, separated by commas.
-    #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = [JobArg::Optimize, JobArg::Vacuum, JobArg::Checkpoint])]
-    jobs: Vec<JobArg>,
+    #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = [Job::Optimize, Job::Vacuum, Job::Checkpoint])]
+    jobs: Vec<Job>,
     /// Optimize packs small files into files up to this many bytes.
     #[arg(long, env = "TIDELAKE_TARGET_SIZE", default_value_t = tidelake_compaction::optimize::DEFAULT_TARGET_SIZE)]
     target_size: u64,
@@ -37,31 +37,15 @@ struct Args {
     dry_run: bool,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy)]
-enum JobArg {
-    Optimize,
-    Checkpoint,
-    Vacuum,
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     tidelake_lake::logging::init(!in_lambda && std::io::stderr().is_terminal());
-    let jobs = args
-        .jobs
-        .iter()
-        .map(|j| match j {
-            JobArg::Optimize => Job::Optimize,
-            JobArg::Checkpoint => Job::Checkpoint,
-            JobArg::Vacuum => Job::Vacuum,
-        })
-        .collect();
     let function = CompactFunction {
         config: PipelineConfig::load(&args.config)?,
         options: CompactOptions {
-            jobs,
+            jobs: args.jobs,
             target_size: args.target_size,
             retention: args.retention,
             dry_run: args.dry_run,
