@@ -233,6 +233,7 @@ impl Optimize {
             "files_added": metrics.files_added,
             "rows": metrics.rows,
         });
+        tidelake_lake::fault::point("optimize-after-write");
         let properties =
             CommitProperties::default().with_metadata([("tidelake_compaction".to_string(), info)]).with_max_retries(20);
         let operation = DeltaOperation::Optimize { predicate: None, target_size: self.target_size as i64 };
@@ -242,6 +243,7 @@ impl Optimize {
             .await
             .map_err(|e| Error::CommitFailed { table: self.name.clone(), source: Box::new(e) })?;
         metrics.version = Some(finalized.version() as u64);
+        tidelake_lake::fault::point("optimize-after-commit");
         self.table.state = Some(finalized.snapshot());
         metrics.files_after = plan.files - metrics.files_removed + metrics.files_added;
         metrics.seconds = started.elapsed().as_secs_f64();

@@ -216,3 +216,48 @@ async fn the_scheduled_compact_function_packs_once_and_then_has_nothing_to_do() 
         "nothing to do, no commit"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimize_killed_at_any_step_then_run_again_gives_the_same_table() {
+    let topic = unique("compactcrash");
+    create_topic(&topic, 2).await;
+    let records = events(6_000, 0.05, 0.005, 22);
+    produce(&producer(), &topic, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 200);
+    ingest_to_end(&config);
+    let spec = &load_config(&config).tables[0];
+    let none = HashMap::new();
+    let read_before = read_back(&spec.location, "event_id", "cost");
+    let files_before = tidelake_lake::delta::row_and_file_count(&open(&spec.location, &none).await).unwrap().1;
+    assert!(files_before > 10, "{files_before} files");
+
+    // Killed with the new files written but not committed: the table is as it was.
+    let version = open(&spec.location, &none).await.version();
+    let out = run_tidelake(
+        &["compact", "--config", config.to_str().unwrap(), "--job", "optimize"],
+        &[("TIDELAKE_CRASH_AT", "optimize-after-write")],
+    );
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && said.contains("crash injected"), "{said}");
+    assert_eq!(open(&spec.location, &none).await.version(), version, "nothing committed");
+    assert_eq!(read_back(&spec.location, "event_id", "cost"), read_before);
+    // Killed after the data table's commit, before the dead letters and the archive.
+    let out = run_tidelake(
+        &["compact", "--config", config.to_str().unwrap()],
+        &[("TIDELAKE_CRASH_AT", "optimize-after-commit")],
+    );
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && said.contains("crash injected"), "{said}");
+
+    // Run again: the rest is done, the files the first kill left are vacuumed, the rows are the same.
+    let report = compact(&config, &["--retention", "0s"]);
+    let data = &report["tables"][0];
+    assert_eq!(data["optimize"]["files_removed"], 0, "the data table was optimized before the kill: {report}");
+    assert!(report["tables"][2]["optimize"]["files_removed"].as_u64().unwrap() > 0, "the archive is packed now");
+    assert!(!data["vacuum"]["files"].as_array().unwrap().is_empty(), "the uncommitted and removed files are vacuumed");
+    let files_after = tidelake_lake::delta::row_and_file_count(&open(&spec.location, &none).await).unwrap().1;
+    assert!(files_after < files_before / 4, "{files_before} -> {files_after} files");
+    assert_eq!(read_back(&spec.location, "event_id", "cost"), read_before);
+    audit_passes(&config);
+}
