@@ -9,12 +9,14 @@
 //! - this file: the commands and their flags, `ingest`, progress and exit codes.
 //! - `audit`: `tidelake audit`, the lake's ledgers checked against the archive and Kafka.
 //! - `compact`: `tidelake compact`, the compaction jobs once or on a schedule.
+//! - `duckdb_init`: `tidelake duckdb-init`, DuckDB views over the Delta snapshots.
 //! - `quickstart`: `tidelake quickstart`, sample events through Kafka into a local lake.
 
 #![warn(missing_docs)]
 
 mod audit;
 mod compact;
+mod duckdb_init;
 mod quickstart;
 
 use std::io::IsTerminal;
@@ -72,6 +74,15 @@ enum Command {
     ///   tidelake compact --config tidelake.toml --every 5m
     #[command(verbatim_doc_comment)]
     Compact(compact::Args),
+    /// Print the SQL that defines a DuckDB view per table (data, dead letters, archive) over the
+    /// Parquet files of its current Delta snapshot, or of an older version with --at-version. The
+    /// files are resolved from the Delta log, so DuckDB needs no extension; run it again after
+    /// new commits.
+    ///
+    /// Example:
+    ///   tidelake duckdb-init --config tidelake.toml > views.sql && duckdb -init views.sql
+    #[command(name = "duckdb-init", verbatim_doc_comment)]
+    DuckdbInit(duckdb_init::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -100,6 +111,7 @@ pub fn main() {
             Command::Ingest(args) => ingest(args, terminal).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Compact(args) => compact::run(args, terminal).await,
+            Command::DuckdbInit(args) => duckdb_init::run(args).await,
         }
     });
     if let Err(e) = result {

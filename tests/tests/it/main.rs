@@ -3,5 +3,6 @@
 
 mod audit;
 mod compact;
+mod duckdb;
 mod helpers;
 mod ingest;
