@@ -60,11 +60,11 @@ pub struct Report {
     pub passed: bool,
 }
 
-fn parse_time(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
     parse_instant(text, false)
 }
 
-fn parse_end_time(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_end_time(text: &str) -> Result<i64, String> {
     parse_instant(text, true)
 }
 

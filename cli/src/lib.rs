@@ -10,6 +10,7 @@
 //! - `audit`: `tidelake audit`, the lake's ledgers checked against the archive and Kafka.
 //! - `compact`: `tidelake compact`, the compaction jobs once or on a schedule.
 //! - `duckdb_init`: `tidelake duckdb-init`, DuckDB views over the Delta snapshots.
+//! - `reprocess`: `tidelake reprocess`, archived batches replayed into shadow tables.
 //! - `quickstart`: `tidelake quickstart`, sample events through Kafka into a local lake.
 
 #![warn(missing_docs)]
@@ -18,6 +19,7 @@ mod audit;
 mod compact;
 mod duckdb_init;
 mod quickstart;
+mod reprocess;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -83,6 +85,14 @@ enum Command {
     ///   tidelake duckdb-init --config tidelake.toml > views.sql && duckdb -init views.sql
     #[command(name = "duckdb-init", verbatim_doc_comment)]
     DuckdbInit(duckdb_init::Args),
+    /// Replay a table's archived records (all, or a range of Kafka timestamps) through the same
+    /// ingest handler (decoding, dedup, dead letters) into shadow tables next to the live one.
+    /// Interrupted, it continues where it stopped when run again.
+    ///
+    /// Example:
+    ///   tidelake reprocess --config tidelake.toml --table ad_events --from 2026-11-20 --to 2026-11-22
+    #[command(verbatim_doc_comment)]
+    Reprocess(reprocess::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -112,6 +122,7 @@ pub fn main() {
             Command::Audit(args) => audit::run(args).await,
             Command::Compact(args) => compact::run(args, terminal).await,
             Command::DuckdbInit(args) => duckdb_init::run(args).await,
+            Command::Reprocess(args) => reprocess::run(args, terminal).await,
         }
     });
     if let Err(e) = result {

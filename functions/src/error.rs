@@ -28,6 +28,24 @@ pub enum Error {
         source: rdkafka::error::KafkaError,
     },
 
+    /// The config has no table of that name.
+    #[error("no table `{table}` in the config; it has {known}")]
+    UnknownTable {
+        /// The name asked for.
+        table: String,
+        /// The tables the config has.
+        known: String,
+    },
+
+    /// An archive file could not be read back.
+    #[error("archive file {path}: {reason}")]
+    Archive {
+        /// The file, relative to the archive table.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+
     /// A Lambda event could not be turned into a batch.
     #[error("lambda event: {0}")]
     Event(String),
@@ -40,7 +58,7 @@ impl Error {
         match self {
             Error::Lake(e) => e.is_retryable(),
             Error::Kafka { .. } => true,
-            Error::UnknownTopic { .. } | Error::Event(_) => false,
+            Error::UnknownTopic { .. } | Error::UnknownTable { .. } | Error::Archive { .. } | Error::Event(_) => false,
         }
     }
 }

@@ -30,7 +30,8 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 struct TableSinks {
     spec: TableSpec,
-    archive: OffsetTable,
+    /// `None` when the records come from the archive already (reprocessing).
+    archive: Option<OffsetTable>,
     dead_letters: OffsetTable,
     data: OffsetTable,
     index: UuidIndex,
@@ -93,17 +94,28 @@ pub struct Ingestor {
 impl Ingestor {
     /// Opens every table of the config, creating those that do not exist yet.
     pub async fn open(config: PipelineConfig) -> Result<Self> {
+        Self::open_with(config, true).await
+    }
+
+    /// Like [`Ingestor::open`]; without `archive`, batches are not archived (records replayed from
+    /// the archive are there already).
+    pub async fn open_with(config: PipelineConfig, archive: bool) -> Result<Self> {
         let mut tables = Vec::with_capacity(config.tables.len());
         for spec in &config.tables {
             let options = &config.storage_options;
-            let archive = OffsetTable::open(
-                &format!("{}_archive", spec.name),
-                &spec.archive,
-                &sinks::archive_schema(),
-                &sinks::archive_partition_columns(),
-                options,
-            )
-            .await?;
+            let archive = match archive {
+                true => Some(
+                    OffsetTable::open(
+                        &format!("{}_archive", spec.name),
+                        &spec.archive,
+                        &sinks::archive_schema(),
+                        &sinks::archive_partition_columns(),
+                        options,
+                    )
+                    .await?,
+                ),
+                false => None,
+            };
             let dead_letters = OffsetTable::open(
                 &format!("{}_dead_letters", spec.name),
                 &spec.dead_letters,
@@ -171,22 +183,26 @@ impl TableSinks {
         let now_us = chrono::Utc::now().timestamp_micros();
         let records = &batch.records;
 
-        let archived = self
-            .archive
-            .append_once(&last, CommitMode::Blind, async |_, c| {
-                Ok(Planned {
-                    rows: sinks::archive_rows(records, c, now_us)?,
-                    info: ingest_info(
-                        TableKind::Archive,
-                        records,
-                        c,
-                        |_| Outcome::Row,
-                        |_| true,
-                        DedupCounts::default(),
-                    ),
-                })
-            })
-            .await?;
+        let archived = match self.archive.as_mut() {
+            None => Default::default(),
+            Some(archive) => {
+                archive
+                    .append_once(&last, CommitMode::Blind, async |_, c| {
+                        Ok(Planned {
+                            rows: sinks::archive_rows(records, c, now_us)?,
+                            info: ingest_info(
+                                TableKind::Archive,
+                                records,
+                                c,
+                                |_| Outcome::Row,
+                                |_| true,
+                                DedupCounts::default(),
+                            ),
+                        })
+                    })
+                    .await?
+            }
+        };
 
         let refs: Vec<&KafkaRecord> = records.iter().collect();
         let decoded = decode(&self.spec, &refs)?;

@@ -15,6 +15,7 @@
 //! - [`ingest`]: the [`Ingestor`], the one handler both entry points call.
 //! - [`lambda`]: Lambda Kafka event to batch, and the Lambda handler.
 //! - [`poller`]: the local consumer: batch cutting, resuming from the lake's offsets, clean stop.
+//! - [`reprocess`]: history replayed from the archive through the same handler, into shadow tables.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_retryable`] for the Lambda edge.
 
 #![warn(missing_docs)]
@@ -23,6 +24,7 @@ pub mod error;
 pub mod ingest;
 pub mod lambda;
 pub mod poller;
+pub mod reprocess;
 
 pub use error::{Error, Result};
 pub use ingest::{BatchReport, Ingestor, TableReport};

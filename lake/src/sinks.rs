@@ -9,10 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Date32Array, Int32Array, Int64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
-    StructBuilder, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BinaryBuilder, Date32Array, Int32Array, Int64Array, ListBuilder, RecordBatch,
+    StringArray, StringBuilder, StructBuilder, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{
+    DataType, Field, Fields, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+};
 
 use crate::batch::{KafkaRecord, TopicPartition};
 use crate::error::{Error, Result};
@@ -161,6 +163,47 @@ pub fn archive_rows(
     RecordBatch::try_new(archive_schema(), columns).map(Some).map_err(Error::arrow("building archive rows"))
 }
 
+/// The records of archive rows, as they were read from Kafka (the inverse of [`archive_rows`]). The
+/// rows may lack the partition column `archive_date` (data files of a partitioned table do).
+pub fn records_from_archive(rows: &RecordBatch) -> Result<Vec<KafkaRecord>> {
+    let column = |name: &str| {
+        rows.column_by_name(name).ok_or_else(|| Error::Arrow {
+            context: format!("reading archive rows: no column `{name}`"),
+            source: arrow::error::ArrowError::SchemaError(name.to_string()),
+        })
+    };
+    let topics = column("topic")?.as_string::<i32>();
+    let partitions = column("partition")?.as_primitive::<Int32Type>();
+    let offsets = column("offset")?.as_primitive::<Int64Type>();
+    let timestamps = column("timestamp")?.as_primitive::<TimestampMicrosecondType>();
+    let keys = column("key")?.as_binary::<i32>();
+    let values = column("value")?.as_binary::<i32>();
+    let headers = column("headers")?.as_list::<i32>();
+    let bytes = |a: &arrow::array::BinaryArray, i: usize| a.is_valid(i).then(|| a.value(i).to_vec());
+    Ok((0..rows.num_rows())
+        .map(|i| {
+            let mut pairs = Vec::new();
+            if headers.is_valid(i) {
+                let entries = headers.value(i);
+                let entries = entries.as_struct();
+                let (names, contents) = (entries.column(0).as_string::<i32>(), entries.column(1).as_binary::<i32>());
+                for j in 0..entries.len() {
+                    pairs.push((names.value(j).to_string(), bytes(contents, j)));
+                }
+            }
+            KafkaRecord {
+                topic: topics.value(i).to_string(),
+                partition: partitions.value(i),
+                offset: offsets.value(i),
+                timestamp_ms: timestamps.is_valid(i).then(|| timestamps.value(i).div_euclid(1000)),
+                key: bytes(keys, i),
+                value: bytes(values, i),
+                headers: pairs,
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +233,13 @@ mod tests {
         )
         .unwrap();
         assert!(none.is_none());
+    }
+
+    #[test]
+    fn archived_records_read_back_as_they_were() {
+        let records = vec![record(0, 5), record(1, 0), KafkaRecord { key: None, headers: vec![], ..record(1, 1) }];
+        let batch = archive_rows(&records, &HashMap::new(), 0).unwrap().unwrap();
+        assert_eq!(records_from_archive(&batch).unwrap(), records);
     }
 
     #[test]

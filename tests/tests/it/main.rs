@@ -6,3 +6,4 @@ mod compact;
 mod duckdb;
 mod helpers;
 mod ingest;
+mod reprocess;

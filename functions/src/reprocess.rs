@@ -1,0 +1,243 @@
+//! Reprocess: history replayed from the raw-batch archive through the same ingest handler (same
+//! decoding, dedup and dead letters), into a shadow table next to the live one.
+//!
+//! The archive's records of the chosen range are read, put back in Kafka order (topic, partition,
+//! offset) and fed to an [`Ingestor`] over the shadow tables in batches. The shadow tables record
+//! Kafka offsets like any ingest table, so an interrupted run started again skips what it committed
+//! and ends with the same tables; a finished run started again writes nothing.
+
+use std::future::IntoFuture;
+use std::time::{Duration, Instant};
+
+use deltalake::DeltaTable;
+use futures::future::LocalBoxFuture;
+use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::Serialize;
+use tidelake_lake::sinks::records_from_archive;
+use tidelake_lake::{KafkaBatch, KafkaRecord, PipelineConfig, TableSpec};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::ingest::{BatchReport, Ingestor};
+
+/// What a reprocess run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReprocessMetrics {
+    /// Archived records in the range.
+    pub records: usize,
+    /// Batches handed to the handler.
+    pub batches: usize,
+    /// Rows written to the shadow table.
+    pub rows_written: usize,
+    /// Records written to the shadow dead letters.
+    pub dead_letters: usize,
+    /// Records dropped as copies of an event UUID.
+    pub duplicates: usize,
+    /// The shadow data table.
+    pub shadow: String,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// A callback told after each batch: the batch's report and the records handled so far.
+pub type Progress = Box<dyn FnMut(&BatchReport, usize)>;
+
+/// The reprocess job for one table: `Reprocess::new(config, "ad_events")?.with_range(..).await`.
+pub struct Reprocess {
+    config: PipelineConfig,
+    spec: TableSpec,
+    shadow_root: Url,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    batch_size: usize,
+    max_rate: Option<f64>,
+    progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for Reprocess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reprocess").field("table", &self.spec.name).field("shadow_root", &self.shadow_root).finish()
+    }
+}
+
+impl Reprocess {
+    /// Reprocesses table `table` of `config` into shadow tables under `_reprocess/` next to it.
+    pub fn new(config: PipelineConfig, table: &str) -> Result<Self> {
+        let spec = config.tables.iter().find(|t| t.name == table).cloned().ok_or_else(|| Error::UnknownTable {
+            table: table.to_string(),
+            known: config.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>().join(", "),
+        })?;
+        let shadow_root = spec.location.join("_reprocess/").expect("a relative folder joins any URL");
+        Ok(Reprocess {
+            config,
+            spec,
+            shadow_root,
+            from_ms: None,
+            to_ms: None,
+            batch_size: 10_000,
+            max_rate: None,
+            progress: None,
+        })
+    }
+
+    /// Puts the shadow tables under `root` (data at `<root>/<table>`, dead letters at
+    /// `<root>/_dead_letters/<table>`).
+    pub fn with_shadow_root(mut self, root: Url) -> Self {
+        self.shadow_root = root;
+        self
+    }
+
+    /// Only records with a Kafka timestamp in `from_ms..=to_ms` (milliseconds; open ends allowed).
+    pub fn with_range(mut self, from_ms: Option<i64>, to_ms: Option<i64>) -> Self {
+        self.from_ms = from_ms;
+        self.to_ms = to_ms;
+        self
+    }
+
+    /// Records per batch handed to the handler.
+    pub fn with_batch_size(mut self, records: usize) -> Self {
+        self.batch_size = records.max(1);
+        self
+    }
+
+    /// At most this many records a second.
+    pub fn with_max_rate(mut self, records_per_second: Option<f64>) -> Self {
+        self.max_rate = records_per_second.filter(|r| *r > 0.0);
+        self
+    }
+
+    /// Calls `progress` after each batch.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The shadow tables' spec: the live table's columns and topic, at the shadow locations.
+    fn shadow_spec(&self) -> Result<TableSpec> {
+        let root = match self.shadow_root.path().ends_with('/') {
+            true => self.shadow_root.clone(),
+            false => Url::parse(&format!("{}/", self.shadow_root)).expect("a URL with a slash added"),
+        };
+        let at = |path: &str| {
+            root.join(path).map_err(|e| {
+                Error::Lake(tidelake_lake::Error::Location {
+                    location: root.to_string(),
+                    reason: format!("cannot place `{path}` under it: {e}"),
+                })
+            })
+        };
+        let mut spec = self.spec.clone();
+        spec.location = at(&self.spec.name)?;
+        spec.dead_letters = at(&format!("_dead_letters/{}", self.spec.name))?;
+        Ok(spec)
+    }
+
+    /// The archived records of the range, in Kafka order.
+    async fn archived_records(&self) -> Result<Vec<KafkaRecord>> {
+        let archive =
+            deltalake::open_table_with_storage_options(self.spec.archive.clone(), self.config.storage_options.clone())
+                .await
+                .map_err(|e| lake_delta(&format!("{}_archive", self.spec.name), e))?;
+        let mut records = Vec::new();
+        for path in self.archive_files(&archive)? {
+            let bytes = archive.object_store().get(&path).await.map_err(tidelake_lake::Error::from)?.bytes().await;
+            let bytes = bytes.map_err(tidelake_lake::Error::from)?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .and_then(|b| b.build())
+                .map_err(|e| archive_file_error(&path, e.to_string()))?;
+            for rows in reader {
+                let rows = rows.map_err(|e| archive_file_error(&path, e.to_string()))?;
+                records.extend(records_from_archive(&rows)?.into_iter().filter(|r| self.in_range(r)));
+            }
+        }
+        records.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+        records.dedup_by(|a, b| a.topic == b.topic && a.partition == b.partition && a.offset == b.offset);
+        Ok(records)
+    }
+
+    /// The archive's files whose `archive_date` can hold records of the range.
+    fn archive_files(&self, archive: &DeltaTable) -> Result<Vec<object_store::path::Path>> {
+        let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.date_naive());
+        let (first, last) = (self.from_ms.and_then(day), self.to_ms.and_then(day));
+        let snapshot = archive.snapshot().map_err(|e| lake_delta(&self.spec.name, e))?;
+        Ok(snapshot
+            .log_data()
+            .iter()
+            .filter(|f| {
+                let date = f
+                    .partition_values_map()
+                    .get("archive_date")
+                    .cloned()
+                    .flatten()
+                    .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+                date.is_none_or(|d| first.is_none_or(|f| d >= f) && last.is_none_or(|l| d <= l))
+            })
+            .map(|f| f.object_store_path())
+            .collect())
+    }
+
+    fn in_range(&self, record: &KafkaRecord) -> bool {
+        if self.from_ms.is_none() && self.to_ms.is_none() {
+            return true;
+        }
+        record.timestamp_ms.is_some_and(|t| self.from_ms.is_none_or(|f| t >= f) && self.to_ms.is_none_or(|l| t <= l))
+    }
+
+    async fn execute(mut self) -> Result<ReprocessMetrics> {
+        let started = Instant::now();
+        let shadow = self.shadow_spec()?;
+        let records = self.archived_records().await?;
+        let config = PipelineConfig { tables: vec![shadow.clone()], ..self.config.clone() };
+        let mut ingestor = Ingestor::open_with(config, false).await?;
+        let mut metrics = ReprocessMetrics {
+            records: records.len(),
+            shadow: shadow.location.to_string(),
+            ..ReprocessMetrics::default()
+        };
+        let mut done = 0;
+        for chunk in records.chunks(self.batch_size) {
+            let report = ingestor.handle(&KafkaBatch::new(chunk.to_vec())).await?;
+            done += chunk.len();
+            metrics.batches += 1;
+            metrics.rows_written += report.rows_written();
+            metrics.dead_letters += report.dead_letters();
+            metrics.duplicates += report.duplicates();
+            if let Some(progress) = self.progress.as_mut() {
+                progress(&report, done);
+            }
+            if let Some(rate) = self.max_rate {
+                let due = Duration::from_secs_f64(done as f64 / rate);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        metrics.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            table = %self.spec.name,
+            shadow = %metrics.shadow,
+            records = metrics.records,
+            rows_written = metrics.rows_written,
+            "reprocessed"
+        );
+        Ok(metrics)
+    }
+}
+
+impl IntoFuture for Reprocess {
+    type Output = Result<ReprocessMetrics>;
+    type IntoFuture = LocalBoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.execute())
+    }
+}
+
+fn lake_delta(table: &str, e: deltalake::DeltaTableError) -> Error {
+    Error::Lake(tidelake_lake::Error::Delta { table: table.to_string(), source: Box::new(e) })
+}
+
+fn archive_file_error(path: &object_store::path::Path, reason: String) -> Error {
+    Error::Archive { path: path.to_string(), reason }
+}
