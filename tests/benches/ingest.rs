@@ -1,7 +1,9 @@
 //! Ingest benchmark against the real Kafka broker: throughput of `tidelake ingest` into a local Delta
 //! table, as a ratio against just consuming the same records with a consumer group of its own (the
 //! floor; both include joining the group), the ingest process's peak
-//! RSS with 6 MB batches, and the cold start of the `tidelake` binary (spawn to consuming).
+//! RSS with 6 MB batches, the cold start of the `tidelake` binary (spawn to consuming), the
+//! reprocess rate from the archive against the live rate, and DuckDB through the `duckdb-init` views
+//! against a plain glob of the same files.
 //!
 //! Run: `cargo bench -p tidelake-tests --bench ingest` (`TIDELAKE_BENCH_EVENTS` sets the event count,
 //! default 300000).
@@ -84,6 +86,54 @@ async fn bench() {
         }
         None => println!("peak RSS: not measured (/usr/bin/time is missing)"),
     }
+
+    // Reprocess: the same records replayed from the archive into a shadow table.
+    let started = Instant::now();
+    let out = Command::new(bin)
+        .args(["reprocess", "--config", config.to_str().unwrap(), "--table", "ad_events", "--json"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let reprocess = started.elapsed();
+    assert!(out.status.success(), "reprocess failed: {}", String::from_utf8_lossy(&out.stderr));
+    let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(replayed["rows_written"], report["rows_written"], "the shadow table holds the same rows");
+    println!(
+        "reprocess from archive: {:>7.2} s  {:>9.0} events/s  ({:.2}x the live ingest rate)",
+        reprocess.as_secs_f64(),
+        records.len() as f64 / reprocess.as_secs_f64(),
+        ingest.as_secs_f64() / reprocess.as_secs_f64()
+    );
+
+    // DuckDB through the `duckdb-init` views against a plain glob of the same files.
+    let views = Command::new(bin).args(["duckdb-init", "--config", config.to_str().unwrap()]).output().unwrap();
+    assert!(views.status.success());
+    let table_dir = load_config(&config).tables[0].location.to_file_path().unwrap();
+    let script = r#"
+import duckdb, json, sys, time
+con = duckdb.connect()
+con.execute(sys.argv[1])
+glob = f"read_parquet('{sys.argv[2]}/**/*.parquet', hive_partitioning = true)"
+def best(sql):
+    times = []
+    for _ in range(5):
+        t = time.perf_counter(); con.execute(sql).fetchall(); times.append(time.perf_counter() - t)
+    return min(times)
+q = "SELECT ad_id, count(*), sum(cost) FROM {} GROUP BY ad_id"
+print(json.dumps([best(q.format("ad_events")), best(q.format(glob))]))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script, &String::from_utf8(views.stdout).unwrap(), table_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "duckdb: {}", String::from_utf8_lossy(&out.stderr));
+    let [through_views, glob]: [f64; 2] = serde_json::from_slice(&out.stdout).unwrap();
+    println!(
+        "DuckDB aggregate, best of 5: through the views {:.1} ms, plain glob {:.1} ms ({:.2}x)",
+        through_views * 1e3,
+        glob * 1e3,
+        through_views / glob
+    );
 
     // Cold start: spawn to "consuming" (config read, tables opened, consumer subscribed), best of 5.
     let mut starts: Vec<Duration> = (0..5).map(|_| cold_start(bin, &config)).collect();
