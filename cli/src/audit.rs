@@ -2,7 +2,6 @@
 //! table consumed landed exactly once, and exits 1 when it did not.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -12,17 +11,14 @@ use serde::Serialize;
 use tidelake_lake::audit::{self, AuditReport, CommitRange, Hole, Problem, ProblemKind};
 use tidelake_lake::{PipelineConfig, TopicPartition};
 
-use crate::BoxError;
+use crate::{BoxError, TableArgs};
 
 /// Flags of `tidelake audit`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Pipeline config file.
-    #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
-    config: PathBuf,
-    /// Table to audit (may be left out when the config has one table).
-    #[arg(long, env = "TIDELAKE_TABLE")]
-    table: Option<String>,
+    /// The config and the table to audit (may be left out when the config has one table).
+    #[command(flatten)]
+    tables: TableArgs,
     /// Audit only commits made at or after this time (RFC 3339, or a date like 2026-11-23).
     #[arg(long, env = "TIDELAKE_AUDIT_FROM", value_parser = parse_time)]
     from: Option<i64>,
@@ -81,28 +77,13 @@ fn parse_instant(text: &str, end_of_day: bool) -> Result<i64, String> {
 
 /// Runs the audit; an error (exit 1) when it finds a problem.
 pub async fn run(args: Args) -> Result<(), BoxError> {
-    let config = PipelineConfig::load(&args.config)?;
-    let names: Vec<&str> = config.tables.iter().map(|t| t.name.as_str()).collect();
-    let spec = match &args.table {
-        Some(name) => config.tables.iter().find(|t| &t.name == name).ok_or_else(|| {
-            format!("{}: no table `{name}`; the config has {}", args.config.display(), names.join(", "))
-        })?,
-        None if config.tables.len() == 1 => &config.tables[0],
-        None => return Err(format!("name a table with --table: the config has {}", names.join(", ")).into()),
+    let (config, specs) = args.tables.load()?;
+    let [spec] = specs.as_slice() else {
+        let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
+        return Err(format!("name a table with --table: the config has {}", names.join(", ")).into());
     };
-    let ledgers = audit::read_ledgers(spec, &config.storage_options).await?;
-    let mut lake = audit::audit(&ledgers, CommitRange { from_ms: args.from, to_ms: args.to }).await?;
-    let mut kafka = BTreeMap::new();
-    let mut checked = 0;
-    if !args.offline {
-        let partitions: Vec<TopicPartition> = lake.partitions.iter().map(|p| p.partition.clone()).collect();
-        let holes = lake.holes.clone();
-        let (ends, found, n) = tokio::task::spawn_blocking(move || check_kafka(&config, &partitions, &holes)).await??;
-        kafka = ends;
-        checked = n;
-        lake.problems.extend(found);
-    }
-    let report = Report { passed: lake.passed(), lake, kafka, holes_checked_in_kafka: checked };
+    let range = CommitRange { from_ms: args.from, to_ms: args.to };
+    let report = check(&config, &spec.name, range, !args.offline).await?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

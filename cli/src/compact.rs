@@ -1,23 +1,17 @@
 //! `tidelake compact`: the compaction jobs over the tables of a pipeline, once or on a schedule.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tidelake_compaction::{compact_table, CompactOptions, Job, TableCompaction};
-use tidelake_lake::PipelineConfig;
 
-use crate::{progress, BoxError};
+use crate::{progress, BoxError, TableArgs};
 
 /// Flags of `tidelake compact`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Pipeline config file.
-    #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
-    config: PathBuf,
-    /// Compact only this table (with its dead letters and archive); all tables when left out.
-    #[arg(long, env = "TIDELAKE_TABLE")]
-    table: Option<String>,
+    #[command(flatten)]
+    tables: TableArgs,
     /// Jobs to run, in this order (repeat the flag or separate with commas).
     #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = [Job::Optimize, Job::Vacuum, Job::Checkpoint])]
     jobs: Vec<Job>,
@@ -56,16 +50,7 @@ struct Report {
 
 /// Runs the chosen jobs once, or every `--every` until Ctrl-C.
 pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
-    let config = PipelineConfig::load(&args.config)?;
-    let specs: Vec<_> = match &args.table {
-        Some(name) => {
-            let names: Vec<&str> = config.tables.iter().map(|t| t.name.as_str()).collect();
-            vec![config.tables.iter().find(|t| &t.name == name).ok_or_else(|| {
-                format!("{}: no table `{name}`; the config has {}", args.config.display(), names.join(", "))
-            })?]
-        }
-        None => config.tables.iter().collect(),
-    };
+    let (config, specs) = args.tables.load()?;
     let options = CompactOptions {
         jobs: args.jobs,
         target_size: args.target_size,

@@ -3,22 +3,16 @@
 //! files are resolved from the Delta log here, so DuckDB needs no delta extension.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use arrow::datatypes::{DataType, Field, TimeUnit};
-use tidelake_lake::PipelineConfig;
 
-use crate::BoxError;
+use crate::{BoxError, TableArgs};
 
 /// Flags of `tidelake duckdb-init`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Pipeline config file.
-    #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
-    config: PathBuf,
-    /// Only this table (with its dead letters and archive); all tables when left out.
-    #[arg(long, env = "TIDELAKE_TABLE")]
-    table: Option<String>,
+    #[command(flatten)]
+    tables: TableArgs,
     /// The data tables as of this Delta version instead of the latest (time travel).
     #[arg(long, env = "TIDELAKE_AT_VERSION")]
     at_version: Option<u64>,
@@ -26,12 +20,12 @@ pub struct Args {
 
 /// Prints the views.
 pub async fn run(args: Args) -> Result<(), BoxError> {
-    let config = PipelineConfig::load(&args.config)?;
+    let (config, specs) = args.tables.load()?;
     let mut sql = String::from(
         "-- DuckDB views over tidelake tables, written by `tidelake duckdb-init`.\n\
          -- Each view lists the Parquet files of one Delta snapshot: run this again after new commits.\n",
     );
-    for spec in config.tables.iter().filter(|t| args.table.as_ref().is_none_or(|name| &t.name == name)) {
+    for spec in &specs {
         let tables = [
             (spec.name.clone(), &spec.location, args.at_version),
             (format!("{}_dead_letters", spec.name), &spec.dead_letters, None),

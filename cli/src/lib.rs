@@ -131,6 +131,36 @@ pub fn main() {
     }
 }
 
+/// The pipeline config and, optionally, one of its tables: the flags of every command that works on
+/// tables.
+#[derive(clap::Args, Debug)]
+pub(crate) struct TableArgs {
+    /// Pipeline config file.
+    #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
+    config: PathBuf,
+    /// Only this table (with its dead letters and archive); all tables when left out.
+    #[arg(long, env = "TIDELAKE_TABLE")]
+    table: Option<String>,
+}
+
+impl TableArgs {
+    /// Loads the config and picks the tables asked for: the named one, or all.
+    pub(crate) fn load(&self) -> Result<(PipelineConfig, Vec<tidelake_lake::TableSpec>), BoxError> {
+        let config = PipelineConfig::load(&self.config)?;
+        let specs = match &self.table {
+            None => config.tables.clone(),
+            Some(name) => {
+                let spec = config.tables.iter().find(|t| &t.name == name).ok_or_else(|| {
+                    let names: Vec<&str> = config.tables.iter().map(|t| t.name.as_str()).collect();
+                    format!("{}: no table `{name}`; the config has {}", self.config.display(), names.join(", "))
+                })?;
+                vec![spec.clone()]
+            }
+        };
+        Ok((config, specs))
+    }
+}
+
 /// A spinner with running counts on a terminal; hidden otherwise (the logs say the same).
 pub(crate) fn progress(terminal: bool, what: &str) -> ProgressBar {
     let bar = if terminal { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
