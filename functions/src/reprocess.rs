@@ -196,9 +196,11 @@ impl Reprocess {
             ..ReprocessMetrics::default()
         };
         let mut done = 0;
-        for chunk in records.chunks(self.batch_size) {
-            let report = ingestor.handle(&KafkaBatch::new(chunk.to_vec())).await?;
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let chunk: Vec<KafkaRecord> = records.by_ref().take(self.batch_size).collect();
             done += chunk.len();
+            let report = ingestor.handle(&KafkaBatch::new(chunk)).await?;
             metrics.batches += 1;
             metrics.rows_written += report.rows_written();
             metrics.dead_letters += report.dead_letters();
