@@ -211,9 +211,7 @@ impl TableSinks {
             .iter()
             .map(|(i, reason)| DeadLetter { record: &records[*i], reason: reason.clone() })
             .collect();
-        for letter in &letters {
-            tracing::warn!(table = %self.spec.name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
-        }
+        let spec_name = &self.spec.name;
         let mut outcomes = vec![Outcome::Undecided; records.len()];
         for (i, _) in &decoded.rejected {
             outcomes[*i] = Outcome::DeadLetter;
@@ -221,6 +219,10 @@ impl TableSinks {
         let dead = self
             .dead_letters
             .append_once(&last, CommitMode::Blind, async |_, c| {
+                // Only letters this commit writes: a batch delivered again does not log them twice.
+                for letter in letters.iter().filter(|l| sinks::is_pending(l.record, c)) {
+                    tracing::warn!(table = %spec_name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
+                }
                 Ok(Planned {
                     rows: sinks::dead_letter_rows(&letters, c, now_us)?,
                     info: ingest_info(
