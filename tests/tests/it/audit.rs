@@ -82,10 +82,8 @@ fn assert_audit_finds(config: &Path, kind: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_catches_a_lost_file_a_removed_file_and_a_file_appended_twice() {
-    let topic = unique("audit");
-    create_topic(&topic, 2).await;
     let records = events(6_000, 0.05, 0.005, 11);
-    produce(&producer(), &topic, &records).await;
+    let topic = filled_topic("audit", 2, &records).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 500);
     ingest_to_end(&config);
@@ -126,10 +124,8 @@ async fn audit_catches_a_lost_file_a_removed_file_and_a_file_appended_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_asks_kafka_about_offsets_no_commit_covers() {
-    let topic = unique("audithole");
-    create_topic(&topic, 1).await;
     let sample = events(300, 0.0, 0.0, 12);
-    produce(&producer(), &topic, &sample).await;
+    let topic = filled_topic("audithole", 1, &sample).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 500);
     let as_record = |offset: usize| KafkaRecord {

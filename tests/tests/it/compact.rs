@@ -120,10 +120,8 @@ async fn ten_thousand_small_files_pack_into_one_per_partition_with_the_same_rows
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_while_ingest_runs_loses_and_doubles_nothing() {
-    let topic = unique("compactlive");
-    create_topic(&topic, 3).await;
     let records = events(40_000, 0.05, 0.005, 21);
-    produce(&producer(), &topic, &records).await;
+    let topic = filled_topic("compactlive", 3, &records).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 300);
     Ingestor::open(load_config(&config)).await.unwrap();
@@ -219,10 +217,8 @@ async fn the_scheduled_compact_function_packs_once_and_then_has_nothing_to_do() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optimize_killed_at_any_step_then_run_again_gives_the_same_table() {
-    let topic = unique("compactcrash");
-    create_topic(&topic, 2).await;
     let records = events(6_000, 0.05, 0.005, 22);
-    produce(&producer(), &topic, &records).await;
+    let topic = filled_topic("compactcrash", 2, &records).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 200);
     ingest_to_end(&config);

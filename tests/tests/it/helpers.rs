@@ -52,6 +52,14 @@ pub async fn create_topic(topic: &str, partitions: i32) {
     }
 }
 
+/// A new topic (named after `label`) with `partitions` partitions, holding `records`.
+pub async fn filled_topic(label: &str, partitions: i32, records: &[SampleRecord]) -> String {
+    let topic = unique(label);
+    create_topic(&topic, partitions).await;
+    produce(&producer(), &topic, records).await;
+    topic
+}
+
 /// A plain idempotent producer.
 pub fn producer() -> FutureProducer {
     ClientConfig::new()

@@ -93,11 +93,9 @@ async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_offset_lands_once_in_the_table_or_the_dead_letters() {
-    let topic = unique("ingest");
-    create_topic(&topic, 3).await;
     let records = events(99_000, 0.0, 0.01, 1);
     assert_eq!(records.len(), 99_990);
-    produce(&producer(), &topic, &records).await;
+    let topic = filled_topic("ingest", 3, &records).await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 10_000);
@@ -176,10 +174,8 @@ async fn records_of_aborted_transactions_are_never_ingested() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_any_step_the_next_run_finishes_exactly() {
-    let topic = unique("crash");
-    create_topic(&topic, 3).await;
     let records = events(30_000, 0.0, 0.01, 3);
-    produce(&producer(), &topic, &records).await;
+    let topic = filled_topic("crash", 3, &records).await;
     let dir = tempfile::tempdir().unwrap();
 
     // 500-record batches over 3 partitions: ~60 batches, each three commits (archive, dead letters,
@@ -294,10 +290,8 @@ async fn four_concurrent_instances_on_local_disk_lose_and_double_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_instances_killed_at_random_points_leave_each_uuid_once() {
-    let topic = unique("sigkill");
-    create_topic(&topic, 4).await;
     let records = events_with_copies(200_000, 13);
-    produce(&producer(), &topic, &records).await;
+    let topic = filled_topic("sigkill", 4, &records).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 2_000);
     Ingestor::open(load_config(&config)).await.unwrap();
@@ -426,10 +420,8 @@ async fn an_overlapping_redelivery_writes_only_the_new_offsets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_after_the_current_commit() {
-    let topic = unique("sigint");
-    create_topic(&topic, 3).await;
     let records = events(60_000, 0.0, 0.0, 5);
-    produce(&producer(), &topic, &records).await;
+    let topic = filled_topic("sigint", 3, &records).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 500);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))

@@ -36,10 +36,8 @@ fn reprocess(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> std::proces
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_archive_reprocessed_gives_the_same_rows_even_when_killed_midway() {
-    let topic = unique("reprocess");
-    create_topic(&topic, 3).await;
     let records = events(100_000, 0.05, 0.005, 31);
-    produce(&producer(), &topic, &records).await;
+    let topic = filled_topic("reprocess", 3, &records).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 5_000);
     ingest_to_end(&config);
