@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use tidelake_lake::audit::{self, AuditReport, CommitRange, Hole, Problem, ProblemKind};
-use tidelake_lake::{PipelineConfig, TopicPartition};
+use tidelake_lake::{PipelineConfig, TableSpec, TopicPartition};
 
 use crate::{BoxError, TableArgs};
 
@@ -83,7 +83,7 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
         return Err(format!("name a table with --table: the config has {}", names.join(", ")).into());
     };
     let range = CommitRange { from_ms: args.from, to_ms: args.to };
-    let report = check(&config, &spec.name, range, !args.offline).await?;
+    let report = check(&config, spec, range, !args.offline).await?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -104,14 +104,13 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
     }
 }
 
-/// Audits table `table` of `config`: its ledgers, and with `ask_kafka` Kafka's offsets.
+/// Audits table `spec` of `config`: its ledgers, and with `ask_kafka` Kafka's offsets.
 pub async fn check(
     config: &PipelineConfig,
-    table: &str,
+    spec: &TableSpec,
     range: CommitRange,
     ask_kafka: bool,
 ) -> Result<Report, BoxError> {
-    let spec = config.tables.iter().find(|t| t.name == table).ok_or_else(|| format!("no table `{table}`"))?;
     let ledgers = audit::read_ledgers(spec, &config.storage_options).await?;
     let mut lake = audit::audit(&ledgers, range).await?;
     let mut kafka = BTreeMap::new();

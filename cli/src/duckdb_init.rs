@@ -26,12 +26,9 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
          -- Each view lists the Parquet files of one Delta snapshot: run this again after new commits.\n",
     );
     for spec in &specs {
-        let tables = [
-            (spec.name.clone(), &spec.location, args.at_version),
-            (format!("{}_dead_letters", spec.name), &spec.dead_letters, None),
-            (format!("{}_archive", spec.name), &spec.archive, None),
-        ];
-        for (name, location, version) in tables {
+        for (i, (name, location)) in spec.delta_tables().into_iter().enumerate() {
+            // Time travel applies to the data table (the first); the side tables are read as they are.
+            let version = if i == 0 { args.at_version } else { None };
             sql.push_str(&view(&name, location, version, &config.storage_options).await?);
         }
     }
@@ -46,16 +43,8 @@ async fn view(
     version: Option<u64>,
     options: &HashMap<String, String>,
 ) -> Result<String, BoxError> {
-    let mut table = deltalake::DeltaTableBuilder::from_url(location.clone())?.with_storage_options(options.clone());
-    if let Some(version) = version {
-        table = table.with_version(version);
-    }
-    let table = match table.load().await {
-        Ok(table) => table,
-        Err(deltalake::DeltaTableError::NotATable(_)) => {
-            return Ok(format!("-- {name}: no Delta table at {location} yet\n"));
-        }
-        Err(e) => return Err(format!("table {name} at {location}: {e}").into()),
+    let Some(table) = tidelake_lake::delta::open_existing(name, location, options, version).await? else {
+        return Ok(format!("-- {name}: no Delta table at {location} yet\n"));
     };
     let snapshot = table.snapshot()?;
     let schema = snapshot.snapshot().arrow_schema();

@@ -135,7 +135,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     )
     .await?;
     let (dead_letters, _) = tidelake_lake::delta::row_and_file_count(&dead)?;
-    let audit = crate::audit::check(&config, &table.name, Default::default(), true).await?;
+    let audit = crate::audit::check(&config, table, Default::default(), true).await?;
     let count = |kind| records.iter().filter(|r| r.kind == kind).count();
     let summary = Summary {
         events_produced: count(Kind::Event),

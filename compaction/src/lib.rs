@@ -97,19 +97,11 @@ pub async fn compact_table(
     storage_options: &HashMap<String, String>,
     options: &CompactOptions,
 ) -> Result<Vec<TableCompaction>> {
-    let tables = [
-        (spec.name.clone(), &spec.location),
-        (format!("{}_dead_letters", spec.name), &spec.dead_letters),
-        (format!("{}_archive", spec.name), &spec.archive),
-    ];
     let mut out = Vec::new();
-    for (name, location) in tables {
-        let mut table =
-            match deltalake::open_table_with_storage_options(location.clone(), storage_options.clone()).await {
-                Ok(table) => table,
-                Err(deltalake::DeltaTableError::NotATable(_)) => continue,
-                Err(e) => return Err(Error::Delta { table: name, source: Box::new(e) }),
-            };
+    for (name, location) in spec.delta_tables() {
+        let Some(mut table) = tidelake_lake::delta::open_existing(&name, location, storage_options, None).await? else {
+            continue;
+        };
         let mut report = TableCompaction { table: name.clone(), ..TableCompaction::default() };
         for job in &options.jobs {
             match job {

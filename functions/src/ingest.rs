@@ -103,11 +103,12 @@ impl Ingestor {
         let mut tables = Vec::with_capacity(config.tables.len());
         for spec in &config.tables {
             let options = &config.storage_options;
+            let [(data_name, data_at), (dead_name, dead_at), (archive_name, archive_at)] = spec.delta_tables();
             let archive = match archive {
                 true => Some(
                     OffsetTable::open(
-                        &format!("{}_archive", spec.name),
-                        &spec.archive,
+                        &archive_name,
+                        archive_at,
                         &sinks::archive_schema(),
                         &sinks::archive_partition_columns(),
                         options,
@@ -116,17 +117,10 @@ impl Ingestor {
                 ),
                 false => None,
             };
-            let dead_letters = OffsetTable::open(
-                &format!("{}_dead_letters", spec.name),
-                &spec.dead_letters,
-                &sinks::dead_letter_schema(),
-                &[],
-                options,
-            )
-            .await?;
-            let data =
-                OffsetTable::open(&spec.name, &spec.location, &spec.table_schema(), &spec.partition_columns(), options)
-                    .await?;
+            let dead_letters =
+                OffsetTable::open(&dead_name, dead_at, &sinks::dead_letter_schema(), &[], options).await?;
+            let data = OffsetTable::open(&data_name, data_at, &spec.table_schema(), &spec.partition_columns(), options)
+                .await?;
             tables.push(TableSinks { spec: spec.clone(), archive, dead_letters, data, index: UuidIndex::default() });
         }
         Ok(Ingestor { config, tables })

@@ -135,10 +135,15 @@ impl Reprocess {
 
     /// The archived records of the range, in Kafka order.
     async fn archived_records(&self) -> Result<Vec<KafkaRecord>> {
-        let archive =
-            deltalake::open_table_with_storage_options(self.spec.archive.clone(), self.config.storage_options.clone())
-                .await
-                .map_err(|e| lake_delta(&format!("{}_archive", self.spec.name), e))?;
+        let [_, _, (name, location)] = self.spec.delta_tables();
+        let archive = tidelake_lake::delta::open_existing(&name, location, &self.config.storage_options, None)
+            .await?
+            .ok_or_else(|| {
+            Error::Lake(tidelake_lake::Error::Location {
+                location: location.to_string(),
+                reason: format!("no archive `{name}` here: nothing has been ingested into `{}` yet", self.spec.name),
+            })
+        })?;
         let mut records = Vec::new();
         for path in self.archive_files(&archive)? {
             let bytes = archive.object_store().get(&path).await.map_err(tidelake_lake::Error::from)?.bytes().await;

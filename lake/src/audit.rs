@@ -455,19 +455,16 @@ async fn count_offsets_in_files(
 /// Reads the ledgers of `spec`'s data table, dead letters and archive.
 pub async fn read_ledgers(spec: &crate::TableSpec, storage_options: &HashMap<String, String>) -> Result<TableLedgers> {
     async fn one(name: String, uri: &url::Url, options: &HashMap<String, String>) -> Result<Ledger> {
-        let table =
-            deltalake::open_table_with_storage_options(uri.clone(), options.clone()).await.map_err(|e| match e {
-                deltalake::DeltaTableError::NotATable(_) => Error::Location {
-                    location: uri.to_string(),
-                    reason: format!("no Delta table `{name}` here: nothing has been ingested into it yet"),
-                },
-                e => Error::Delta { table: name.clone(), source: Box::new(e) },
-            })?;
+        let table = crate::delta::open_existing(&name, uri, options, None).await?.ok_or_else(|| Error::Location {
+            location: uri.to_string(),
+            reason: format!("no Delta table `{name}` here: nothing has been ingested into it yet"),
+        })?;
         Ledger::read(&name, &table).await
     }
+    let [(data, data_at), (dead, dead_at), (archive, archive_at)] = spec.delta_tables();
     Ok(TableLedgers {
-        data: one(spec.name.clone(), &spec.location, storage_options).await?,
-        dead_letters: one(format!("{}_dead_letters", spec.name), &spec.dead_letters, storage_options).await?,
-        archive: one(format!("{}_archive", spec.name), &spec.archive, storage_options).await?,
+        data: one(data, data_at, storage_options).await?,
+        dead_letters: one(dead, dead_at, storage_options).await?,
+        archive: one(archive, archive_at, storage_options).await?,
     })
 }

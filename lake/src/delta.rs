@@ -83,6 +83,27 @@ pub async fn open_or_create(
     Ok(table)
 }
 
+/// Opens the Delta table at `location` as of `version` (the latest when `None`), or `None` when there
+/// is no table there yet (nothing has been written to it).
+pub async fn open_existing(
+    name: &str,
+    location: &Url,
+    storage_options: &HashMap<String, String>,
+    version: Option<u64>,
+) -> Result<Option<DeltaTable>> {
+    let mut builder = DeltaTableBuilder::from_url(location.clone())
+        .map_err(Error::delta(name))?
+        .with_storage_options(storage_options.clone());
+    if let Some(version) = version {
+        builder = builder.with_version(version);
+    }
+    match builder.load().await {
+        Ok(table) => Ok(Some(table)),
+        Err(DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) => Err(Error::delta(name)(e)),
+    }
+}
+
 async fn load(name: &str, location: &Url, options: &HashMap<String, String>) -> Result<DeltaTable> {
     DeltaTableBuilder::from_url(location.clone())
         .map_err(Error::delta(name))?

@@ -31,17 +31,6 @@ pub enum TableKind {
     Archive,
 }
 
-impl TableKind {
-    /// The name used in commit infos and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TableKind::Data => "data",
-            TableKind::DeadLetters => "dead_letters",
-            TableKind::Archive => "archive",
-        }
-    }
-}
-
 /// What one ingest commit covers, per topic-partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionCounts {

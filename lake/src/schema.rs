@@ -160,6 +160,16 @@ pub struct TableSpec {
 }
 
 impl TableSpec {
+    /// The Delta tables behind this table, each with its name and location: the data table, its
+    /// dead letters (`<name>_dead_letters`) and its archive (`<name>_archive`), in that order.
+    pub fn delta_tables(&self) -> [(String, &Url); 3] {
+        [
+            (self.name.clone(), &self.location),
+            (format!("{}_dead_letters", self.name), &self.dead_letters),
+            (format!("{}_archive", self.name), &self.archive),
+        ]
+    }
+
     /// Builds a spec; the config module validates the parts first.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
