@@ -36,6 +36,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::rollup::RawRollup;
 use crate::schema::{ColumnSpec, ColumnType, PartitionGrain, TableSpec};
 
 /// A whole pipeline: one Kafka source, micro-batch limits, and the tables records land in.
@@ -175,6 +176,7 @@ struct RawTable {
     archive: Option<String>,
     dedup_window: Option<String>,
     columns: Vec<RawColumn>,
+    rollup: Option<RawRollup>,
 }
 
 #[derive(Deserialize)]
@@ -350,6 +352,16 @@ impl Validator<'_> {
                 None => child(root, &default).map_err(|reason| self.invalid("lake.root", reason)),
             }
         };
+        let rollup = match raw.rollup {
+            None => None,
+            Some(rollup) => Some(
+                rollup
+                    .validate(key, &name, &columns, |grain| {
+                        child(root, &format!("{name}_{}", grain.name())).map_err(|reason| ("lake.root".into(), reason))
+                    })
+                    .map_err(|(key, reason)| self.invalid(key, reason))?,
+            ),
+        };
         Ok(TableSpec::new(
             name.clone(),
             raw.topic,
@@ -361,7 +373,8 @@ impl Validator<'_> {
             located("dead_letters", raw.dead_letters, format!("_dead_letters/{name}"))?,
             located("archive", raw.archive, format!("_archive/{name}"))?,
         )
-        .with_dedup_window(self.dedup_window(key, raw.dedup_window)?))
+        .with_dedup_window(self.dedup_window(key, raw.dedup_window)?)
+        .with_rollup(rollup))
     }
 
     fn dedup_window(&self, key: &str, raw: Option<String>) -> Result<Option<Duration>> {

@@ -97,6 +97,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// Rows could not be aggregated into a rollup.
+    #[error("rollup {table}: {reason}")]
+    Rollup {
+        /// The rollup table.
+        table: String,
+        /// What went wrong, and where.
+        reason: String,
+    },
+
     /// An object store request failed.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),

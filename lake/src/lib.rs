@@ -12,6 +12,7 @@
 //!   --dedup--> rows whose event UUID is new          + counts of copies dropped
 //!   --delta::OffsetTable::append_once--> data table    (files + txn{topic-partition, last offset})
 //!   --sinks--> dead-letter table, raw-batch archive  (each with its own txn, so each exactly once)
+//!   --aggregate--> partial minute rows of the rollup (own txn, from the rows the data commit wrote)
 //! ```
 //!
 //! ## Layout
@@ -23,6 +24,10 @@
 //! - [`dedup`]: drops copies of an event UUID, within a batch and against the table's window.
 //! - [`delta`]: Delta tables whose commits carry Kafka offsets ([`OffsetTable`]).
 //! - [`sinks`]: rows of the dead-letter and archive tables.
+//! - [`rollup`]: rollup specs (dimensions, grains, mergeable measures) and their tables' schemas.
+//! - [`aggregate`]: events to partial minute rows, and rollup rows merged into coarser buckets.
+//! - [`sketch`]: HyperLogLog sketches behind `approx_distinct` measures.
+//! - [`files`]: reads columns of a table's Parquet files.
 //! - [`sample`]: the ad-events example (table config and a generator) for quickstart and tests.
 //! - [`ledger`]: what each commit of a table covers (offsets, counts) and did (files), from the log.
 //! - [`audit`]: checks the ledgers of a table and its side tables for gaps and double counts.
@@ -32,6 +37,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aggregate;
 pub mod audit;
 pub mod batch;
 pub mod config;
@@ -40,11 +46,14 @@ pub mod dedup;
 pub mod delta;
 pub mod error;
 pub mod fault;
+pub mod files;
 pub mod ledger;
 pub mod logging;
+pub mod rollup;
 pub mod sample;
 pub mod schema;
 pub mod sinks;
+pub mod sketch;
 
 pub use batch::{KafkaBatch, KafkaRecord, TopicPartition};
 pub use config::{BatchConfig, KafkaConfig, PipelineConfig};

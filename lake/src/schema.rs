@@ -6,6 +6,8 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use url::Url;
 
+use crate::rollup::RollupSpec;
+
 /// The column types a table may declare in `tidelake.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -155,6 +157,8 @@ pub struct TableSpec {
     /// event UUID; `None` turns deduplication against the table off (copies within one batch are
     /// still dropped).
     pub dedup_window: Option<std::time::Duration>,
+    /// The table's rollup, if it declares one.
+    pub rollup: Option<RollupSpec>,
     record_schema: SchemaRef,
     table_schema: SchemaRef,
 }
@@ -198,6 +202,7 @@ impl TableSpec {
             dead_letters,
             archive,
             dedup_window: None,
+            rollup: None,
             record_schema: Arc::new(Schema::new(record_fields)),
             table_schema: Arc::new(Schema::new(table_fields)),
         }
@@ -206,6 +211,12 @@ impl TableSpec {
     /// Sets the dedup window.
     pub fn with_dedup_window(mut self, window: Option<std::time::Duration>) -> Self {
         self.dedup_window = window;
+        self
+    }
+
+    /// Sets the rollup.
+    pub fn with_rollup(mut self, rollup: Option<RollupSpec>) -> Self {
+        self.rollup = rollup;
         self
     }
 

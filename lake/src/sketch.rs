@@ -1,0 +1,230 @@
+//! HyperLogLog sketches for approximate distinct counts that merge across minutes, hours and days.
+//!
+//! A sketch keeps, for each of 2^12 registers, the longest run of leading zeros seen among the 64-bit
+//! xxh3 hashes routed to it; merging two sketches takes the larger register of each. The estimate has
+//! a relative standard error of about 1.6% (1.04 / sqrt(4096)), with linear counting for small
+//! counts, where it is near exact.
+//!
+//! A sketch with few registers set is stored sparse (3 bytes per set register) and turns dense
+//! (4096 bytes) once that is smaller. The byte layout is stable, so sketches written by one version of
+//! tidelake merge with sketches written by another:
+//! `[1 (format), 12 (precision), 0 sparse | 1 dense, payload]`, a sparse payload being
+//! `(register: u16 big-endian, rank: u8)` in register order, a dense one the 4096 ranks.
+//!
+//! ```
+//! use tidelake_lake::sketch::Sketch;
+//! let (mut a, mut b) = (Sketch::default(), Sketch::default());
+//! for user in 0..600 { a.insert(format!("user-{user}").as_bytes()); }
+//! for user in 400..1000 { b.insert(format!("user-{user}").as_bytes()); }
+//! a.merge(&Sketch::from_bytes(&b.to_bytes()).unwrap());
+//! let estimate = a.estimate() as f64;
+//! assert!((estimate - 1000.0).abs() < 50.0, "{estimate}");
+//! ```
+
+/// Bits of the hash that pick the register.
+const PRECISION: u8 = 12;
+/// Number of registers.
+const REGISTERS: usize = 1 << PRECISION;
+const FORMAT: u8 = 1;
+const SPARSE: u8 = 0;
+const DENSE: u8 = 1;
+/// Bytes per entry of the sparse form.
+const SPARSE_ENTRY: usize = 3;
+
+/// A mergeable approximate distinct count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sketch {
+    /// Set registers only, sorted by register: `(register, rank)`.
+    Sparse(Vec<(u16, u8)>),
+    /// Every register's rank.
+    Dense(Box<[u8; REGISTERS]>),
+}
+
+impl Default for Sketch {
+    fn default() -> Self {
+        Sketch::Sparse(Vec::new())
+    }
+}
+
+impl Sketch {
+    /// Adds a value given as its bytes.
+    pub fn insert(&mut self, value: &[u8]) {
+        self.insert_hash(twox_hash::XxHash3_64::oneshot(value));
+    }
+
+    /// Adds a value given as its 64-bit hash.
+    pub fn insert_hash(&mut self, hash: u64) {
+        let register = (hash >> (64 - PRECISION)) as u16;
+        let rest = hash << PRECISION;
+        let rank = (rest.leading_zeros() as u8).min(64 - PRECISION) + 1;
+        self.raise(register, rank);
+    }
+
+    fn raise(&mut self, register: u16, rank: u8) {
+        match self {
+            Sketch::Dense(ranks) => {
+                let slot = &mut ranks[register as usize];
+                *slot = (*slot).max(rank);
+            }
+            Sketch::Sparse(entries) => {
+                match entries.binary_search_by_key(&register, |e| e.0) {
+                    Ok(i) => entries[i].1 = entries[i].1.max(rank),
+                    Err(i) => entries.insert(i, (register, rank)),
+                }
+                if entries.len() * SPARSE_ENTRY > REGISTERS {
+                    self.densify();
+                }
+            }
+        }
+    }
+
+    fn densify(&mut self) {
+        if let Sketch::Sparse(entries) = self {
+            let mut ranks = Box::new([0u8; REGISTERS]);
+            for (register, rank) in entries.iter() {
+                ranks[*register as usize] = *rank;
+            }
+            *self = Sketch::Dense(ranks);
+        }
+    }
+
+    /// Folds `other` into this sketch: the result estimates the distinct count of both inputs together.
+    pub fn merge(&mut self, other: &Sketch) {
+        match other {
+            Sketch::Sparse(entries) => {
+                for (register, rank) in entries {
+                    self.raise(*register, *rank);
+                }
+            }
+            Sketch::Dense(theirs) => {
+                self.densify();
+                if let Sketch::Dense(ours) = self {
+                    for (o, t) in ours.iter_mut().zip(theirs.iter()) {
+                        *o = (*o).max(*t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The estimated number of distinct values added.
+    pub fn estimate(&self) -> u64 {
+        let m = REGISTERS as f64;
+        let (mut sum, mut zeros) = (0.0f64, 0usize);
+        match self {
+            Sketch::Sparse(entries) => {
+                zeros = REGISTERS - entries.len();
+                sum += zeros as f64;
+                sum += entries.iter().map(|(_, rank)| 2f64.powi(-(*rank as i32))).sum::<f64>();
+            }
+            Sketch::Dense(ranks) => {
+                for rank in ranks.iter() {
+                    zeros += usize::from(*rank == 0);
+                    sum += 2f64.powi(-(*rank as i32));
+                }
+            }
+        }
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        let raw = alpha * m * m / sum;
+        let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
+        estimate.round() as u64
+    }
+
+    /// The stable byte form (see the module docs).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Sketch::Sparse(entries) => {
+                let mut out = Vec::with_capacity(3 + entries.len() * SPARSE_ENTRY);
+                out.extend([FORMAT, PRECISION, SPARSE]);
+                for (register, rank) in entries {
+                    out.extend(register.to_be_bytes());
+                    out.push(*rank);
+                }
+                out
+            }
+            Sketch::Dense(ranks) => {
+                let mut out = Vec::with_capacity(3 + REGISTERS);
+                out.extend([FORMAT, PRECISION, DENSE]);
+                out.extend(ranks.iter());
+                out
+            }
+        }
+    }
+
+    /// Reads the byte form back; the error says what is wrong with the bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Sketch, String> {
+        let [format, precision, form, payload @ ..] = bytes else {
+            return Err(format!("a sketch is at least 3 bytes, got {}", bytes.len()));
+        };
+        if *format != FORMAT || *precision != PRECISION {
+            return Err(format!(
+                "sketch format {format} precision {precision} is not format {FORMAT} precision {PRECISION}"
+            ));
+        }
+        match *form {
+            SPARSE if payload.len() % SPARSE_ENTRY == 0 => {
+                let mut entries = Vec::with_capacity(payload.len() / SPARSE_ENTRY);
+                for chunk in payload.chunks_exact(SPARSE_ENTRY) {
+                    let register = u16::from_be_bytes([chunk[0], chunk[1]]);
+                    if register as usize >= REGISTERS || entries.last().is_some_and(|(r, _)| *r >= register) {
+                        return Err(format!("sparse sketch register {register} is out of range or out of order"));
+                    }
+                    entries.push((register, chunk[2]));
+                }
+                Ok(Sketch::Sparse(entries))
+            }
+            DENSE if payload.len() == REGISTERS => {
+                let mut ranks = Box::new([0u8; REGISTERS]);
+                ranks.copy_from_slice(payload);
+                Ok(Sketch::Dense(ranks))
+            }
+            _ => Err(format!("sketch form {form} with a payload of {} bytes is not valid", payload.len())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(range: std::ops::Range<u64>) -> Sketch {
+        let mut s = Sketch::default();
+        for i in range {
+            s.insert(format!("user-{i}").as_bytes());
+        }
+        s
+    }
+
+    #[test]
+    fn estimates_within_a_few_percent_at_every_size() {
+        for n in [1u64, 10, 100, 1_000, 10_000, 100_000, 1_000_000] {
+            let estimate = of(0..n).estimate() as f64;
+            let error = (estimate - n as f64).abs() / n as f64;
+            assert!(error < 0.05, "{n} values estimated as {estimate} ({:.1}% off)", error * 100.0);
+        }
+        assert_eq!(Sketch::default().estimate(), 0);
+    }
+
+    #[test]
+    fn merging_equals_sketching_the_union_and_ignores_repeats() {
+        let mut merged = of(0..3_000);
+        merged.merge(&of(2_000..9_000));
+        merged.merge(&of(0..100));
+        assert_eq!(merged, {
+            let mut all = of(0..9_000);
+            all.densify();
+            all
+        });
+    }
+
+    #[test]
+    fn bytes_round_trip_in_both_forms() {
+        for sketch in [of(0..5), of(0..50_000)] {
+            let bytes = sketch.to_bytes();
+            assert_eq!(Sketch::from_bytes(&bytes).unwrap(), sketch);
+        }
+        assert_eq!(of(0..5).to_bytes().len(), 3 + 5 * 3);
+        assert!(Sketch::from_bytes(&[1, 12, 0, 255, 255, 1]).unwrap_err().contains("out of range"));
+        assert!(Sketch::from_bytes(&[2, 12, 0]).unwrap_err().contains("format"));
+    }
+}
