@@ -51,6 +51,8 @@ struct Summary {
     data_files: usize,
     dead_letters: u64,
     duplicates_dropped: u64,
+    minute_rows: u64,
+    minute_table: String,
     audit_passed: bool,
     audit_problems: usize,
     table_uri: String,
@@ -135,6 +137,15 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     )
     .await?;
     let (dead_letters, _) = tidelake_lake::delta::row_and_file_count(&dead)?;
+    let rollup = table.rollup.as_ref().ok_or("the quickstart table declares a rollup")?;
+    let grain = tidelake_lake::rollup::Grain::Minute;
+    let minute_table = rollup.table_name(grain);
+    let minute_at = rollup.location(grain).ok_or("the quickstart rollup keeps minutes")?;
+    let minute_rows =
+        match tidelake_lake::delta::open_existing(&minute_table, minute_at, &config.storage_options, None).await? {
+            Some(minute) => tidelake_lake::delta::row_and_file_count(&minute)?.0,
+            None => 0,
+        };
     let audit = crate::audit::check(&config, table, Default::default(), true).await?;
     let count = |kind| records.iter().filter(|r| r.kind == kind).count();
     let summary = Summary {
@@ -146,6 +157,8 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
         data_files,
         dead_letters,
         duplicates_dropped: report.duplicates_dropped as u64,
+        minute_rows,
+        minute_table,
         audit_passed: audit.passed,
         audit_problems: audit.lake.problems.len(),
         table_uri: table.location.to_string(),
@@ -171,6 +184,10 @@ fn print_summary(s: &Summary) {
     println!("  table      {} rows in {} files at {}", s.rows_in_table, s.data_files, s.table_uri);
     println!("  dead       {} dead letters (with reasons) in the dead-letter table", s.dead_letters);
     println!("  dropped    {} duplicate copies of an event UUID", s.duplicates_dropped);
+    println!(
+        "  rollup     {} partial minute rows (impressions, clicks, spend, unique users per ad) in {}",
+        s.minute_rows, s.minute_table
+    );
     match s.audit_passed {
         true => println!("  audit      passed: every offset is a row, a dropped copy or a dead letter, once"),
         false => println!("  audit      FAILED with {} problems: run `tidelake audit` for them", s.audit_problems),
@@ -185,8 +202,9 @@ fn config_text(brokers: &str, topic: &str, embedded: bool) -> String {
         ""
     };
     format!(
-        "# tidelake pipeline config, written by `tidelake quickstart`.\n{note}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"tidelake-quickstart\"\nisolation_level = \"read_committed\"\n\n[batch]\nmax_records = 5000\nmax_bytes = \"6MB\"\nmax_wait = \"200ms\"\n\n[lake]\nroot = \"lake\"\n\n{}",
-        sample::AD_EVENTS_TABLE.replace("topic = \"ad_events\"", &format!("topic = \"{topic}\""))
+        "# tidelake pipeline config, written by `tidelake quickstart`.\n{note}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"tidelake-quickstart\"\nisolation_level = \"read_committed\"\n\n[batch]\nmax_records = 5000\nmax_bytes = \"6MB\"\nmax_wait = \"200ms\"\n\n[lake]\nroot = \"lake\"\n\n{}\n{}",
+        sample::AD_EVENTS_TABLE.replace("topic = \"ad_events\"", &format!("topic = \"{topic}\"")),
+        sample::AD_EVENTS_ROLLUP,
     )
 }
 

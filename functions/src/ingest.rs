@@ -1,15 +1,17 @@
 //! The ingest handler: one [`KafkaBatch`] in, rows in the lake exactly once.
 //!
-//! For each table the batch feeds, three idempotent commits, in this order:
+//! For each table the batch feeds, up to four idempotent commits, in this order:
 //! 1. the raw-batch archive (every record as read),
 //! 2. the dead-letter table (records that did not decode, with the reason),
 //! 3. the data table (the decoded rows, less copies of an event UUID: see
-//!    [`dedup`](tidelake_lake::dedup)).
+//!    [`dedup`](tidelake_lake::dedup)),
+//! 4. when the table declares a rollup, the minute table (partial minute rows of the rows step 3
+//!    wrote: see [`partials`](crate::partials)).
 //!
 //! Each commit records the batch's last offset per topic-partition in its own `txn` action and leaves
 //! out offsets its table already holds. A crash between any two steps is finished by the next delivery
-//! of the same offsets, and because the data table commits last, its offsets are the lowest of the
-//! three: the poller resumes from them.
+//! of the same offsets. The poller resumes from the data table's offsets: the archive and dead letters
+//! are never behind it, and the minute table catches up from the data commits themselves.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,12 +21,14 @@ use serde_json::{Map, Value};
 use tidelake_lake::decode::decode;
 use tidelake_lake::dedup::{self, DedupCounts, UuidIndex};
 use tidelake_lake::ledger::{partition_key, IngestInfo, PartitionCounts, TableKind};
+use tidelake_lake::rollup::{Grain, RollupSpec};
 use tidelake_lake::sinks::{self, DeadLetter};
 use tidelake_lake::{
     CommitMode, KafkaBatch, KafkaRecord, OffsetTable, PipelineConfig, Planned, TableSpec, TopicPartition,
 };
 
 use crate::error::{Error, Result};
+use crate::partials::{self, SOURCE_VERSION_PROPERTY};
 
 /// The three tables behind one configured table.
 #[derive(Debug)]
@@ -34,6 +38,8 @@ struct TableSinks {
     archive: Option<OffsetTable>,
     dead_letters: OffsetTable,
     data: OffsetTable,
+    /// The rollup's minute table, when the table declares a rollup.
+    minute: Option<OffsetTable>,
     index: UuidIndex,
 }
 
@@ -54,6 +60,8 @@ pub struct TableReport {
     pub beyond_window: usize,
     /// Records archived.
     pub archived: usize,
+    /// Partial minute rows committed to the rollup's minute table.
+    pub minute_rows: usize,
     /// Data table version committed, if any.
     pub version: Option<u64>,
 }
@@ -81,6 +89,11 @@ impl BatchReport {
     /// Records dropped as duplicates of an event UUID.
     pub fn duplicates(&self) -> usize {
         self.tables.iter().map(|t| t.duplicates).sum()
+    }
+
+    /// Partial minute rows committed to rollup minute tables.
+    pub fn minute_rows(&self) -> usize {
+        self.tables.iter().map(|t| t.minute_rows).sum()
     }
 }
 
@@ -121,7 +134,37 @@ impl Ingestor {
                 OffsetTable::open(&dead_name, dead_at, &sinks::dead_letter_schema(), &[], options).await?;
             let data = OffsetTable::open(&data_name, data_at, &spec.table_schema(), &spec.partition_columns(), options)
                 .await?;
-            tables.push(TableSinks { spec: spec.clone(), archive, dead_letters, data, index: UuidIndex::default() });
+            let minute = match &spec.rollup {
+                None => None,
+                Some(rollup) => {
+                    let grain = Grain::Minute;
+                    let at = rollup.location(grain).expect("validated: a rollup keeps minutes");
+                    // Created now, it aggregates the data commits after this version.
+                    let start = data.table().version().unwrap_or(0);
+                    let properties = HashMap::from([(SOURCE_VERSION_PROPERTY.to_string(), start.to_string())]);
+                    let schema = rollup.schema(grain);
+                    let partitions = RollupSpec::partition_columns();
+                    Some(
+                        OffsetTable::open_with(
+                            &rollup.table_name(grain),
+                            at,
+                            &schema,
+                            &partitions,
+                            options,
+                            properties,
+                        )
+                        .await?,
+                    )
+                }
+            };
+            tables.push(TableSinks {
+                spec: spec.clone(),
+                archive,
+                dead_letters,
+                data,
+                minute,
+                index: UuidIndex::default(),
+            });
         }
         Ok(Ingestor { config, tables })
     }
@@ -184,6 +227,7 @@ impl TableSinks {
                     .append_once(&last, CommitMode::Blind, async |_, c| {
                         Ok(Planned {
                             rows: sinks::archive_rows(records, c, now_us)?,
+                            also_covers: Default::default(),
                             info: ingest_info(
                                 TableKind::Archive,
                                 records,
@@ -219,6 +263,7 @@ impl TableSinks {
                 }
                 Ok(Planned {
                     rows: sinks::dead_letter_rows(&letters, c, now_us)?,
+                    also_covers: Default::default(),
                     info: ingest_info(
                         TableKind::DeadLetters,
                         records,
@@ -238,6 +283,7 @@ impl TableSinks {
         let (spec, index) = (&self.spec, &mut self.index);
         let mut dedup_counts = DedupCounts::default();
         let mut written = None;
+        let mut held_before = HashMap::new();
         let data = self
             .data
             .append_once(&last, CommitMode::OnReadVersion, async |table, c| {
@@ -268,15 +314,32 @@ impl TableSinks {
                     })?),
                 };
                 written.clone_from(&rows);
-                Ok(Planned { rows, info })
+                held_before.clone_from(c);
+                Ok(Planned { rows, info, also_covers: Default::default() })
             })
             .await?;
-        match (data.version, written) {
+        match (data.version, &written) {
             (None, _) => dedup_counts = DedupCounts::default(),
             (Some(version), Some(rows)) if self.spec.dedup_window.is_some() => {
-                self.index.record(&self.spec, version, &rows)
+                self.index.record(&self.spec, version, rows)
             }
             _ => {}
+        }
+
+        let mut minute_rows = 0;
+        if let (Some(minute), Some(rollup)) = (self.minute.as_mut(), self.spec.rollup.as_ref()) {
+            let just = data.version.map(|version| partials::DataCommit {
+                version,
+                held_before: &held_before,
+                rows: written.as_ref(),
+            });
+            let (spec, data_table) = (&self.spec, self.data.table());
+            let outcome = minute
+                .append_once(&last, CommitMode::Blind, async |table, c| {
+                    partials::plan(spec, rollup, data_table, table, &last, c, just).await
+                })
+                .await?;
+            minute_rows = outcome.rows;
         }
         Ok(TableReport {
             table: self.spec.name.clone(),
@@ -286,6 +349,7 @@ impl TableSinks {
             duplicates: dedup_counts.dropped(),
             beyond_window: dedup_counts.beyond_window,
             archived: archived.rows,
+            minute_rows,
             version: data.version,
         })
     }

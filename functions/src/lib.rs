@@ -13,6 +13,7 @@
 //! ## Layout
 //!
 //! - [`ingest`]: the [`Ingestor`], the one handler both entry points call.
+//! - [`partials`]: the partial minute rows of a rollup, from the rows of the data commits.
 //! - [`lambda`]: Lambda Kafka event to batch, and the Lambda handler.
 //! - [`poller`]: the local consumer: batch cutting, resuming from the lake's offsets, clean stop.
 //! - [`reprocess`]: history replayed from the archive through the same handler, into shadow tables.
@@ -23,6 +24,7 @@
 pub mod error;
 pub mod ingest;
 pub mod lambda;
+pub mod partials;
 pub mod poller;
 pub mod reprocess;
 

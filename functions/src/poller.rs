@@ -44,6 +44,8 @@ pub struct PollerReport {
     pub dead_letters: usize,
     /// Records dropped as duplicates of an event UUID.
     pub duplicates_dropped: usize,
+    /// Partial minute rows committed to rollup minute tables.
+    pub minute_rows: usize,
 }
 
 /// Lake offsets shared with the rebalance callback: where each partition resumes.
@@ -181,6 +183,7 @@ pub async fn run(
         report.rows_written += done.rows_written();
         report.dead_letters += done.dead_letters();
         report.duplicates_dropped += done.duplicates();
+        report.minute_rows += done.minute_rows();
         on_batch(&done);
     }
     Ok(report)

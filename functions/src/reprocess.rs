@@ -130,6 +130,10 @@ impl Reprocess {
         let mut spec = self.spec.clone();
         spec.location = at(&self.spec.name)?;
         spec.dead_letters = at(&format!("_dead_letters/{}", self.spec.name))?;
+        if let Some(rollup) = spec.rollup.as_mut() {
+            let names: Vec<String> = rollup.grains.iter().map(|g| rollup.table_name(*g)).collect();
+            rollup.locations = names.iter().map(|name| at(name)).collect::<Result<_>>()?;
+        }
         Ok(spec)
     }
 

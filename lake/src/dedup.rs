@@ -180,9 +180,7 @@ impl UuidIndex {
 
     /// Reads the files that commit `version` added (rewrites, which add no new rows, are skipped).
     async fn read_commit(&mut self, table: &DeltaTable, spec: &TableSpec, version: u64) -> Result<usize> {
-        let bytes = table.log_store().read_commit_entry(version).await.map_err(Error::delta(&spec.name))?;
-        let Some(bytes) = bytes else { return Ok(0) };
-        let commit = crate::ledger::parse_commit(&spec.name, version, &bytes)?;
+        let Some(commit) = crate::ledger::read_commit(&spec.name, table, version).await? else { return Ok(0) };
         let mut read = 0;
         for add in commit.adds.iter().filter(|a| a.data_change) {
             self.read_file(table, spec, &object_store::path::Path::from(add.path.as_str())).await?;

@@ -47,6 +47,9 @@ pub struct Planned {
     pub rows: Option<RecordBatch>,
     /// The commit info.
     pub info: serde_json::Map<String, serde_json::Value>,
+    /// Offsets the commit also covers beyond the batch's own (the rows of earlier commits of another
+    /// table that it takes along): recorded in its `txn` actions, raising the batch's where higher.
+    pub also_covers: BTreeMap<TopicPartition, i64>,
 }
 
 /// The `txn` app id that records the offsets of `tp` in a table.
@@ -65,6 +68,19 @@ pub async fn open_or_create(
     partition_columns: &[String],
     storage_options: &HashMap<String, String>,
 ) -> Result<DeltaTable> {
+    open_or_create_with(name, location, schema, partition_columns, storage_options, HashMap::new()).await
+}
+
+/// Like [`open_or_create`]; a table created here gets the table `properties` (custom keys are
+/// kept as they are, readable from the table's metadata).
+pub async fn open_or_create_with(
+    name: &str,
+    location: &Url,
+    schema: &SchemaRef,
+    partition_columns: &[String],
+    storage_options: &HashMap<String, String>,
+    properties: HashMap<String, String>,
+) -> Result<DeltaTable> {
     let kernel_schema: StructType = schema
         .as_ref()
         .try_into_kernel()
@@ -77,7 +93,7 @@ pub async fn open_or_create(
     let table = if exists {
         load(name, location, storage_options).await?
     } else {
-        create(name, location, &kernel_schema, partition_columns, storage_options).await?
+        create(name, location, &kernel_schema, partition_columns, storage_options, properties).await?
     };
     check_matches(name, location, &table, &kernel_schema, partition_columns)?;
     Ok(table)
@@ -119,6 +135,7 @@ async fn create(
     schema: &StructType,
     partition_columns: &[String],
     options: &HashMap<String, String>,
+    properties: HashMap<String, String>,
 ) -> Result<DeltaTable> {
     if location.scheme() == "file" {
         if let Ok(path) = location.to_file_path() {
@@ -134,6 +151,11 @@ async fn create(
         .with_storage_options(options.clone())
         .with_columns(schema.fields().cloned())
         .with_save_mode(SaveMode::Ignore);
+    if !properties.is_empty() {
+        builder = builder
+            .with_raise_if_key_not_exists(false)
+            .with_configuration(properties.into_iter().map(|(k, v)| (k, Some(v))));
+    }
     if !partition_columns.is_empty() {
         builder = builder.with_partition_columns(partition_columns.to_vec());
     }
@@ -208,6 +230,24 @@ impl OffsetTable {
         Ok(OffsetTable { name: name.to_string(), table })
     }
 
+    /// Opens (or creates, with table `properties`) the table; see [`open_or_create_with`].
+    pub async fn open_with(
+        name: &str,
+        location: &Url,
+        schema: &SchemaRef,
+        partition_columns: &[String],
+        storage_options: &HashMap<String, String>,
+        properties: HashMap<String, String>,
+    ) -> Result<Self> {
+        let table = open_or_create_with(name, location, schema, partition_columns, storage_options, properties).await?;
+        Ok(OffsetTable { name: name.to_string(), table })
+    }
+
+    /// The Delta table, as of the last refresh or commit.
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
     /// Loads the commits made since the last refresh.
     pub async fn refresh(&mut self) -> Result<()> {
         self.table.update_incremental(None).await.map_err(Error::delta(&self.name))
@@ -253,15 +293,21 @@ impl OffsetTable {
         loop {
             self.refresh().await?;
             let committed = self.committed_offsets(last_offsets.keys()).await?;
-            let pending: Vec<Transaction> = last_offsets
+            let mut pending: BTreeMap<&TopicPartition, i64> = last_offsets
                 .iter()
                 .filter(|(tp, last)| committed.get(*tp).is_none_or(|done| done < *last))
-                .map(|(tp, last)| Transaction::new(app_id(tp), *last))
+                .map(|(tp, last)| (tp, *last))
                 .collect();
             if pending.is_empty() {
                 return Ok(AppendOutcome { version: None, rows: 0, races });
             }
             let planned = plan(&self.table, &committed).await?;
+            for (tp, last) in &planned.also_covers {
+                let version = pending.entry(tp).or_insert(*last);
+                *version = (*version).max(*last);
+            }
+            let pending: Vec<Transaction> =
+                pending.into_iter().map(|(tp, last)| Transaction::new(app_id(tp), last)).collect();
             let rows = planned.rows.as_ref().map_or(0, RecordBatch::num_rows);
             let mut actions = Vec::new();
             if let Some(batch) = planned.rows.filter(|b| b.num_rows() > 0) {

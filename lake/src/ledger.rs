@@ -84,6 +84,45 @@ impl IngestInfo {
     }
 }
 
+/// The commit info key rollup commits carry their [`RollupInfo`] under.
+pub const ROLLUP_INFO_KEY: &str = "tidelake_rollup";
+
+/// What made a commit of a rollup table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollupKind {
+    /// Ingest appended partial minute rows of the data rows it committed.
+    Partial,
+}
+
+/// The commit info of a rollup commit (key [`ROLLUP_INFO_KEY`]): its lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollupInfo {
+    /// What made the commit.
+    pub kind: RollupKind,
+    /// The table the rows were computed from.
+    pub source: String,
+    /// The versions of `source` whose rows went into this commit.
+    pub source_versions: Vec<u64>,
+    /// Rows of `source` read.
+    pub source_rows: u64,
+    /// Rows this commit wrote.
+    pub rows: u64,
+    /// For partial minute rows: the last offset per topic-partition (`<topic>-<partition>`) whose
+    /// rows the table now holds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub offsets: BTreeMap<String, i64>,
+}
+
+impl RollupInfo {
+    /// The commit info map holding this info.
+    pub fn to_commit_info(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        map.insert(ROLLUP_INFO_KEY.into(), serde_json::to_value(self).expect("rollup info serializes"));
+        map
+    }
+}
+
 /// The key of a topic-partition in [`IngestInfo::offsets`].
 pub fn partition_key(tp: &TopicPartition) -> String {
     format!("{}-{}", tp.topic, tp.partition)
@@ -116,6 +155,8 @@ pub struct Commit {
     pub operation: String,
     /// What the commit covers, when ingest made it.
     pub info: Option<IngestInfo>,
+    /// The commit's lineage, when it wrote a rollup table.
+    pub rollup: Option<RollupInfo>,
     /// Files added.
     pub adds: Vec<FileAction>,
     /// Files removed.
@@ -182,10 +223,24 @@ impl Ledger {
     }
 }
 
-pub(crate) fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
+/// Reads commit `version` of `table` (named `name` in errors); `None` when the log no longer holds it.
+pub async fn read_commit(name: &str, table: &DeltaTable, version: u64) -> Result<Option<Commit>> {
+    let bytes = table.log_store().read_commit_entry(version).await.map_err(Error::delta(name))?;
+    bytes.map(|bytes| parse_commit(name, version, &bytes)).transpose()
+}
+
+/// Parses the commit file of `version` of table `table`.
+pub fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
     let bad = |reason: String| Error::Ledger { table: table.to_string(), version, reason };
-    let mut commit =
-        Commit { version, timestamp_ms: 0, operation: String::new(), info: None, adds: vec![], removes: vec![] };
+    let mut commit = Commit {
+        version,
+        timestamp_ms: 0,
+        operation: String::new(),
+        info: None,
+        rollup: None,
+        adds: vec![],
+        removes: vec![],
+    };
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
         let action: serde_json::Value =
             serde_json::from_slice(line).map_err(|e| bad(format!("a line is not JSON: {e}")))?;
@@ -196,6 +251,12 @@ pub(crate) fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Co
                 commit.info = Some(
                     serde_json::from_value(ours.clone())
                         .map_err(|e| bad(format!("its `{INFO_KEY}` commit info does not parse: {e}")))?,
+                );
+            }
+            if let Some(lineage) = info.get(ROLLUP_INFO_KEY) {
+                commit.rollup = Some(
+                    serde_json::from_value(lineage.clone())
+                        .map_err(|e| bad(format!("its `{ROLLUP_INFO_KEY}` commit info does not parse: {e}")))?,
                 );
             }
         } else if let Some(add) = action.get("add") {

@@ -21,6 +21,21 @@ columns = [
 ]
 "#;
 
+/// The `[tables.ad_events.rollup]` section: impressions, clicks, spend and unique users per ad and
+/// campaign, by minute, hour and day.
+pub const AD_EVENTS_ROLLUP: &str = r#"[tables.ad_events.rollup]
+dimensions = ["ad_id", "campaign_id"]
+grains = ["minute", "hour", "day"]
+allowed_lateness = "5m"
+measures = [
+  { name = "impressions", fn = "count", filter = "event_type = 'impression'" },
+  { name = "clicks", fn = "count", filter = "event_type = 'click'" },
+  { name = "spend", fn = "sum", column = "cost" },
+  { name = "max_cost", fn = "max", column = "cost" },
+  { name = "unique_users", fn = "approx_distinct", column = "user_id" },
+]
+"#;
+
 /// What a generated record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -5,11 +5,16 @@
 //! a relative standard error of about 1.6% (1.04 / sqrt(4096)), with linear counting for small
 //! counts, where it is near exact.
 //!
-//! A sketch with few registers set is stored sparse (3 bytes per set register) and turns dense
-//! (4096 bytes) once that is smaller. The byte layout is stable, so sketches written by one version of
-//! tidelake merge with sketches written by another:
-//! `[1 (format), 12 (precision), 0 sparse | 1 dense, payload]`, a sparse payload being
-//! `(register: u16 big-endian, rank: u8)` in register order, a dense one the 4096 ranks.
+//! A sketch of few values is stored sparse, as HyperLogLog++ does: set registers of a much finer
+//! register space (2^25, the hash's top 25 bits), which linear counting turns into a near exact
+//! count; it turns dense (4096 one-byte registers) once that is smaller, 1024 entries. A fine entry
+//! maps to exactly the dense register and rank its hash would have set, so the two forms merge.
+//!
+//! The byte layout is stable, so sketches written by one version of tidelake merge with sketches
+//! written by another: `[1 (format), 12 (precision), 0 sparse | 1 dense, payload]`. A sparse payload
+//! is big-endian u32 words `register << 6 | rank` in register order (25-bit register, rank 1..=40 =
+//! leading zeros of the hash's remaining 39 bits + 1); a dense one is the 4096 ranks (leading zeros
+//! of the remaining 52 bits + 1, 0 for an empty register).
 //!
 //! ```
 //! use tidelake_lake::sketch::Sketch;
@@ -25,17 +30,20 @@
 const PRECISION: u8 = 12;
 /// Number of registers.
 const REGISTERS: usize = 1 << PRECISION;
+/// Bits of the hash that pick the register of the sparse form: with 2^25 registers, small counts
+/// are near exact (HyperLogLog++).
+const SPARSE_PRECISION: u8 = 25;
 const FORMAT: u8 = 1;
 const SPARSE: u8 = 0;
 const DENSE: u8 = 1;
 /// Bytes per entry of the sparse form.
-const SPARSE_ENTRY: usize = 3;
+const SPARSE_ENTRY: usize = 4;
 
 /// A mergeable approximate distinct count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sketch {
-    /// Set registers only, sorted by register: `(register, rank)`.
-    Sparse(Vec<(u16, u8)>),
+    /// Set registers of the fine (2^25) register space only, sorted: `(register, rank)`.
+    Sparse(Vec<(u32, u8)>),
     /// Every register's rank.
     Dense(Box<[u8; REGISTERS]>),
 }
@@ -46,6 +54,24 @@ impl Default for Sketch {
     }
 }
 
+/// The register and rank of `hash` with `precision` register bits.
+fn register_and_rank(hash: u64, precision: u8) -> (u64, u8) {
+    let register = hash >> (64 - precision);
+    let rank = ((hash << precision).leading_zeros() as u8).min(64 - precision) + 1;
+    (register, rank)
+}
+
+/// The dense register and rank a sparse entry stands for: the same as hashing into the dense form.
+fn coarse(register: u32, rank: u8) -> (usize, u8) {
+    let shift = SPARSE_PRECISION - PRECISION;
+    let low = register & ((1 << shift) - 1);
+    let coarse_rank = match low {
+        0 => shift + rank,
+        _ => (low.leading_zeros() - (32 - shift as u32)) as u8 + 1,
+    };
+    ((register >> shift) as usize, coarse_rank)
+}
+
 impl Sketch {
     /// Adds a value given as its bytes.
     pub fn insert(&mut self, value: &[u8]) {
@@ -54,17 +80,24 @@ impl Sketch {
 
     /// Adds a value given as its 64-bit hash.
     pub fn insert_hash(&mut self, hash: u64) {
-        let register = (hash >> (64 - PRECISION)) as u16;
-        let rest = hash << PRECISION;
-        let rank = (rest.leading_zeros() as u8).min(64 - PRECISION) + 1;
-        self.raise(register, rank);
-    }
-
-    fn raise(&mut self, register: u16, rank: u8) {
         match self {
             Sketch::Dense(ranks) => {
+                let (register, rank) = register_and_rank(hash, PRECISION);
                 let slot = &mut ranks[register as usize];
                 *slot = (*slot).max(rank);
+            }
+            Sketch::Sparse(_) => {
+                let (register, rank) = register_and_rank(hash, SPARSE_PRECISION);
+                self.raise_sparse(register as u32, rank);
+            }
+        }
+    }
+
+    fn raise_sparse(&mut self, register: u32, rank: u8) {
+        match self {
+            Sketch::Dense(ranks) => {
+                let (register, rank) = coarse(register, rank);
+                ranks[register] = ranks[register].max(rank);
             }
             Sketch::Sparse(entries) => {
                 match entries.binary_search_by_key(&register, |e| e.0) {
@@ -82,7 +115,8 @@ impl Sketch {
         if let Sketch::Sparse(entries) = self {
             let mut ranks = Box::new([0u8; REGISTERS]);
             for (register, rank) in entries.iter() {
-                ranks[*register as usize] = *rank;
+                let (register, rank) = coarse(*register, *rank);
+                ranks[register] = ranks[register].max(rank);
             }
             *self = Sketch::Dense(ranks);
         }
@@ -93,7 +127,7 @@ impl Sketch {
         match other {
             Sketch::Sparse(entries) => {
                 for (register, rank) in entries {
-                    self.raise(*register, *rank);
+                    self.raise_sparse(*register, *rank);
                 }
             }
             Sketch::Dense(theirs) => {
@@ -109,25 +143,23 @@ impl Sketch {
 
     /// The estimated number of distinct values added.
     pub fn estimate(&self) -> u64 {
-        let m = REGISTERS as f64;
-        let (mut sum, mut zeros) = (0.0f64, 0usize);
         match self {
             Sketch::Sparse(entries) => {
-                zeros = REGISTERS - entries.len();
-                sum += zeros as f64;
-                sum += entries.iter().map(|(_, rank)| 2f64.powi(-(*rank as i32))).sum::<f64>();
+                // Linear counting over the fine registers.
+                let m = (1u64 << SPARSE_PRECISION) as f64;
+                let empty = m - entries.len() as f64;
+                (m * (m / empty).ln()).round() as u64
             }
             Sketch::Dense(ranks) => {
-                for rank in ranks.iter() {
-                    zeros += usize::from(*rank == 0);
-                    sum += 2f64.powi(-(*rank as i32));
-                }
+                let m = REGISTERS as f64;
+                let zeros = ranks.iter().filter(|r| **r == 0).count();
+                let sum: f64 = ranks.iter().map(|r| 2f64.powi(-(*r as i32))).sum();
+                let alpha = 0.7213 / (1.0 + 1.079 / m);
+                let raw = alpha * m * m / sum;
+                let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
+                estimate.round() as u64
             }
         }
-        let alpha = 0.7213 / (1.0 + 1.079 / m);
-        let raw = alpha * m * m / sum;
-        let estimate = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
-        estimate.round() as u64
     }
 
     /// The stable byte form (see the module docs).
@@ -137,8 +169,7 @@ impl Sketch {
                 let mut out = Vec::with_capacity(3 + entries.len() * SPARSE_ENTRY);
                 out.extend([FORMAT, PRECISION, SPARSE]);
                 for (register, rank) in entries {
-                    out.extend(register.to_be_bytes());
-                    out.push(*rank);
+                    out.extend(((register << 6) | u32::from(*rank)).to_be_bytes());
                 }
                 out
             }
@@ -163,13 +194,17 @@ impl Sketch {
         }
         match *form {
             SPARSE if payload.len() % SPARSE_ENTRY == 0 => {
-                let mut entries = Vec::with_capacity(payload.len() / SPARSE_ENTRY);
+                let mut entries: Vec<(u32, u8)> = Vec::with_capacity(payload.len() / SPARSE_ENTRY);
                 for chunk in payload.chunks_exact(SPARSE_ENTRY) {
-                    let register = u16::from_be_bytes([chunk[0], chunk[1]]);
-                    if register as usize >= REGISTERS || entries.last().is_some_and(|(r, _)| *r >= register) {
-                        return Err(format!("sparse sketch register {register} is out of range or out of order"));
+                    let word = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                    let (register, rank) = (word >> 6, (word & 0x3f) as u8);
+                    if rank == 0 || rank > 64 - SPARSE_PRECISION + 1 {
+                        return Err(format!("sparse sketch rank {rank} of register {register} is out of range"));
                     }
-                    entries.push((register, chunk[2]));
+                    if entries.last().is_some_and(|(r, _)| *r >= register) {
+                        return Err(format!("sparse sketch register {register} is out of order"));
+                    }
+                    entries.push((register, rank));
                 }
                 Ok(Sketch::Sparse(entries))
             }
@@ -218,13 +253,28 @@ mod tests {
     }
 
     #[test]
+    fn small_counts_are_exact_and_forms_agree() {
+        for n in [1u64, 2, 3, 17, 300, 1000] {
+            assert_eq!(of(0..n).estimate(), n);
+        }
+        // A sparse sketch turned dense sets the same registers as hashing straight into dense.
+        let mut sparse = of(0..500);
+        sparse.densify();
+        let mut dense = Sketch::Dense(Box::new([0; REGISTERS]));
+        for i in 0..500 {
+            dense.insert(format!("user-{i}").as_bytes());
+        }
+        assert_eq!(sparse, dense);
+    }
+
+    #[test]
     fn bytes_round_trip_in_both_forms() {
         for sketch in [of(0..5), of(0..50_000)] {
             let bytes = sketch.to_bytes();
             assert_eq!(Sketch::from_bytes(&bytes).unwrap(), sketch);
         }
-        assert_eq!(of(0..5).to_bytes().len(), 3 + 5 * 3);
-        assert!(Sketch::from_bytes(&[1, 12, 0, 255, 255, 1]).unwrap_err().contains("out of range"));
+        assert_eq!(of(0..5).to_bytes().len(), 3 + 5 * 4);
+        assert!(Sketch::from_bytes(&[1, 12, 0, 0, 0, 0, 63]).unwrap_err().contains("out of range"));
         assert!(Sketch::from_bytes(&[2, 12, 0]).unwrap_err().contains("format"));
     }
 }

@@ -118,6 +118,41 @@ pub fn write_config_with_lake(dir: &Path, topic: &str, group: &str, max_records:
     path
 }
 
+/// Like [`write_config`], with the sample rollup (impressions, clicks, spend, unique users per ad and
+/// campaign) declared for the table.
+pub fn write_config_with_rollup(dir: &Path, topic: &str, group: &str, max_records: usize) -> PathBuf {
+    let path = write_config(dir, topic, group, max_records);
+    let text = std::fs::read_to_string(&path).expect("read config");
+    std::fs::write(&path, format!("{text}\n{}", sample::AD_EVENTS_ROLLUP)).expect("write config");
+    path
+}
+
+/// Compares the rollup tables of `grains` with the raw table at `uri`, bucket by bucket
+/// (`tests/rollup_check.py`), and returns its report per grain.
+pub fn rollup_check(uri: &url::Url, grains: &[&str]) -> serde_json::Value {
+    let path = uri.to_file_path().expect("local table");
+    let out = Command::new(python())
+        .arg(repo().join("tests/rollup_check.py"))
+        .arg(path.to_str().unwrap().trim_end_matches('/'))
+        .args(grains)
+        .output()
+        .expect("run rollup_check.py");
+    assert!(out.status.success(), "rollup_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("rollup check json")
+}
+
+/// Asserts that every bucket of every grain in `report` (from [`rollup_check`]) matched the raw table,
+/// with distinct-user estimates within `max_error` (relative).
+pub fn assert_rollups_match(report: &serde_json::Value, grains: &[&str], max_error: f64) {
+    for grain in grains {
+        let r = &report[grain];
+        assert!(r["buckets"].as_u64().unwrap() > 0, "{grain}: no bucket compared");
+        assert_eq!(r["mismatch_count"], 0, "{grain}: buckets differ from the raw table, first: {}", r["mismatches"]);
+        let error = r["max_distinct_error"].as_f64().unwrap();
+        assert!(error <= max_error, "{grain}: unique users off by {:.1}%", error * 100.0);
+    }
+}
+
 /// Endpoint of the test S3 API server, started by `infra/s3.sh` if it is not running yet.
 pub fn s3() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();

@@ -7,3 +7,4 @@ mod duckdb;
 mod helpers;
 mod ingest;
 mod reprocess;
+mod rollup;
