@@ -13,7 +13,7 @@ pub struct Args {
     #[command(flatten)]
     tables: TableArgs,
     /// Jobs to run, in this order (repeat the flag or separate with commas).
-    #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = [Job::Optimize, Job::Vacuum, Job::Checkpoint])]
+    #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = Job::DEFAULT)]
     jobs: Vec<Job>,
     /// Show what each job would do; write and delete nothing.
     #[arg(long, env = "TIDELAKE_DRY_RUN")]
@@ -83,6 +83,45 @@ fn print_report(report: &Report) {
     let mode = if report.dry_run { " (dry run: nothing written or deleted)" } else { "" };
     println!("tidelake compact{mode}, {:.1}s", report.seconds);
     for t in &report.tables {
+        if let Some(f) = &t.finalize {
+            match (f.dry_run, f.partial_files) {
+                (_, 0) => println!(
+                    "  {:<28} finalize    no closed minute to merge ({} files wait for theirs to close)",
+                    t.table, f.waiting_files
+                ),
+                (true, n) => println!(
+                    "  {:<28} finalize    would merge {n} files of partial rows (and {} of merged rows) over {} minutes",
+                    t.table, f.final_files, f.minutes
+                ),
+                (false, n) => println!(
+                    "  {:<28} finalize    {} minutes: {n} + {} files, {} rows -> {} rows at version {}",
+                    t.table,
+                    f.minutes,
+                    f.final_files,
+                    f.rows_before,
+                    f.rows_after,
+                    f.version.unwrap_or_default()
+                ),
+            }
+        }
+        if let Some(r) = &t.rollup {
+            match (r.dry_run, r.buckets) {
+                (_, 0) => println!(
+                    "  {:<28} rollup      up to date (source version {})",
+                    t.table,
+                    r.source_version.unwrap_or_default()
+                ),
+                (true, n) => println!("  {:<28} rollup      would recompute {n} buckets", t.table),
+                (false, n) => println!(
+                    "  {:<28} rollup      {n} buckets recomputed from {} source rows; {} files -> {} at version {}",
+                    t.table,
+                    r.source_rows,
+                    r.files_removed,
+                    r.files_added,
+                    r.version.unwrap_or_default()
+                ),
+            }
+        }
         if let Some(o) = &t.optimize {
             match (o.dry_run, o.files_removed) {
                 (_, 0) => println!("  {:<28} optimize    {} files, nothing to pack", t.table, o.files_before),

@@ -66,12 +66,15 @@ enum Command {
     ///   tidelake audit --config tidelake-quickstart/tidelake.toml --table ad_events --from 2026-11-23
     #[command(verbatim_doc_comment)]
     Audit(audit::Args),
-    /// Keep the lake fast: bin-pack small files into large ones per partition (optimize), checkpoint
-    /// the Delta log, and delete files older than the retention that no version needs (vacuum),
-    /// for each table with its dead letters and archive. Safe while ingest runs; a second run with
-    /// nothing to do changes nothing. --dry-run shows the plan and the files vacuum would delete.
+    /// Keep the lake fast and its rollups current: merge the partial rows of closed minutes
+    /// (finalize), recompute the hour and day buckets whose minutes changed (rollup), bin-pack
+    /// small files into large ones per partition (optimize), delete files older than the retention
+    /// that no version needs (vacuum) and checkpoint the Delta log, for each table with its dead
+    /// letters, archive and rollup tables. Safe while ingest runs; a second run with nothing to do
+    /// changes nothing. --dry-run shows the plan and the files vacuum would delete.
     ///
     /// Example:
+    ///   tidelake compact --config tidelake.toml --job finalize,rollup --dry-run
     ///   tidelake compact --config tidelake.toml --job optimize --job checkpoint --dry-run
     ///   tidelake compact --config tidelake.toml --every 5m
     #[command(verbatim_doc_comment)]

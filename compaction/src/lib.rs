@@ -4,16 +4,24 @@
 //! table, with `with_*` settings and a dry run, awaited for `(table, metrics)`:
 //!
 //! ```text
+//! partial minute rows --Finalize--> one row per key and closed minute
+//! minute table --Rollup--> hour table --Rollup--> day table (only the buckets that changed)
 //! many small files --Optimize--> a few files near the target size (dataChange = false: same rows)
 //! removed files    --Vacuum--> deleted once older than the retention
 //! long Delta log   --Checkpoint--> one Parquet checkpoint + expired commit files deleted
 //! ```
 //!
-//! [`compact_table`] runs the chosen jobs over a configured table and its dead-letter and archive
-//! tables, in that order. Re-running any job on a table it has just handled commits nothing.
+//! [`compact_table`] runs the chosen jobs over a configured table: finalize and the rollups first
+//! (when the table declares a rollup), then the file jobs over the data, dead-letter, archive and
+//! rollup tables. Re-running any job on a table it has just handled commits nothing. One compaction
+//! run per table at a time: jobs that replace files do not coordinate with each other.
 //!
 //! ## Layout
 //!
+//! - [`finalize`]: merging the partial rows of closed minutes.
+//! - [`rollup`]: minute -> hour -> day, recomputing only the buckets the source changed since the
+//!   version the last rollup commit recorded.
+//! - `buckets`: rollup table files by bucket range, and their replacement in one commit.
 //! - [`optimize`]: the bin-packing plan per partition and its rewrite in one commit.
 //! - [`checkpoint`]: the log checkpoint and the cleanup of expired commit files.
 //! - [`vacuum`]: deleting files no version within the retention needs.
@@ -24,33 +32,48 @@
 
 #![warn(missing_docs)]
 
+mod buckets;
 pub mod checkpoint;
 pub mod error;
+pub mod finalize;
 pub mod lambda;
 pub mod optimize;
+pub mod rollup;
 pub mod vacuum;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
+use tidelake_lake::rollup::{Grain, RollupSpec};
 use tidelake_lake::TableSpec;
 
 pub use checkpoint::{Checkpoint, CheckpointMetrics};
 pub use error::{Error, Result};
+pub use finalize::{Finalize, FinalizeMetrics};
 pub use optimize::{Optimize, OptimizeMetrics};
+pub use rollup::{Rollup, RollupMetrics};
 pub use vacuum::{Vacuum, VacuumMetrics};
 
 /// A compaction job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Job {
+    /// Merge the partial rows of closed minutes.
+    Finalize,
+    /// Roll minutes up to hours and hours up to days.
+    Rollup,
     /// Bin-pack small files.
     Optimize,
     /// Checkpoint the Delta log.
     Checkpoint,
     /// Delete files past the retention.
     Vacuum,
+}
+
+impl Job {
+    /// The jobs of a run that names none, in the order they run.
+    pub const DEFAULT: [Job; 5] = [Job::Finalize, Job::Rollup, Job::Optimize, Job::Vacuum, Job::Checkpoint];
 }
 
 /// Settings of a compaction run.
@@ -69,7 +92,7 @@ pub struct CompactOptions {
 impl Default for CompactOptions {
     fn default() -> Self {
         CompactOptions {
-            jobs: vec![Job::Optimize, Job::Vacuum, Job::Checkpoint],
+            jobs: Job::DEFAULT.to_vec(),
             target_size: optimize::DEFAULT_TARGET_SIZE,
             retention: vacuum::DEFAULT_RETENTION,
             dry_run: false,
@@ -80,8 +103,13 @@ impl Default for CompactOptions {
 /// What a compaction run did to one Delta table.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TableCompaction {
-    /// The Delta table (`ad_events`, `ad_events_dead_letters`, `ad_events_archive`).
+    /// The Delta table (`ad_events`, `ad_events_dead_letters`, `ad_events_archive`,
+    /// `ad_events_minute`, ...).
     pub table: String,
+    /// Finalize, if it ran.
+    pub finalize: Option<FinalizeMetrics>,
+    /// Rollup, if it ran.
+    pub rollup: Option<RollupMetrics>,
     /// Optimize, if it ran.
     pub optimize: Option<OptimizeMetrics>,
     /// Checkpoint, if it ran.
@@ -90,21 +118,38 @@ pub struct TableCompaction {
     pub vacuum: Option<VacuumMetrics>,
 }
 
-/// Runs `options.jobs` over the data, dead-letter and archive tables of `spec`. Tables that do not
-/// exist yet (nothing ingested) are skipped.
+/// Runs `options.jobs` over the tables of `spec`: finalize and the rollups first, then the file jobs
+/// over the data, dead-letter, archive and rollup tables. Tables that do not exist yet (nothing
+/// ingested) are skipped.
 pub async fn compact_table(
     spec: &TableSpec,
     storage_options: &HashMap<String, String>,
     options: &CompactOptions,
 ) -> Result<Vec<TableCompaction>> {
-    let mut out = Vec::new();
-    for (name, location) in spec.delta_tables() {
+    let mut out: Vec<TableCompaction> = Vec::new();
+    if let Some(rollup) = &spec.rollup {
+        out.extend(roll_up(rollup, storage_options, options).await?);
+    }
+    let mut tables: Vec<(String, &url::Url)> = spec.delta_tables().into_iter().collect();
+    if let Some(rollup) = &spec.rollup {
+        tables.extend(rollup.tables().map(|(_, name, at)| (name, at)));
+    }
+    let order: Vec<String> = tables.iter().map(|(name, _)| name.clone()).collect();
+    for (name, location) in tables {
         let Some(mut table) = tidelake_lake::delta::open_existing(&name, location, storage_options, None).await? else {
             continue;
         };
-        let mut report = TableCompaction { table: name.clone(), ..TableCompaction::default() };
+        let at = match out.iter().position(|r| r.table == name) {
+            Some(at) => at,
+            None => {
+                out.push(TableCompaction { table: name.clone(), ..TableCompaction::default() });
+                out.len() - 1
+            }
+        };
+        let report = &mut out[at];
         for job in &options.jobs {
             match job {
+                Job::Finalize | Job::Rollup => {}
                 Job::Optimize => {
                     let (t, m) = Optimize::new(table, &name)
                         .with_target_size(options.target_size)
@@ -128,7 +173,59 @@ pub async fn compact_table(
                 }
             }
         }
-        out.push(report);
+    }
+    out.sort_by_key(|r| order.iter().position(|name| *name == r.table));
+    Ok(out)
+}
+
+/// Finalize, then each coarser grain from the one below it, as `options.jobs` asks.
+async fn roll_up(
+    rollup: &RollupSpec,
+    storage_options: &HashMap<String, String>,
+    options: &CompactOptions,
+) -> Result<Vec<TableCompaction>> {
+    let mut out = Vec::new();
+    if options.jobs.contains(&Job::Finalize) {
+        let name = rollup.table_name(Grain::Minute);
+        let at = rollup.location(Grain::Minute).expect("validated: a rollup keeps minutes");
+        if let Some(table) = tidelake_lake::delta::open_existing(&name, at, storage_options, None).await? {
+            let (_, m) = Finalize::new(table, rollup).with_dry_run(options.dry_run).await?;
+            out.push(TableCompaction { table: name, finalize: Some(m), ..TableCompaction::default() });
+        }
+    }
+    if options.jobs.contains(&Job::Rollup) {
+        for grain in rollup.grains.iter().copied().filter(|g| *g != Grain::Minute) {
+            let from = grain.source().expect("coarser grains have a source");
+            let (source_name, target_name) = (rollup.table_name(from), rollup.table_name(grain));
+            let source_at = rollup.location(from).expect("validated: a grain's source is kept");
+            let Some(source) =
+                tidelake_lake::delta::open_existing(&source_name, source_at, storage_options, None).await?
+            else {
+                continue;
+            };
+            let target_at = rollup.location(grain).expect("a kept grain has a location");
+            let target = match options.dry_run {
+                // A dry run creates nothing: without a target table yet, there is nothing to compare.
+                true => {
+                    match tidelake_lake::delta::open_existing(&target_name, target_at, storage_options, None).await? {
+                        Some(t) => t,
+                        None => continue,
+                    }
+                }
+                false => {
+                    tidelake_lake::delta::open_or_create(
+                        &target_name,
+                        target_at,
+                        &rollup.schema(grain),
+                        &RollupSpec::partition_columns(),
+                        storage_options,
+                    )
+                    .await?
+                }
+            };
+            let (_, m) = Rollup::new(source, target, rollup, grain).with_dry_run(options.dry_run).await?;
+            out.push(TableCompaction { table: target_name, rollup: Some(m), ..TableCompaction::default() });
+        }
     }
     Ok(out)
 }

@@ -70,7 +70,9 @@ pub(crate) async fn plan(
         kind: RollupKind::Partial,
         source: spec.name.clone(),
         source_versions: versions,
+        source_version: None,
         source_rows,
+        buckets: None,
         rows: partials.as_ref().map_or(0, RecordBatch::num_rows) as u64,
         offsets,
     };

@@ -107,9 +107,21 @@ pub async fn open_existing(
     storage_options: &HashMap<String, String>,
     version: Option<u64>,
 ) -> Result<Option<DeltaTable>> {
-    let mut builder = DeltaTableBuilder::from_url(location.clone())
+    let builder = || {
+        DeltaTableBuilder::from_url(location.clone())
+            .map(|b| b.with_storage_options(storage_options.clone()))
+            .map_err(Error::delta(name))
+    };
+    let exists = builder()?
+        .build()
         .map_err(Error::delta(name))?
-        .with_storage_options(storage_options.clone());
+        .verify_deltatable_existence()
+        .await
+        .map_err(Error::delta(name))?;
+    if !exists {
+        return Ok(None);
+    }
+    let mut builder = builder()?;
     if let Some(version) = version {
         builder = builder.with_version(version);
     }

@@ -93,6 +93,10 @@ pub const ROLLUP_INFO_KEY: &str = "tidelake_rollup";
 pub enum RollupKind {
     /// Ingest appended partial minute rows of the data rows it committed.
     Partial,
+    /// Compaction merged the partial rows of closed minutes (the measures do not change).
+    Finalize,
+    /// Compaction recomputed buckets of a coarser grain from the finer grain's table.
+    Rollup,
 }
 
 /// The commit info of a rollup commit (key [`ROLLUP_INFO_KEY`]): its lineage.
@@ -104,8 +108,15 @@ pub struct RollupInfo {
     pub source: String,
     /// The versions of `source` whose rows went into this commit.
     pub source_versions: Vec<u64>,
+    /// The version of `source` read: a rollup covers every change of its source up to it, and the
+    /// next run starts after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<u64>,
     /// Rows of `source` read.
     pub source_rows: u64,
+    /// Time buckets recomputed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u64>,
     /// Rows this commit wrote.
     pub rows: u64,
     /// For partial minute rows: the last offset per topic-partition (`<topic>-<partition>`) whose

@@ -24,7 +24,7 @@ struct Args {
     #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
     config: PathBuf,
     /// Jobs to run, in this order, separated by commas.
-    #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = [Job::Optimize, Job::Vacuum, Job::Checkpoint])]
+    #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = Job::DEFAULT)]
     jobs: Vec<Job>,
     /// Optimize packs small files into files up to this many bytes.
     #[arg(long, env = "TIDELAKE_TARGET_SIZE", default_value_t = tidelake_compaction::optimize::DEFAULT_TARGET_SIZE)]

@@ -123,14 +123,15 @@ async fn compaction_while_ingest_runs_loses_and_doubles_nothing() {
     let records = events(40_000, 0.05, 0.005, 21);
     let topic = filled_topic("compactlive", 3, &records).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &topic, &unique("group"), 300);
+    let config = write_config_with_rollup(dir.path(), &topic, &unique("group"), 300);
     Ingestor::open(load_config(&config)).await.unwrap();
-    // Optimize (small target, so files keep being packed) and checkpoint every 200 ms while ingest
-    // commits small batches. (Not vacuum with no retention: it would delete files a writer has
-    // written and not yet committed.)
+    // Finalize, roll up, optimize (small target, so files keep being packed) and checkpoint every
+    // 200 ms while ingest commits small batches; the events are old, so every minute is closed and
+    // finalize merges whatever ingest has written. (Not vacuum with no retention: it would delete
+    // files a writer has written and not yet committed.)
     let mut compactor = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
         .args(["compact", "--config", config.to_str().unwrap(), "--every", "200ms", "--target-size", "1MiB"])
-        .args(["--job", "optimize,checkpoint", "--json"])
+        .args(["--job", "finalize,rollup,optimize,checkpoint", "--json"])
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -158,6 +159,8 @@ async fn compaction_while_ingest_runs_loses_and_doubles_nothing() {
     assert_eq!(ids.len(), 40_000, "one row per event");
     assert_eq!(distinct.len(), 40_000);
     audit_passes(&config);
+    let grains = ["minute", "hour", "day"];
+    assert_rollups_match(&rollup_check(&spec.location, &grains), &grains, 0.02);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,8 +96,136 @@ async fn a_crash_between_the_data_and_minute_commits_is_caught_up_from_the_data_
     ingest_to_end(&config_path);
 
     let config = load_config(&config_path);
-    assert_rollups_match(&rollup_check(&config.tables[0].location, &["minute"]), &["minute"], 0.02);
     let catch_ups = assert_each_data_commit_once(&config).await;
     assert_eq!(catch_ups, 5, "each crash left one data commit for a later minute commit to take along");
+    assert_rollups_match(&rollup_check(&config.tables[0].location, &["minute"]), &["minute"], 0.02);
     audit_passes(&config_path);
+}
+
+/// Runs `tidelake compact --config <config> --json <extra>`, which must succeed, and returns its report.
+fn compact(config: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["compact", "--config", config.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_slice(&run_ok(&args, &[]).stdout).expect("json report")
+}
+
+/// The report of Delta table `name` in a compact report.
+fn table_report<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == name)
+        .unwrap_or_else(|| panic!("no report of {name}: {report}"))
+}
+
+/// Sample events whose times spread over the hour before `end_us`.
+fn events_ending(n: usize, end_us: i64, seed: u64) -> Vec<tidelake_lake::sample::SampleRecord> {
+    let spec = tidelake_lake::sample::SampleSpec {
+        events: n,
+        duplicate_ratio: 0.05,
+        poison_ratio: 0.005,
+        end_time_us: end_us,
+        seed,
+    };
+    tidelake_lake::sample::generate(&spec)
+}
+
+const DAY_US: i64 = 86_400_000_000;
+/// 2026-11-23T12:00:00Z: every minute of the events is closed when the tests run.
+const END_US: i64 = 1_795_435_200_000_000;
+const ALL: [&str; 3] = ["minute", "hour", "day"];
+
+/// Versions of the three rollup tables.
+async fn rollup_versions(config: &tidelake_lake::PipelineConfig) -> Vec<Option<u64>> {
+    let rollup = config.tables[0].rollup.as_ref().unwrap();
+    let mut out = Vec::new();
+    for (_, _, at) in rollup.tables() {
+        out.push(open(at, &config.storage_options).await.version());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hours_and_days_match_the_raw_table_and_a_late_event_recomputes_only_its_buckets() {
+    // Three days of events, produced oldest first.
+    let mut records = Vec::new();
+    for (day, seed) in [(2, 51), (1, 52), (0, 53)] {
+        records.extend(events_ending(4_000, END_US - day * DAY_US, seed));
+    }
+    let topic = filled_topic("rollup-days", 3, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_config_with_rollup(dir.path(), &topic, &unique("group"), 600);
+    ingest_to_end(&config_path);
+    let config = load_config(&config_path);
+    let raw = &config.tables[0].location;
+
+    let plan = compact(&config_path, &["--job", "finalize,rollup", "--dry-run"]);
+    assert!(table_report(&plan, "ad_events_minute")["finalize"]["partial_files"].as_u64().unwrap() > 0, "{plan}");
+    let report = compact(&config_path, &["--job", "finalize,rollup"]);
+    let finalize = &table_report(&report, "ad_events_minute")["finalize"];
+    assert_eq!(finalize["waiting_files"], 0, "every minute is closed: {finalize}");
+    assert_eq!(
+        table_report(&report, "ad_events_hour")["rollup"]["buckets"],
+        3,
+        "the clock hour before noon, each day: {report}"
+    );
+    assert_eq!(table_report(&report, "ad_events_day")["rollup"]["buckets"], 3);
+    let check = rollup_check(raw, &ALL);
+    assert_rollups_match(&check, &ALL, 0.02);
+    assert_eq!(check["minute"]["rollup_rows"], check["minute"]["buckets"], "one merged row per key and minute");
+    assert_eq!(check["hour"]["rollup_rows"], check["hour"]["buckets"]);
+
+    // Nothing changed: no job commits.
+    let versions = rollup_versions(&config).await;
+    compact(&config_path, &["--job", "finalize,rollup"]);
+    assert_eq!(rollup_versions(&config).await, versions, "a second run commits nothing");
+
+    // Late events of the oldest day, in its hour before noon: minutes, an hour and a day that are
+    // finalized and rolled up already.
+    let late = events_ending(300, END_US - 2 * DAY_US, 54);
+    let producer = producer();
+    produce(&producer, &topic, &late).await;
+    ingest_to_end(&config_path);
+    let report = compact(&config_path, &["--job", "finalize,rollup"]);
+    let finalize = &table_report(&report, "ad_events_minute")["finalize"];
+    assert!(finalize["final_files"].as_u64().unwrap() > 0, "late rows merge into finalized minutes: {finalize}");
+    assert_eq!(table_report(&report, "ad_events_hour")["rollup"]["buckets"], 1, "only the late hour: {report}");
+    assert_eq!(table_report(&report, "ad_events_day")["rollup"]["buckets"], 1, "only the late day: {report}");
+    let check = rollup_check(raw, &ALL);
+    assert_rollups_match(&check, &ALL, 0.02);
+    assert_eq!(check["minute"]["rollup_rows"], check["minute"]["buckets"]);
+    audit_passes(&config_path);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finalize_and_rollup_killed_at_any_step_then_run_again_give_the_same_tables() {
+    let mut records = events_ending(3_000, END_US - DAY_US, 61);
+    records.extend(events_ending(3_000, END_US, 62));
+    let topic = filled_topic("rollup-kill", 2, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_config_with_rollup(dir.path(), &topic, &unique("group"), 500);
+    ingest_to_end(&config_path);
+    let config = load_config(&config_path);
+
+    // Each run picks up where the one before stopped: the fifth dies writing the day table.
+    for point in [
+        "finalize-after-write",
+        "finalize-after-commit",
+        "rollup-after-write",
+        "rollup-after-commit",
+        "rollup-after-write",
+    ] {
+        let out = run_tidelake(
+            &["compact", "--config", config_path.to_str().unwrap(), "--job", "finalize,rollup"],
+            &[("TIDELAKE_CRASH_AT", point)],
+        );
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && said.contains("crash injected"), "{point}: {said}");
+    }
+    compact(&config_path, &["--job", "finalize,rollup"]);
+    assert_rollups_match(&rollup_check(&config.tables[0].location, &ALL), &ALL, 0.02);
+    let versions = rollup_versions(&config).await;
+    let again = compact(&config_path, &["--job", "finalize,rollup", "--retention", "0s"]);
+    assert_eq!(rollup_versions(&config).await, versions, "nothing left to do: {again}");
 }
