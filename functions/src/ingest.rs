@@ -10,8 +10,9 @@
 //!
 //! Each commit records the batch's last offset per topic-partition in its own `txn` action and leaves
 //! out offsets its table already holds. A crash between any two steps is finished by the next delivery
-//! of the same offsets. The poller resumes from the data table's offsets: the archive and dead letters
-//! are never behind it, and the minute table catches up from the data commits themselves.
+//! of the same offsets: the poller resumes from the lowest offsets of the data and minute tables (the
+//! archive and dead letters are never behind the data table), and a Lambda retry delivers the batch
+//! again.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -175,17 +176,50 @@ impl Ingestor {
     }
 
     /// The next offset to consume for each of `partitions`: one past the offset the lake holds
-    /// (absent when the lake holds nothing of that partition yet).
+    /// (absent when the lake holds nothing of that partition yet). With a rollup, the minute table
+    /// may be behind the data table (a crash between their commits): the partition then resumes
+    /// from the minute table's offset, so the records the data table holds already come again, write
+    /// nothing there, and let the minute table catch up, as a Lambda retry of the batch would.
     pub async fn resume_offsets(&mut self, partitions: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>> {
         let mut next = HashMap::new();
+        let options = &self.config.storage_options;
         for sinks in &mut self.tables {
             let mine: Vec<&TopicPartition> = partitions.iter().filter(|tp| tp.topic == sinks.spec.topic).collect();
             if mine.is_empty() {
                 continue;
             }
             sinks.data.refresh().await?;
-            for (tp, offset) in sinks.data.committed_offsets(mine).await? {
-                next.insert(tp, offset + 1);
+            let data = sinks.data.committed_offsets(mine.iter().copied()).await?;
+            let minute = match sinks.minute.as_mut() {
+                Some(minute) => {
+                    minute.refresh().await?;
+                    Some((minute.committed_offsets(mine.iter().copied()).await?, minute))
+                }
+                None => None,
+            };
+            let mut at_start: Option<HashMap<TopicPartition, i64>> = None;
+            for tp in mine {
+                let Some(held) = data.get(tp).copied() else { continue };
+                let resume = match &minute {
+                    None => held + 1,
+                    Some((offsets, _)) if offsets.contains_key(tp) => offsets[tp].min(held) + 1,
+                    Some((_, minute)) => {
+                        // The minute table never held this partition: either the data table held
+                        // it before the minute table existed (history, not aggregated), or the
+                        // first minute commit of it did not happen.
+                        if at_start.is_none() {
+                            at_start = Some(
+                                partials::data_offsets_at_start(&sinks.spec, minute.table(), options, &data).await?,
+                            );
+                        }
+                        match at_start.as_ref().and_then(|s| s.get(tp)) {
+                            Some(start) if *start == held => held + 1,
+                            Some(start) => start + 1,
+                            None => 0,
+                        }
+                    }
+                };
+                next.insert(tp.clone(), resume);
             }
         }
         Ok(next)
@@ -326,6 +360,9 @@ impl TableSinks {
             _ => {}
         }
 
+        if data.version.is_some() {
+            tidelake_lake::fault::point("after-data-commit");
+        }
         let mut minute_rows = 0;
         if let (Some(minute), Some(rollup)) = (self.minute.as_mut(), self.spec.rollup.as_ref()) {
             let just = data.version.map(|version| partials::DataCommit {

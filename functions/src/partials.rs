@@ -13,6 +13,10 @@
 //!   aggregated. A data commit is always taken whole, with the `txn` offsets of every topic-partition
 //!   it covers, so a commit is either in the minute table or not, never in part.
 //!
+//! Catching up happens when records of a partition the minute table is behind on come again: a
+//! Lambda retry delivers the batch again, and the poller resumes such a partition from the minute
+//! table's offset ([`Ingestor::resume_offsets`](crate::Ingestor::resume_offsets)).
+//!
 //! A minute table created next to a data table that already holds rows starts from the data
 //! table's version at that moment (table property [`SOURCE_VERSION_PROPERTY`]): history before it is
 //! not aggregated by ingest.
@@ -52,6 +56,7 @@ pub(crate) async fn plan(
     just: Option<DataCommit<'_>>,
 ) -> Result<Planned> {
     let in_step = just.as_ref().filter(|j| last.keys().all(|tp| committed.get(tp) == j.held_before.get(tp)));
+    let caught_up = in_step.is_none();
     let (rows, versions, also_covers) = match in_step {
         Some(just) => (just.rows.cloned(), vec![just.version], BTreeMap::new()),
         None => catch_up(spec, rollup, data, minute, last, committed).await?,
@@ -74,6 +79,7 @@ pub(crate) async fn plan(
         source_rows,
         buckets: None,
         rows: partials.as_ref().map_or(0, RecordBatch::num_rows) as u64,
+        caught_up,
         offsets,
     };
     Ok(Planned { rows: partials, info: info.to_commit_info(), also_covers })
@@ -167,6 +173,29 @@ async fn catch_up(
         })?),
     };
     Ok((rows, versions, also_covers))
+}
+
+/// The data table's offsets when the minute table was created (its [`SOURCE_VERSION_PROPERTY`]),
+/// for the partitions of `now` (the data table's offsets now): where the minute table's history
+/// starts.
+pub(crate) async fn data_offsets_at_start(
+    spec: &TableSpec,
+    minute: &DeltaTable,
+    storage_options: &HashMap<String, String>,
+    now: &HashMap<TopicPartition, i64>,
+) -> Result<HashMap<TopicPartition, i64>> {
+    let snapshot = minute.snapshot().map_err(lake_error(&spec.name))?;
+    let start: u64 =
+        snapshot.metadata().configuration().get(SOURCE_VERSION_PROPERTY).and_then(|v| v.parse().ok()).unwrap_or(0);
+    if start == 0 {
+        // Version 0 creates the table: it holds no offsets.
+        return Ok(HashMap::new());
+    }
+    let then = tidelake_lake::delta::open_existing(&spec.name, &spec.location, storage_options, Some(start)).await?;
+    match then {
+        Some(then) => tidelake_lake::delta::committed_offsets(&spec.name, &then, now.keys()).await,
+        None => Ok(HashMap::new()),
+    }
 }
 
 fn lake_error(table: &str) -> impl Fn(deltalake::DeltaTableError) -> tidelake_lake::Error + '_ {

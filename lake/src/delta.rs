@@ -211,6 +211,25 @@ fn check_matches(
     Ok(())
 }
 
+/// The last offset of each of `partitions` that `table` (named `name` in errors) holds as of its
+/// loaded version, from its `txn` actions (absent: none).
+pub async fn committed_offsets<'a>(
+    name: &str,
+    table: &DeltaTable,
+    partitions: impl IntoIterator<Item = &'a TopicPartition>,
+) -> Result<HashMap<TopicPartition, i64>> {
+    let snapshot = table.snapshot().map_err(Error::delta(name))?;
+    let log_store = table.log_store();
+    let mut committed = HashMap::new();
+    for tp in partitions {
+        let version = snapshot.transaction_version(log_store.as_ref(), app_id(tp)).await.map_err(Error::delta(name))?;
+        if let Some(version) = version {
+            committed.insert(tp.clone(), version);
+        }
+    }
+    Ok(committed)
+}
+
 /// What [`OffsetTable::append_once`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
@@ -270,17 +289,7 @@ impl OffsetTable {
         &self,
         partitions: impl IntoIterator<Item = &'a TopicPartition>,
     ) -> Result<HashMap<TopicPartition, i64>> {
-        let snapshot = self.table.snapshot().map_err(Error::delta(&self.name))?;
-        let log_store = self.table.log_store();
-        let mut committed = HashMap::new();
-        for tp in partitions {
-            let version =
-                snapshot.transaction_version(log_store.as_ref(), app_id(tp)).await.map_err(Error::delta(&self.name))?;
-            if let Some(version) = version {
-                committed.insert(tp.clone(), version);
-            }
-        }
-        Ok(committed)
+        committed_offsets(&self.name, &self.table, partitions).await
     }
 
     /// Appends the rows of a batch that covers offsets up to `last_offsets`, exactly once.

@@ -2,8 +2,9 @@
 //! first) execution reaches `point`, the way a SIGKILL or a Lambda timeout would stop it there.
 //!
 //! Points: `after-data-write` (files written, not committed), `after-commit` (a table committed, the
-//! next table or the Kafka offset commit not yet), `after-batch` (all tables committed, Kafka offsets
-//! not yet).
+//! next table or the Kafka offset commit not yet), `after-data-commit` (the data table committed, the
+//! rollup's minute table not yet), `after-batch` (all tables committed, Kafka offsets not yet); and
+//! in compaction `<job>-after-write` and `<job>-after-commit` for optimize, finalize and rollup.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;

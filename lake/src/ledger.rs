@@ -119,6 +119,10 @@ pub struct RollupInfo {
     pub buckets: Option<u64>,
     /// Rows this commit wrote.
     pub rows: u64,
+    /// For partial minute rows: whether the commit caught up with data commits the minute table
+    /// missed (after a crash between a data commit and its minute commit).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub caught_up: bool,
     /// For partial minute rows: the last offset per topic-partition (`<topic>-<partition>`) whose
     /// rows the table now holds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

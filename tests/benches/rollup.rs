@@ -32,10 +32,8 @@ fn main() {
 
 fn config(dir: &std::path::Path, rollup: bool) -> PipelineConfig {
     let rollup = if rollup { sample::AD_EVENTS_ROLLUP } else { "" };
-    let text = format!(
-        "[kafka]\nbrokers = \"unused:9092\"\n[lake]\nroot = \"lake\"\n\n{}\n{rollup}",
-        sample::AD_EVENTS_TABLE
-    );
+    let text =
+        format!("[kafka]\nbrokers = \"unused:9092\"\n[lake]\nroot = \"lake\"\n\n{}\n{rollup}", sample::AD_EVENTS_TABLE);
     PipelineConfig::parse(&text, dir).unwrap()
 }
 
@@ -80,11 +78,13 @@ async fn table(rollup: &RollupSpec, grain: Grain) -> deltalake::DeltaTable {
 
 async fn roll_up(rollup: &RollupSpec) -> (f64, usize, usize) {
     let started = Instant::now();
-    let (_, hour) = Rollup::new(table(rollup, Grain::Minute).await, table(rollup, Grain::Hour).await, rollup, Grain::Hour)
+    let (_, hour) =
+        Rollup::new(table(rollup, Grain::Minute).await, table(rollup, Grain::Hour).await, rollup, Grain::Hour)
+            .await
+            .unwrap();
+    let (_, day) = Rollup::new(table(rollup, Grain::Hour).await, table(rollup, Grain::Day).await, rollup, Grain::Day)
         .await
         .unwrap();
-    let (_, day) =
-        Rollup::new(table(rollup, Grain::Hour).await, table(rollup, Grain::Day).await, rollup, Grain::Day).await.unwrap();
     (started.elapsed().as_secs_f64(), hour.buckets, day.buckets)
 }
 

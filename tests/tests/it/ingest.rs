@@ -289,11 +289,11 @@ async fn four_concurrent_instances_on_local_disk_lose_and_double_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_instances_killed_at_random_points_leave_each_uuid_once() {
+async fn four_instances_killed_at_random_points_leave_each_uuid_once_in_the_table_and_its_rollup() {
     let records = events_with_copies(200_000, 13);
     let topic = filled_topic("sigkill", 4, &records).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &topic, &unique("group"), 2_000);
+    let config = write_config_with_rollup(dir.path(), &topic, &unique("group"), 2_000);
     Ingestor::open(load_config(&config)).await.unwrap();
 
     // Rounds of four instances, each SIGKILLed at a random moment (the seed is printed so a failing
@@ -307,7 +307,7 @@ async fn four_instances_killed_at_random_points_leave_each_uuid_once() {
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     let mut killed = 0;
     for _ in 0..10 {
-        let config = write_config(dir.path(), &topic, &unique("group"), 2_000);
+        let config = write_config_with_rollup(dir.path(), &topic, &unique("group"), 2_000);
         let mut instances: Vec<std::process::Child> = (0..4)
             .map(|_| {
                 std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
@@ -332,10 +332,14 @@ async fn four_instances_killed_at_random_points_leave_each_uuid_once() {
     }
     eprintln!("{killed} instances killed while running");
     assert!(killed >= 20, "only {killed} instances were killed while running");
-    let config = write_config(dir.path(), &topic, &unique("group"), 2_000);
+    let config = write_config_with_rollup(dir.path(), &topic, &unique("group"), 2_000);
     let last = ingest_to_end(&config);
     eprintln!("the last run wrote {} of the rows", last["rows_written"]);
     assert_exact(&config, &topic, 4, &records).await;
+    // The minute rollup, written by the same killed instances, holds every data commit once.
+    crate::rollup::assert_each_data_commit_once(&load_config(&config)).await;
+    let spec = &load_config(&config).tables[0];
+    assert_rollups_match(&rollup_check(&spec.location, &["minute"]), &["minute"], 0.05);
 }
 
 const NOON: &str = "2026-11-23T12:00:00Z";
