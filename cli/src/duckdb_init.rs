@@ -31,6 +31,9 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
             let version = if i == 0 { args.at_version } else { None };
             sql.push_str(&view(&name, location, version, &config.storage_options).await?);
         }
+        for (_, name, location) in spec.rollup.iter().flat_map(|r| r.tables()) {
+            sql.push_str(&view(&name, location, None, &config.storage_options).await?);
+        }
     }
     print!("{sql}");
     Ok(())

@@ -79,7 +79,7 @@ enum Command {
     ///   tidelake compact --config tidelake.toml --every 5m
     #[command(verbatim_doc_comment)]
     Compact(compact::Args),
-    /// Print the SQL that defines a DuckDB view per table (data, dead letters, archive) over the
+    /// Print the SQL that defines a DuckDB view per table (data, dead letters, archive, rollups) over the
     /// Parquet files of its current Delta snapshot, or of an older version with --at-version. The
     /// files are resolved from the Delta log, so DuckDB needs no extension; run it again after
     /// new commits.
