@@ -235,6 +235,12 @@ fn print_table(report: &Report) {
             lag
         );
     }
+    if let Some(r) = &lake.rollup {
+        println!(
+            "rollup {}: {} of {} data commits aggregated ({} rows), {} minute commits caught up after a crash",
+            r.table, r.aggregated, r.data_commits, r.source_rows, r.caught_up
+        );
+    }
     for p in &lake.problems {
         let kind = match p.kind {
             ProblemKind::Gap => "GAP",

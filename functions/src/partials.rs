@@ -33,8 +33,7 @@ use tidelake_lake::{files, Planned, TableSpec, TopicPartition};
 
 use tidelake_lake::Result;
 
-/// The minute table property naming the data table version its partial rows start after.
-pub const SOURCE_VERSION_PROPERTY: &str = "tidelake.rollup.sourceVersion";
+pub use tidelake_lake::rollup::SOURCE_VERSION_PROPERTY;
 
 /// The data commit this batch just made, and the offsets the data table held before it.
 #[derive(Debug, Clone, Copy)]

@@ -14,6 +14,9 @@
 //!   must not hold records there, and the caller checks Kafka for them (offsets of transaction
 //!   markers and aborted records are legitimate holes).
 //!
+//! With a rollup, the minute table's lineage is checked too: every data commit since the minute
+//! table exists is aggregated by exactly one minute commit, from as many rows as it wrote.
+//!
 //! Only when a side table's commit straddles the end of the data table's offsets does the audit
 //! read that commit's files (three columns), to count the records on each side.
 
@@ -108,6 +111,8 @@ pub struct AuditReport {
     pub partitions: Vec<PartitionAudit>,
     /// Offsets between data commits to check against Kafka.
     pub holes: Vec<Hole>,
+    /// The minute rollup's lineage, when the table has a rollup.
+    pub rollup: Option<RollupAudit>,
     /// Everything found wrong.
     pub problems: Vec<Problem>,
 }
@@ -143,6 +148,23 @@ pub struct TableLedgers {
     pub dead_letters: Ledger,
     /// The archive.
     pub archive: Ledger,
+    /// The rollup's minute table, with the data version its partial rows start after.
+    pub minute: Option<(Ledger, u64)>,
+}
+
+/// The minute rollup's lineage, as the audit found it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RollupAudit {
+    /// The minute table.
+    pub table: String,
+    /// Data commits since the minute table exists.
+    pub data_commits: usize,
+    /// Of them, those a minute commit aggregated.
+    pub aggregated: usize,
+    /// Rows of the data commits aggregated.
+    pub source_rows: u64,
+    /// Minute commits that caught up after a crash.
+    pub caught_up: usize,
 }
 
 /// Audits one configured table; see the module docs for what is checked.
@@ -214,8 +236,13 @@ pub async fn audit(ledgers: &TableLedgers, range: CommitRange) -> Result<AuditRe
         partitions.push(p);
     }
     partitions.sort_by(|a, b| a.partition.cmp(&b.partition));
+    let rollup = ledgers
+        .minute
+        .as_ref()
+        .map(|(minute, start)| check_rollup(&ledgers.data, minute, *start, range, &mut problems));
 
     Ok(AuditReport {
+        rollup,
         table: ledgers.data.name.clone(),
         commits: data.commits,
         rows_committed: data.rows_committed,
@@ -225,6 +252,72 @@ pub async fn audit(ledgers: &TableLedgers, range: CommitRange) -> Result<AuditRe
         holes,
         problems,
     })
+}
+
+/// Checks that each data commit after `start` is in exactly one minute commit, with its rows.
+fn check_rollup(
+    data: &Ledger,
+    minute: &Ledger,
+    start: u64,
+    range: CommitRange,
+    problems: &mut Vec<Problem>,
+) -> RollupAudit {
+    let problem = |kind, message| Problem { kind, table: minute.name.clone(), partition: None, message };
+    let mut audit = RollupAudit { table: minute.name.clone(), ..RollupAudit::default() };
+    let mut taken: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut claimed_rows: Vec<(u64, u64, Vec<u64>)> = Vec::new();
+    for commit in &minute.commits {
+        let Some(info) = commit.rollup.as_ref().filter(|i| i.kind == crate::ledger::RollupKind::Partial) else {
+            continue;
+        };
+        audit.caught_up += usize::from(info.caught_up);
+        for v in &info.source_versions {
+            taken.entry(*v).or_default().push(commit.version);
+        }
+        claimed_rows.push((commit.version, info.source_rows, info.source_versions.clone()));
+    }
+    // A minute log cleaned up past its retention no longer shows what it aggregated long ago.
+    let start = match minute.commits.first() {
+        Some(first) if first.version > 1 => start.max(
+            claimed_rows.iter().flat_map(|(_, _, v)| v.iter().copied()).min().unwrap_or(u64::MAX).saturating_sub(1),
+        ),
+        _ => start,
+    };
+    let mut rows_of: HashMap<u64, u64> = HashMap::new();
+    for commit in data.commits.iter().filter(|c| c.version > start && range.contains(c)) {
+        let Some(info) = ingest_info(commit, TableKind::Data) else { continue };
+        rows_of.insert(commit.version, info.rows);
+        audit.data_commits += 1;
+        match taken.get(&commit.version).map_or(0, Vec::len) {
+            1 => {
+                audit.aggregated += 1;
+                audit.source_rows += info.rows;
+            }
+            0 => problems.push(problem(
+                ProblemKind::Gap,
+                format!(
+                    "data version {} ({} rows) is in no minute commit: the minute table catches up when its offsets are delivered again (restart the poller)",
+                    commit.version, info.rows
+                ),
+            )),
+            _ => problems.push(problem(
+                ProblemKind::Double,
+                format!("data version {} is aggregated by minute commits {:?}", commit.version, taken[&commit.version]),
+            )),
+        }
+    }
+    for (version, rows, sources) in claimed_rows {
+        if sources.iter().all(|v| rows_of.contains_key(v)) {
+            let expected: u64 = sources.iter().map(|v| rows_of[v]).sum();
+            if expected != rows {
+                problems.push(problem(
+                    ProblemKind::Mismatch,
+                    format!("minute version {version} aggregated {rows} rows of data versions {sources:?}, which wrote {expected}"),
+                ));
+            }
+        }
+    }
+    audit
 }
 
 /// What [`check_table`] gathered from a table's ingest commits.
@@ -462,9 +555,25 @@ pub async fn read_ledgers(spec: &crate::TableSpec, storage_options: &HashMap<Str
         Ledger::read(&name, &table).await
     }
     let [(data, data_at), (dead, dead_at), (archive, archive_at)] = spec.delta_tables();
+    let mut minute = None;
+    if let Some(rollup) = &spec.rollup {
+        let grain = crate::rollup::Grain::Minute;
+        let (name, at) = (rollup.table_name(grain), rollup.location(grain).expect("a rollup keeps minutes"));
+        if let Some(table) = crate::delta::open_existing(&name, at, storage_options, None).await? {
+            let snapshot = table.snapshot().map_err(Error::delta(&name))?;
+            let start = snapshot
+                .metadata()
+                .configuration()
+                .get(crate::rollup::SOURCE_VERSION_PROPERTY)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            minute = Some((Ledger::read(&name, &table).await?, start));
+        }
+    }
     Ok(TableLedgers {
         data: one(data, data_at, storage_options).await?,
         dead_letters: one(dead, dead_at, storage_options).await?,
         archive: one(archive, archive_at, storage_options).await?,
+        minute,
     })
 }

@@ -272,6 +272,10 @@ impl RollupSpec {
     }
 }
 
+/// The minute table property naming the data table version its partial rows start after: a minute
+/// table created next to a data table that already holds rows does not aggregate that history.
+pub const SOURCE_VERSION_PROPERTY: &str = "tidelake.rollup.sourceVersion";
+
 /// The minute table's column telling partial rows from merged ones.
 pub const PARTIAL_COLUMN: &str = "partial";
 /// The partition column of every rollup table: the UTC day of the bucket.

@@ -104,7 +104,8 @@ async fn a_crash_between_the_data_and_minute_commits_is_caught_up_from_the_data_
     let catch_ups = assert_each_data_commit_once(&config).await;
     assert_eq!(catch_ups, 5, "each crash left a data commit for the next run to catch up with");
     assert_rollups_match(&rollup_check(&config.tables[0].location, &["minute"]), &["minute"], 0.05);
-    audit_passes(&config_path);
+    let report = audit_passes(&config_path);
+    assert_eq!(report["rollup"]["caught_up"], 5, "{report}");
 }
 
 /// Runs `tidelake compact --config <config> --json <extra>`, which must succeed, and returns its report.
@@ -250,11 +251,17 @@ async fn a_crash_after_the_last_data_commit_of_a_partition_is_caught_up_on_resta
     assert!(String::from_utf8_lossy(&out.stderr).contains("crash injected"));
     let config = load_config(&config_path);
     assert_eq!(minute_offsets(&config).await, None, "the crash came before the minute commit");
+    let (passed, report, _) = audit(&config_path, &["--offline"]);
+    assert!(!passed, "the audit sees the minute table behind: {report}");
+    assert!(report["problems"].to_string().contains("is in no minute commit"), "{report}");
 
     ingest_to_end(&write_config_with_rollup(dir.path(), &topic, &unique("group"), 5_000));
     assert_eq!(assert_each_data_commit_once(&config).await, 1);
     assert_rollups_match(&rollup_check(&config.tables[0].location, &["minute"]), &["minute"], 0.05);
     assert_eq!(minute_offsets(&config).await, Some(records.len() as i64 - 1));
+    let report = audit_passes(&config_path);
+    assert_eq!(report["rollup"]["caught_up"], 1, "{report}");
+    assert_eq!(report["rollup"]["aggregated"], report["rollup"]["data_commits"]);
 }
 
 /// The last offset of partition 0 the minute table holds.
