@@ -373,7 +373,15 @@ impl TableSinks {
             let (spec, data_table) = (&self.spec, self.data.table());
             let outcome = minute
                 .append_once(&last, CommitMode::Blind, async |table, c| {
-                    partials::plan(spec, rollup, data_table, table, &last, c, just).await
+                    let step = partials::MinuteStep {
+                        spec,
+                        rollup,
+                        data: data_table,
+                        minute: table,
+                        last: &last,
+                        committed: c,
+                    };
+                    partials::plan(step, just).await
                 })
                 .await?;
             minute_rows = outcome.rows;

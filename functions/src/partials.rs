@@ -43,22 +43,27 @@ pub(crate) struct DataCommit<'a> {
     pub rows: Option<&'a RecordBatch>,
 }
 
-/// Plans the partial minute rows for a batch whose data step is done: `committed` holds the minute
-/// table's offsets for the batch's partitions, `just` the data commit the batch made, if it made one.
-pub(crate) async fn plan(
-    spec: &TableSpec,
-    rollup: &RollupSpec,
-    data: &DeltaTable,
-    minute: &DeltaTable,
-    last: &BTreeMap<TopicPartition, i64>,
-    committed: &HashMap<TopicPartition, i64>,
-    just: Option<DataCommit<'_>>,
-) -> Result<Planned> {
+/// Where the minute step of a batch stands: the tables, the batch's last offsets, and the offsets
+/// the minute table holds of its partitions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MinuteStep<'a> {
+    pub spec: &'a TableSpec,
+    pub rollup: &'a RollupSpec,
+    pub data: &'a DeltaTable,
+    pub minute: &'a DeltaTable,
+    pub last: &'a BTreeMap<TopicPartition, i64>,
+    pub committed: &'a HashMap<TopicPartition, i64>,
+}
+
+/// Plans the partial minute rows for a batch whose data step is done; `just` is the data commit the
+/// batch made, if it made one.
+pub(crate) async fn plan(step: MinuteStep<'_>, just: Option<DataCommit<'_>>) -> Result<Planned> {
+    let MinuteStep { spec, rollup, last, committed, .. } = step;
     let in_step = just.as_ref().filter(|j| last.keys().all(|tp| committed.get(tp) == j.held_before.get(tp)));
     let caught_up = in_step.is_none();
     let (rows, versions, also_covers) = match in_step {
         Some(just) => (just.rows.cloned(), vec![just.version], BTreeMap::new()),
-        None => catch_up(spec, rollup, data, minute, last, committed).await?,
+        None => catch_up(step).await?,
     };
     let source_rows = rows.as_ref().map_or(0, RecordBatch::num_rows) as u64;
     let partials = match rows.filter(|r| r.num_rows() > 0) {
@@ -86,14 +91,8 @@ pub(crate) async fn plan(
 
 /// The rows of every data commit the minute table does not cover yet, the versions they come from,
 /// and the offsets those commits cover.
-async fn catch_up(
-    spec: &TableSpec,
-    rollup: &RollupSpec,
-    data: &DeltaTable,
-    minute: &DeltaTable,
-    last: &BTreeMap<TopicPartition, i64>,
-    committed: &HashMap<TopicPartition, i64>,
-) -> Result<(Option<RecordBatch>, Vec<u64>, BTreeMap<TopicPartition, i64>)> {
+async fn catch_up(step: MinuteStep<'_>) -> Result<(Option<RecordBatch>, Vec<u64>, BTreeMap<TopicPartition, i64>)> {
+    let MinuteStep { spec, rollup, data, minute, last, committed } = step;
     let minute_name = rollup.table_name(Grain::Minute);
     let snapshot = minute.snapshot().map_err(lake_error(&minute_name))?;
     let floor: Option<u64> =

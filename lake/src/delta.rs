@@ -257,8 +257,7 @@ impl OffsetTable {
         partition_columns: &[String],
         storage_options: &HashMap<String, String>,
     ) -> Result<Self> {
-        let table = open_or_create(name, location, schema, partition_columns, storage_options).await?;
-        Ok(OffsetTable { name: name.to_string(), table })
+        Self::open_with(name, location, schema, partition_columns, storage_options, HashMap::new()).await
     }
 
     /// Opens (or creates, with table `properties`) the table; see [`open_or_create_with`].
