@@ -21,22 +21,32 @@ pub struct Args {
 /// Prints the views.
 pub async fn run(args: Args) -> Result<(), BoxError> {
     let (config, specs) = args.tables.load()?;
+    print!("{}", views(&config, &specs, args.at_version).await?);
+    Ok(())
+}
+
+/// The SQL of the views over every Delta table of `specs` (data, dead letters, archive, rollups),
+/// the data tables as of `at_version` when given.
+pub(crate) async fn views(
+    config: &tidelake_lake::PipelineConfig,
+    specs: &[tidelake_lake::TableSpec],
+    at_version: Option<u64>,
+) -> Result<String, BoxError> {
     let mut sql = String::from(
         "-- DuckDB views over tidelake tables, written by `tidelake duckdb-init`.\n\
          -- Each view lists the Parquet files of one Delta snapshot: run this again after new commits.\n",
     );
-    for spec in &specs {
+    for spec in specs {
         for (i, (name, location)) in spec.delta_tables().into_iter().enumerate() {
             // Time travel applies to the data table (the first); the side tables are read as they are.
-            let version = if i == 0 { args.at_version } else { None };
+            let version = if i == 0 { at_version } else { None };
             sql.push_str(&view(&name, location, version, &config.storage_options).await?);
         }
         for (_, name, location) in spec.rollup.iter().flat_map(|r| r.tables()) {
             sql.push_str(&view(&name, location, None, &config.storage_options).await?);
         }
     }
-    print!("{sql}");
-    Ok(())
+    Ok(sql)
 }
 
 /// The `CREATE OR REPLACE VIEW` of one Delta table.

@@ -11,6 +11,7 @@
 //! - `compact`: `tidelake compact`, the compaction jobs once or on a schedule.
 //! - `duckdb_init`: `tidelake duckdb-init`, DuckDB views over the Delta snapshots.
 //! - `reprocess`: `tidelake reprocess`, archived batches replayed into shadow tables.
+//! - `sql`: `tidelake sql`, the same views in an embedded DuckDB (features `sql`, `sql-bundled`).
 //! - `quickstart`: `tidelake quickstart`, sample events through Kafka into a local lake.
 
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ mod compact;
 mod duckdb_init;
 mod quickstart;
 mod reprocess;
+mod sql;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -88,6 +90,16 @@ enum Command {
     ///   tidelake duckdb-init --config tidelake.toml > views.sql && duckdb -init views.sql
     #[command(name = "duckdb-init", verbatim_doc_comment)]
     DuckdbInit(duckdb_init::Args),
+    /// Run SQL over the lake in an embedded DuckDB: every table (data, dead letters, archive,
+    /// rollups) is a view over the Parquet files of its Delta snapshot, an older version with
+    /// --at-version. Without SQL, statements ending in `;` are read from stdin (a prompt on a
+    /// terminal). Needs a build with the `sql` or `sql-bundled` feature.
+    ///
+    /// Example:
+    ///   tidelake sql --config tidelake.toml "SELECT ad_id, sum(clicks) FROM ad_events_day GROUP BY ALL"
+    ///   tidelake sql --config tidelake.toml --format csv "SELECT * FROM ad_events_dead_letters"
+    #[command(verbatim_doc_comment)]
+    Sql(sql::Args),
     /// Replay a table's archived records (all, or a range of Kafka timestamps) through the same
     /// ingest handler (decoding, dedup, dead letters) into shadow tables next to the live one.
     /// Interrupted, it continues where it stopped when run again.
@@ -126,6 +138,7 @@ pub fn main() {
             Command::Compact(args) => compact::run(args, terminal).await,
             Command::DuckdbInit(args) => duckdb_init::run(args).await,
             Command::Reprocess(args) => reprocess::run(args, terminal).await,
+            Command::Sql(args) => sql::run(args).await,
         }
     });
     if let Err(e) = result {

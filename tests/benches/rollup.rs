@@ -4,11 +4,11 @@
 //! - ingest: the same batches through two fresh handlers, one table without a rollup and one with
 //!   the sample rollup (impressions, clicks, spend, max cost and unique users per ad and campaign);
 //! - finalize, hour and day rollups over the minute table that ingest wrote (raw rows/s);
-//! - a late batch of 1% of one day's events: the incremental rollup against a full rebuild of the
-//!   hour and day tables.
+//! - a late batch of 1% of one day's events, in one hour: the incremental rollup against a full
+//!   rebuild of the hour and day tables.
 //!
-//! Run: `cargo bench -p tidelake-tests --bench rollup` (`TIDELAKE_BENCH_EVENTS` events over three
-//! days, default 600000; Kafka is not involved).
+//! Run: `cargo bench -p tidelake-tests --bench rollup` (`TIDELAKE_BENCH_EVENTS` events over the 72
+//! hours of three days, default 600000; Kafka is not involved).
 
 #[allow(dead_code)]
 #[path = "../tests/it/helpers.rs"]
@@ -37,31 +37,51 @@ fn config(dir: &std::path::Path, rollup: bool) -> PipelineConfig {
     PipelineConfig::parse(&text, dir).unwrap()
 }
 
-/// Sample events of `days` days (each spread over the hour before noon), as Kafka records of one
-/// partition starting at `first_offset`.
+/// Sample events of `days` days (days back from the last), spread over their 24 hours, as Kafka
+/// records of one partition starting at `first_offset`.
 fn records(per_day: usize, days: &[i64], seed: u64, first_offset: i64) -> Vec<KafkaRecord> {
     let mut out = Vec::new();
-    for (i, day) in days.iter().enumerate() {
-        let spec = SampleSpec {
-            events: per_day,
-            duplicate_ratio: 0.0,
-            poison_ratio: 0.0,
-            end_time_us: END_US - day * DAY_US,
-            seed: seed + i as u64,
-        };
-        for r in sample::generate(&spec) {
-            out.push(KafkaRecord {
-                topic: "ad_events".into(),
-                partition: 0,
-                offset: first_offset + out.len() as i64,
-                timestamp_ms: None,
-                key: Some(r.key),
-                value: Some(r.value),
-                headers: vec![],
-            });
+    for day in days {
+        for hour in 0..24 {
+            let spec = SampleSpec {
+                events: per_day / 24,
+                duplicate_ratio: 0.0,
+                poison_ratio: 0.0,
+                end_time_us: END_US - day * DAY_US - hour * DAY_US / 24,
+                seed: seed + (day * 24 + hour) as u64,
+            };
+            for r in sample::generate(&spec) {
+                out.push(KafkaRecord {
+                    topic: "ad_events".into(),
+                    partition: 0,
+                    offset: first_offset + out.len() as i64,
+                    timestamp_ms: None,
+                    key: Some(r.key),
+                    value: Some(r.value),
+                    headers: vec![],
+                });
+            }
         }
     }
     out
+}
+
+/// Sample events of one hour of the day `day` days back from the last.
+fn late_records(events: usize, day: i64, seed: u64, first_offset: i64) -> Vec<KafkaRecord> {
+    let spec = SampleSpec { events, duplicate_ratio: 0.0, poison_ratio: 0.0, end_time_us: END_US - day * DAY_US, seed };
+    sample::generate(&spec)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| KafkaRecord {
+            topic: "ad_events".into(),
+            partition: 0,
+            offset: first_offset + i as i64,
+            timestamp_ms: None,
+            key: Some(r.key),
+            value: Some(r.value),
+            headers: vec![],
+        })
+        .collect()
 }
 
 async fn ingest(ingestor: &mut Ingestor, records: &[KafkaRecord]) -> f64 {
@@ -118,7 +138,7 @@ async fn bench() {
     }
     let minute_table = table(&rollup, Grain::Minute).await;
     let (minute_rows, minute_files) = tidelake_lake::delta::row_and_file_count(&minute_table).unwrap();
-    println!("events: {} over 3 days, 10,000 per batch", all.len());
+    println!("events: {} over 3 days of 24 hours, 10,000 per batch", all.len());
     println!(
         "ingest without rollup: {plain_s:.2} s ({:.0} ev/s); with partial minute rows: {rolling_s:.2} s ({:.0} ev/s); with/without {:.2}",
         all.len() as f64 / plain_s,
@@ -145,8 +165,8 @@ async fn bench() {
         all.len() as f64 / first_s
     );
 
-    // 1% of a day's events arrive late for the oldest day.
-    let late = records(per_day / 100, &[2], 99, all.len() as i64);
+    // 1% of a day's events arrive late, in one hour of the oldest day.
+    let late = late_records(per_day / 100, 2, 99, all.len() as i64);
     ingest(&mut rolling, &late).await;
     Finalize::new(table(&rollup, Grain::Minute).await, &rollup).with_now(END_US + DAY_US).await.unwrap();
     let (incremental_s, hours, days) = roll_up(&rollup).await;

@@ -8,3 +8,5 @@ mod helpers;
 mod ingest;
 mod reprocess;
 mod rollup;
+#[cfg(feature = "sql")]
+mod sql;
