@@ -24,6 +24,9 @@ pub struct Args {
     /// The data tables as of this Delta version instead of the latest (time travel).
     #[arg(long, env = "TIDELAKE_AT_VERSION")]
     at_version: Option<u64>,
+    /// Print on stderr how long resolving the views and each statement took.
+    #[arg(long)]
+    timing: bool,
 }
 
 /// Output formats.
@@ -156,11 +159,23 @@ fn csv_field(text: &str) -> String {
 /// Runs `tidelake sql`.
 pub async fn run(args: Args) -> Result<(), BoxError> {
     let (config, specs) = args.tables.load()?;
+    let started = std::time::Instant::now();
     let views = crate::duckdb_init::views(&config, &specs, args.at_version).await?;
     let mut engine = engine::Engine::open(&views)?;
-    if let Some(sql) = &args.sql {
+    let timed = |what: &str, started: std::time::Instant| {
+        if args.timing {
+            eprintln!("timing: {what} {:.3} ms", started.elapsed().as_secs_f64() * 1e3);
+        }
+    };
+    timed("views", started);
+    let run = |engine: &mut engine::Engine, sql: &str| -> Result<String, BoxError> {
+        let started = std::time::Instant::now();
         let answer = engine.query(sql)?;
-        print!("{}", render(&answer, args.format));
+        timed("statement", started);
+        Ok(render(&answer, args.format))
+    };
+    if let Some(sql) = &args.sql {
+        print!("{}", run(&mut engine, sql)?);
         return Ok(());
     }
     let stdin = std::io::stdin();
@@ -196,8 +211,8 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
             prompt(!statement.trim().is_empty());
             continue;
         }
-        match engine.query(&statement) {
-            Ok(answer) => print!("{}", render(&answer, args.format)),
+        match run(&mut engine, &statement) {
+            Ok(text) => print!("{text}"),
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;

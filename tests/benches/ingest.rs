@@ -2,11 +2,12 @@
 //! table, as a ratio against just consuming the same records with a consumer group of its own (the
 //! floor; both include joining the group), the ingest process's peak
 //! RSS with 6 MB batches, the cold start of the `tidelake` binary (spawn to consuming), the
-//! reprocess rate from the archive against the live rate, and DuckDB through the `duckdb-init` views
-//! against a plain glob of the same files.
+//! reprocess rate from the archive against the live rate, and an aggregate through `tidelake sql`
+//! over the lake's views against a plain glob of the same files.
 //!
-//! Run: `cargo bench -p tidelake-tests --bench ingest` (`TIDELAKE_BENCH_EVENTS` sets the event count,
-//! default 300000).
+//! Run: `DUCKDB_LIB_DIR=$(infra/duckdb.sh) cargo bench -p tidelake-tests --features sql --bench ingest`
+//! (`TIDELAKE_BENCH_EVENTS` sets the event count, default 300000; without `sql`, the DuckDB
+//! comparison is left out).
 
 #[allow(dead_code)]
 #[path = "../tests/it/helpers.rs"]
@@ -105,35 +106,8 @@ async fn bench() {
         ingest.as_secs_f64() / reprocess.as_secs_f64()
     );
 
-    // DuckDB through the `duckdb-init` views against a plain glob of the same files.
-    let views = Command::new(bin).args(["duckdb-init", "--config", config.to_str().unwrap()]).output().unwrap();
-    assert!(views.status.success());
-    let table_dir = load_config(&config).tables[0].location.to_file_path().unwrap();
-    let script = r#"
-import duckdb, json, sys, time
-con = duckdb.connect()
-con.execute(sys.argv[1])
-glob = f"read_parquet('{sys.argv[2]}/**/*.parquet', hive_partitioning = true)"
-def best(sql):
-    times = []
-    for _ in range(5):
-        t = time.perf_counter(); con.execute(sql).fetchall(); times.append(time.perf_counter() - t)
-    return min(times)
-q = "SELECT ad_id, count(*), sum(cost) FROM {} GROUP BY ad_id"
-print(json.dumps([best(q.format("ad_events")), best(q.format(glob))]))
-"#;
-    let out = Command::new(python())
-        .args(["-c", script, &String::from_utf8(views.stdout).unwrap(), table_dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "duckdb: {}", String::from_utf8_lossy(&out.stderr));
-    let [through_views, glob]: [f64; 2] = serde_json::from_slice(&out.stdout).unwrap();
-    println!(
-        "DuckDB aggregate, best of 5: through the views {:.1} ms, plain glob {:.1} ms ({:.2}x)",
-        through_views * 1e3,
-        glob * 1e3,
-        through_views / glob
-    );
+    // DuckDB through the lake's views against a plain glob of the same files.
+    duckdb_views_against_glob(bin, &config);
 
     // Cold start: spawn to "consuming" (config read, tables opened, consumer subscribed), best of 5.
     let mut starts: Vec<Duration> = (0..5).map(|_| cold_start(bin, &config)).collect();
@@ -193,4 +167,50 @@ fn cold_start(bin: &str, config: &std::path::Path) -> Duration {
     child.kill().ok();
     child.wait().ok();
     ready.expect("the ingest process reported it was consuming")
+}
+
+/// The same aggregate through `tidelake sql` over the lake's views and over a plain glob of the
+/// table's files, five times each in one session, best run (`--timing`).
+#[cfg(feature = "sql")]
+fn duckdb_views_against_glob(bin: &str, config: &std::path::Path) {
+    use std::io::Write;
+    let table_dir = load_config(config).tables[0].location.to_file_path().unwrap();
+    let glob = format!("read_parquet('{}/**/*.parquet', hive_partitioning = true)", table_dir.display());
+    let query = |from: &str| format!("SELECT ad_id, count(*), sum(cost) FROM {from} GROUP BY ad_id;\n");
+    let mut script = String::new();
+    for from in ["ad_events", glob.as_str()] {
+        for _ in 0..5 {
+            script.push_str(&query(from));
+        }
+    }
+    let mut child = Command::new(bin)
+        .args(["sql", "--config", config.to_str().unwrap(), "--timing", "--format", "csv"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "tidelake sql: {}", String::from_utf8_lossy(&out.stderr));
+    let times: Vec<f64> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("timing: statement ")?.strip_suffix(" ms")?.parse().ok())
+        .collect();
+    let views_ms: f64 = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("timing: views ")?.strip_suffix(" ms")?.parse().ok())
+        .unwrap();
+    let best = |t: &[f64]| t.iter().copied().fold(f64::INFINITY, f64::min);
+    let (through_views, plain) = (best(&times[..5]), best(&times[5..]));
+    println!(
+        "tidelake sql aggregate, best of 5: through the views {through_views:.1} ms, plain glob {plain:.1} ms ({:.2}x); resolving the views from the Delta logs {views_ms:.1} ms",
+        through_views / plain
+    );
+}
+
+/// Without the embedded DuckDB (`--features sql`), the comparison is left out.
+#[cfg(not(feature = "sql"))]
+fn duckdb_views_against_glob(_bin: &str, _config: &std::path::Path) {
+    println!("tidelake sql aggregate: left out (run with --features sql)");
 }
