@@ -101,11 +101,13 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Sql(sql::Args),
     /// Replay a table's archived records (all, or a range of Kafka timestamps) through the same
-    /// ingest handler (decoding, dedup, dead letters) into shadow tables next to the live one.
+    /// ingest handler (decoding, dedup, dead letters, minute rollup) into shadow tables next to the
+    /// live one; --source kafka reads the range from the topic instead, while it still holds it.
     /// Interrupted, it continues where it stopped when run again.
     ///
     /// Example:
     ///   tidelake reprocess --config tidelake.toml --table ad_events --from 2026-11-20 --to 2026-11-22
+    ///   tidelake reprocess --config tidelake.toml --table ad_events --source kafka --from 2026-11-23T10:00:00Z
     #[command(verbatim_doc_comment)]
     Reprocess(reprocess::Args),
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use tidelake_functions::reprocess::Reprocess;
+use tidelake_functions::reprocess::{Reprocess, Source};
 use tidelake_lake::PipelineConfig;
 
 use crate::audit::{parse_end_time, parse_time};
@@ -23,6 +23,10 @@ pub struct Args {
     /// Only records with a Kafka timestamp at or before this time (RFC 3339, or a date: its end).
     #[arg(long, value_parser = parse_end_time)]
     to: Option<i64>,
+    /// Where the records come from: the table's `archive`, or `kafka` while the topic still holds
+    /// the range (looked up by Kafka's time index).
+    #[arg(long, value_enum, default_value = "archive", env = "TIDELAKE_REPROCESS_SOURCE")]
+    source: SourceArg,
     /// Where the result goes: `shadow` tables next to the live one (the live table is untouched).
     #[arg(long, value_enum, default_value = "shadow")]
     into: Into,
@@ -45,13 +49,24 @@ enum Into {
     Shadow,
 }
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum SourceArg {
+    Archive,
+    Kafka,
+}
+
 /// Runs the reprocess.
 pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     let config = PipelineConfig::load(&args.config)?;
     let Into::Shadow = args.into;
-    let bar = progress(terminal, "reading the archive");
+    let (source, reading) = match args.source {
+        SourceArg::Archive => (Source::Archive, "reading the archive"),
+        SourceArg::Kafka => (Source::Kafka, "reading the range from Kafka"),
+    };
+    let bar = progress(terminal, reading);
     let status = bar.clone();
     let mut job = Reprocess::new(config, &args.table)?
+        .with_source(source)
         .with_range(args.from, args.to)
         .with_batch_size(args.batch_size)
         .with_max_rate(args.max_rate)
@@ -65,7 +80,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
         println!("{}", serde_json::to_string(&metrics)?);
     } else {
         println!(
-            "reprocessed {} archived records in {} batches ({:.1}s) into {}: {} rows written, {} dead letters, {} duplicates dropped",
+            "reprocessed {} records in {} batches ({:.1}s) into {}: {} rows written, {} dead letters, {} duplicates dropped",
             metrics.records,
             metrics.batches,
             metrics.seconds,

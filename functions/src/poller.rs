@@ -310,3 +310,100 @@ pub fn to_record(message: &BorrowedMessage<'_>) -> KafkaRecord {
         headers,
     }
 }
+
+/// The records of `topic` whose offsets Kafka's time index puts in `[from_ms, to_ms]` (both
+/// optional), read_committed, in offset order per partition. For reprocessing from Kafka while the
+/// topic still holds the range: when a partition no longer holds the start of the range (its
+/// earliest record is already at or after `from_ms` and earlier records were deleted), the error
+/// says so rather than replaying part of it.
+pub fn read_range(
+    config: &PipelineConfig,
+    topic: &str,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+) -> Result<Vec<KafkaRecord>> {
+    const TIMEOUT: Duration = Duration::from_secs(30);
+    let mut client = ClientConfig::new();
+    for (key, value) in &config.kafka.properties {
+        client.set(key, value);
+    }
+    let consumer: BaseConsumer = client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", format!("{}-replay", config.kafka.group_id))
+        .set("isolation.level", &config.kafka.isolation_level)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .map_err(kafka("creating the replay consumer"))?;
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(kafka("fetching topic metadata"))?;
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let at_time = |ms: i64| -> Result<TopicPartitionList> {
+        let mut list = TopicPartitionList::new();
+        for p in &partitions {
+            list.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(kafka("listing partitions"))?;
+        }
+        consumer.offsets_for_times(list, TIMEOUT).map_err(kafka("looking offsets up by time"))
+    };
+    let offset_of = |list: &TopicPartitionList, p: i32| list.find_partition(topic, p).map(|e| e.offset());
+    let starts = from_ms.map(at_time).transpose()?;
+    let ends = to_ms.map(|t| at_time(t + 1)).transpose()?;
+    let mut assignment = TopicPartitionList::new();
+    let mut end_of: HashMap<i32, i64> = HashMap::new();
+    for p in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, *p, TIMEOUT).map_err(kafka("fetching watermarks"))?;
+        let start = match starts.as_ref().and_then(|s| offset_of(s, *p)) {
+            Some(Offset::Offset(o)) => {
+                if o == low && low > 0 {
+                    return Err(Error::Kafka {
+                        context: format!(
+                            "replaying {topic}-{p} from {}: Kafka no longer holds the start of the range (offsets below {low} are deleted); reprocess it from the archive",
+                            chrono::DateTime::from_timestamp_millis(from_ms.unwrap_or_default()).map_or_else(String::new, |t| t.to_rfc3339())
+                        ),
+                        source: KafkaError::Seek("range start deleted".into()),
+                    });
+                }
+                o
+            }
+            Some(_) => high,
+            None => low,
+        };
+        let end = match ends.as_ref().and_then(|e| offset_of(e, *p)) {
+            Some(Offset::Offset(o)) => o,
+            _ => high,
+        };
+        if start < end {
+            assignment.add_partition_offset(topic, *p, Offset::Offset(start)).map_err(kafka("assigning"))?;
+            end_of.insert(*p, end);
+        }
+    }
+    let mut records = Vec::new();
+    if end_of.is_empty() {
+        return Ok(records);
+    }
+    consumer.assign(&assignment).map_err(kafka("assigning the range"))?;
+    while !end_of.is_empty() {
+        match consumer.poll(TIMEOUT) {
+            None => {
+                return Err(Error::Kafka {
+                    context: format!("replaying {topic}: no record for 30 s"),
+                    source: KafkaError::NoMessageReceived,
+                })
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                end_of.remove(&p);
+            }
+            Some(Err(e)) => return Err(Error::Kafka { context: format!("replaying {topic}"), source: e }),
+            Some(Ok(message)) => {
+                let Some(end) = end_of.get(&message.partition()).copied() else { continue };
+                if message.offset() < end {
+                    records.push(to_record(&message));
+                }
+                if message.offset() >= end - 1 {
+                    end_of.remove(&message.partition());
+                }
+            }
+        }
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(records)
+}

@@ -2,7 +2,8 @@
 //! decoding, dedup and dead letters), into a shadow table next to the live one.
 //!
 //! The archive's records of the chosen range are read, put back in Kafka order (topic, partition,
-//! offset) and fed to an [`Ingestor`] over the shadow tables in batches. The shadow tables record
+//! offset) and fed to an [`Ingestor`] over the shadow tables in batches. While the topic still holds
+//! the range, [`Source::Kafka`] reads it from Kafka instead (by Kafka's time index). The shadow tables record
 //! Kafka offsets like any ingest table, so an interrupted run started again skips what it committed
 //! and ends with the same tables; a finished run started again writes nothing.
 
@@ -40,6 +41,17 @@ pub struct ReprocessMetrics {
     pub seconds: f64,
 }
 
+/// Where the records of the range come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The table's raw-batch archive (any age).
+    #[default]
+    Archive,
+    /// The topic itself, while it still holds the range (read_committed, by Kafka's time index).
+    Kafka,
+}
+
 /// A callback told after each batch: the batch's report and the records handled so far.
 pub type Progress = Box<dyn FnMut(&BatchReport, usize)>;
 
@@ -52,6 +64,7 @@ pub struct Reprocess {
     to_ms: Option<i64>,
     batch_size: usize,
     max_rate: Option<f64>,
+    source: Source,
     progress: Option<Progress>,
 }
 
@@ -77,6 +90,7 @@ impl Reprocess {
             to_ms: None,
             batch_size: 10_000,
             max_rate: None,
+            source: Source::Archive,
             progress: None,
         })
     }
@@ -104,6 +118,12 @@ impl Reprocess {
     /// At most this many records a second.
     pub fn with_max_rate(mut self, records_per_second: Option<f64>) -> Self {
         self.max_rate = records_per_second.filter(|r| *r > 0.0);
+        self
+    }
+
+    /// Reads the range from `source` (the archive by default).
+    pub fn with_source(mut self, source: Source) -> Self {
+        self.source = source;
         self
     }
 
@@ -165,6 +185,15 @@ impl Reprocess {
         Ok(records)
     }
 
+    /// The topic's records of the range, read from Kafka.
+    async fn kafka_records(&self) -> Result<Vec<KafkaRecord>> {
+        let (config, topic, from, to) = (self.config.clone(), self.spec.topic.clone(), self.from_ms, self.to_ms);
+        let records = tokio::task::spawn_blocking(move || crate::poller::read_range(&config, &topic, from, to))
+            .await
+            .map_err(|e| Error::Event(format!("the Kafka reader stopped: {e}")))??;
+        Ok(records.into_iter().filter(|r| self.in_range(r)).collect())
+    }
+
     /// The archive's files whose `archive_date` can hold records of the range.
     fn archive_files(&self, archive: &DeltaTable) -> Result<Vec<object_store::path::Path>> {
         let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.date_naive());
@@ -196,7 +225,10 @@ impl Reprocess {
     async fn execute(mut self) -> Result<ReprocessMetrics> {
         let started = Instant::now();
         let shadow = self.shadow_spec()?;
-        let records = self.archived_records().await?;
+        let records = match self.source {
+            Source::Archive => self.archived_records().await?,
+            Source::Kafka => self.kafka_records().await?,
+        };
         let config = PipelineConfig { tables: vec![shadow.clone()], ..self.config.clone() };
         let mut ingestor = Ingestor::open_with(config, false).await?;
         let mut metrics = ReprocessMetrics {

@@ -68,3 +68,46 @@ async fn the_archive_reprocessed_gives_the_same_rows_even_when_killed_midway() {
     let second = url::Url::parse(resumed["shadow"].as_str().unwrap()).unwrap();
     assert_eq!(except_both_ways(&live.location, &second), (100_000, 100_000, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_replayed_from_kafka_equals_the_same_range_from_the_archive() {
+    let records = events(6_000, 0.05, 0.01, 33);
+    let topic = filled_topic("replay", 3, &records[..3_000]).await;
+    // A second burst, so the range below starts between the two.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let from = chrono::Utc::now().to_rfc3339();
+    produce(&producer(), &topic, &records[3_000..]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 1_000);
+    ingest_to_end(&config);
+
+    let run = |source: &str, root: &str| -> serde_json::Value {
+        let root = url::Url::from_directory_path(dir.path().join(root)).unwrap();
+        let out = reprocess(&config, &["--source", source, "--from", &from, "--shadow-root", root.as_str()], &[]);
+        assert!(out.status.success(), "{source}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (replayed, archive) = (run("kafka", "from-kafka"), run("archive", "from-archive"));
+    assert_eq!(replayed["records"].as_u64(), Some(records.len() as u64 - 3_000), "the second burst only: {replayed}");
+    assert_eq!(replayed["records"], archive["records"]);
+    assert_eq!(replayed["rows_written"], archive["rows_written"]);
+    let shadow = |r: &serde_json::Value| url::Url::parse(r["shadow"].as_str().unwrap()).unwrap();
+    let (rows, _, a_not_b, b_not_a) = except_both_ways(&shadow(&replayed), &shadow(&archive));
+    assert!(rows > 2_500, "{rows} rows");
+    assert_eq!((a_not_b, b_not_a), (0, 0), "the same rows from Kafka and from the archive");
+
+    // Kafka deletes the oldest records of partition 0: a range that starts before them is refused
+    // (the archive still has it).
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", kafka()).create().unwrap();
+    let mut below = rdkafka::TopicPartitionList::new();
+    below.add_partition_offset(&topic, 0, rdkafka::Offset::Offset(100)).unwrap();
+    admin.delete_records(&below, &AdminOptions::new()).await.unwrap();
+    let root = url::Url::from_directory_path(dir.path().join("too-old")).unwrap();
+    let out = reprocess(&config, &["--source", "kafka", "--from", "2020-01-01", "--shadow-root", root.as_str()], &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("no longer holds the start of the range"), "{said}");
+    let out = reprocess(&config, &["--from", "2020-01-01", "--shadow-root", root.as_str()], &[]);
+    assert!(out.status.success(), "the archive has it: {}", String::from_utf8_lossy(&out.stderr));
+}
