@@ -2,7 +2,7 @@
 //! statistics give, reading them back with the partition column, and replacing some of them with new
 //! rows in one commit that records its lineage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch};
@@ -214,22 +214,78 @@ pub(crate) async fn replace(
         }));
     }
     tidelake_lake::fault::point(&format!("{job}-after-write"));
-    let snapshot = table.snapshot().map_err(Error::delta(name))?.clone();
-    let properties = CommitProperties::default().with_metadata(info.to_commit_info()).with_max_retries(20);
     let operation = DeltaOperation::Write {
         mode: SaveMode::Overwrite,
         partition_by: Some(vec![DATE_COLUMN.to_string()]),
         predicate: None,
     };
-    let finalized = CommitBuilder::from(properties)
-        .with_actions(actions)
-        .build(Some(&snapshot), table.log_store(), operation)
-        .await
-        .map_err(|e| Error::CommitFailed { table: name.to_string(), source: Box::new(e) })?;
-    let version = finalized.version() as u64;
+    let version = commit_rewrite(table, name, actions, info.to_commit_info(), operation).await?;
     tidelake_lake::fault::point(&format!("{job}-after-commit"));
-    table.state = Some(finalized.snapshot());
     Ok(Replaced { version, files_added })
+}
+
+/// How many times a rewrite is put on top of commits that landed meanwhile.
+const MAX_REBASES: usize = 50;
+
+/// Commits `actions` (new files and the removal of the files they replace) on top of whatever
+/// landed since `table` was read, as long as none of that removed one of the same files: Delta's
+/// conflict check does not see removals marked `dataChange = false` (optimize), so two jobs
+/// rewriting the same file would both commit and the rows would count twice. Ingest commits, which
+/// only add files, never stop a rewrite.
+pub(crate) async fn commit_rewrite(
+    table: &mut DeltaTable,
+    name: &str,
+    actions: Vec<Action>,
+    info: serde_json::Map<String, serde_json::Value>,
+    operation: DeltaOperation,
+) -> Result<u64> {
+    let removed: HashSet<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Remove(r) => Some(r.path.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut rebases = 0;
+    loop {
+        let snapshot = table.snapshot().map_err(Error::delta(name))?.clone();
+        let read_version = snapshot.version();
+        let properties = CommitProperties::default().with_metadata(info.clone()).with_max_retries(0);
+        let attempt = CommitBuilder::from(properties)
+            .with_actions(actions.clone())
+            .build(Some(&snapshot), table.log_store(), operation.clone())
+            .await;
+        match attempt {
+            Ok(finalized) => {
+                let version = finalized.version();
+                table.state = Some(finalized.snapshot());
+                return Ok(version);
+            }
+            Err(e) if rebases < MAX_REBASES && is_conflict(&e) => {
+                rebases += 1;
+                table.update_incremental(None).await.map_err(Error::delta(name))?;
+                let latest = table.version().unwrap_or(read_version);
+                for version in read_version + 1..=latest {
+                    let Some(commit) = tidelake_lake::ledger::read_commit(name, table, version).await? else {
+                        continue;
+                    };
+                    if let Some(file) = commit.removes.iter().find(|r| removed.contains(&r.path)) {
+                        return Err(Error::ConcurrentRewrite {
+                            table: name.to_string(),
+                            path: file.path.clone(),
+                            version,
+                        });
+                    }
+                }
+                tracing::debug!(table = %name, rebases, "commits landed meanwhile; committing on top of them");
+            }
+            Err(e) => return Err(Error::CommitFailed { table: name.to_string(), source: Box::new(e) }),
+        }
+    }
+}
+
+fn is_conflict(e: &deltalake::DeltaTableError) -> bool {
+    matches!(e, deltalake::DeltaTableError::Transaction { .. } | deltalake::DeltaTableError::VersionAlreadyExists(_))
 }
 
 /// Groups values by key, keeping key order.

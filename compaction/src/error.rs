@@ -25,6 +25,20 @@ pub enum Error {
         source: Box<deltalake::DeltaTableError>,
     },
 
+    /// Another job removed a file this one rewrote while it ran (two compactions of one table at
+    /// once); nothing of this run is committed, and running the job again plans on the new table.
+    #[error(
+        "delta table {table}: file {path} was rewritten by version {version} while this job ran; run the job again"
+    )]
+    ConcurrentRewrite {
+        /// Table name.
+        table: String,
+        /// The file both jobs rewrote.
+        path: String,
+        /// The commit that removed it first.
+        version: u64,
+    },
+
     /// A data file could not be read.
     #[error("delta table {table}, file {path}: {reason}")]
     File {

@@ -13,8 +13,9 @@
 //!
 //! [`compact_table`] runs the chosen jobs over a configured table: finalize and the rollups first
 //! (when the table declares a rollup), then the file jobs over the data, dead-letter, archive and
-//! rollup tables. Re-running any job on a table it has just handled commits nothing. One compaction
-//! run per table at a time: jobs that replace files do not coordinate with each other.
+//! rollup tables. Re-running any job on a table it has just handled commits nothing. A job that
+//! rewrites files commits on top of ingest commits that land meanwhile, and refuses to commit when
+//! another job removed one of its files first (see `buckets::commit_rewrite`).
 //!
 //! ## Layout
 //!

@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::compute::{cast, concat_batches};
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Remove};
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -234,17 +233,11 @@ impl Optimize {
             "rows": metrics.rows,
         });
         tidelake_lake::fault::point("optimize-after-write");
-        let properties =
-            CommitProperties::default().with_metadata([("tidelake_compaction".to_string(), info)]).with_max_retries(20);
+        let info = serde_json::Map::from_iter([("tidelake_compaction".to_string(), info)]);
         let operation = DeltaOperation::Optimize { predicate: None, target_size: self.target_size as i64 };
-        let finalized = CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(Some(&snapshot), self.table.log_store(), operation)
-            .await
-            .map_err(|e| Error::CommitFailed { table: self.name.clone(), source: Box::new(e) })?;
-        metrics.version = Some(finalized.version() as u64);
+        let version = crate::buckets::commit_rewrite(&mut self.table, &self.name, actions, info, operation).await?;
+        metrics.version = Some(version);
         tidelake_lake::fault::point("optimize-after-commit");
-        self.table.state = Some(finalized.snapshot());
         metrics.files_after = plan.files - metrics.files_removed + metrics.files_added;
         metrics.seconds = started.elapsed().as_secs_f64();
         tracing::info!(

@@ -25,6 +25,25 @@ fn write_local_config(dir: &Path) -> (std::path::PathBuf, PipelineConfig) {
     (path.clone(), PipelineConfig::parse(&text, dir).unwrap())
 }
 
+/// Batch `batch` of 50 click events at offsets `50 * batch ..`, all in the hour 10:00 of one day.
+fn clicks(batch: i64) -> KafkaBatch {
+    let records = (0..50)
+        .map(|i| KafkaRecord {
+            topic: "ad_events".into(),
+            partition: 0,
+            offset: batch * 50 + i,
+            timestamp_ms: None,
+            key: None,
+            value: Some(
+                format!(r#"{{"event_id":"e-{batch}-{i}","event_time":"2026-11-23T10:{i:02}:00Z","event_type":"click","ad_id":1,"campaign_id":1000}}"#)
+                    .into_bytes(),
+            ),
+            headers: vec![],
+        })
+        .collect();
+    KafkaBatch::new(records)
+}
+
 fn data_files_on_disk(table: &Path) -> usize {
     fn walk(dir: &Path) -> usize {
         std::fs::read_dir(dir)
@@ -172,21 +191,7 @@ async fn the_scheduled_compact_function_packs_once_and_then_has_nothing_to_do() 
     let (_, config) = write_local_config(dir.path());
     let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
     for batch in 0..6 {
-        let records = (0..50)
-            .map(|i| KafkaRecord {
-                topic: "ad_events".into(),
-                partition: 0,
-                offset: batch * 50 + i,
-                timestamp_ms: None,
-                key: None,
-                value: Some(
-                    format!(r#"{{"event_id":"e-{batch}-{i}","event_time":"2026-11-23T10:{i:02}:00Z","event_type":"click","ad_id":1,"campaign_id":1000}}"#)
-                        .into_bytes(),
-                ),
-                headers: vec![],
-            })
-            .collect();
-        ingestor.handle(&KafkaBatch::new(records)).await.unwrap();
+        ingestor.handle(&clicks(batch)).await.unwrap();
     }
     let function = CompactFunction { config: config.clone(), options: Default::default() };
     let fixture: serde_json::Value =
@@ -259,4 +264,34 @@ async fn optimize_killed_at_any_step_then_run_again_gives_the_same_table() {
     assert!(files_after < files_before / 4, "{files_before} -> {files_after} files");
     assert_eq!(read_back(&spec.location, "event_id", "cost"), read_before);
     audit_passes(&config);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_jobs_rewriting_the_same_files_never_both_commit() {
+    use tidelake_compaction::{Error, Optimize};
+    let dir = tempfile::tempdir().unwrap();
+    let (_, config) = write_local_config(dir.path());
+    let spec = &config.tables[0];
+    let none = HashMap::new();
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    for batch in 0..6 {
+        ingestor.handle(&clicks(batch)).await.unwrap();
+    }
+    // Two runs plan on the same version; the first packs the six files, the second must not too.
+    let stale = open(&spec.location, &none).await;
+    let (_, first) = Optimize::new(open(&spec.location, &none).await, &spec.name).await.unwrap();
+    assert_eq!(first.files_removed, 6);
+    let second = Optimize::new(stale, &spec.name).await.unwrap_err();
+    assert!(matches!(second, Error::ConcurrentRewrite { .. }), "{second}");
+    assert_eq!(tidelake_lake::delta::row_and_file_count(&open(&spec.location, &none).await).unwrap(), (300, 1));
+
+    // An ingest commit landing meanwhile only adds a file: the rewrite goes on top of it.
+    for batch in 6..8 {
+        ingestor.handle(&clicks(batch)).await.unwrap();
+    }
+    let stale = open(&spec.location, &none).await;
+    ingestor.handle(&clicks(8)).await.unwrap();
+    let (_, packed) = Optimize::new(stale, &spec.name).await.unwrap();
+    assert_eq!(packed.files_removed, 3);
+    assert_eq!(tidelake_lake::delta::row_and_file_count(&open(&spec.location, &none).await).unwrap(), (450, 2));
 }
