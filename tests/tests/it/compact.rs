@@ -28,18 +28,7 @@ fn write_local_config(dir: &Path) -> (std::path::PathBuf, PipelineConfig) {
 /// Batch `batch` of 50 click events at offsets `50 * batch ..`, all in the hour 10:00 of one day.
 fn clicks(batch: i64) -> KafkaBatch {
     let records = (0..50)
-        .map(|i| KafkaRecord {
-            topic: "ad_events".into(),
-            partition: 0,
-            offset: batch * 50 + i,
-            timestamp_ms: None,
-            key: None,
-            value: Some(
-                format!(r#"{{"event_id":"e-{batch}-{i}","event_time":"2026-11-23T10:{i:02}:00Z","event_type":"click","ad_id":1,"campaign_id":1000}}"#)
-                    .into_bytes(),
-            ),
-            headers: vec![],
-        })
+        .map(|i| local_record(batch * 50 + i, format!(r#"{{"event_id":"e-{batch}-{i}","event_time":"2026-11-23T10:{i:02}:00Z","event_type":"click","ad_id":1,"campaign_id":1000}}"#)))
         .collect();
     KafkaBatch::new(records)
 }
@@ -73,15 +62,7 @@ async fn ten_thousand_small_files_pack_into_one_per_partition_with_the_same_rows
                     r#"{{"event_id":"e-{batch}-{hour}","event_time":"{time}","event_type":"impression","ad_id":{hour},"campaign_id":1000,"cost":"0.{batch:06}"}}"#
                 );
                 offset += 1;
-                KafkaRecord {
-                    topic: "ad_events".into(),
-                    partition: 0,
-                    offset,
-                    timestamp_ms: None,
-                    key: None,
-                    value: Some(value.into_bytes()),
-                    headers: vec![],
-                }
+                local_record(offset, value)
             })
             .collect();
         ingestor.handle(&KafkaBatch::new(records)).await.unwrap();

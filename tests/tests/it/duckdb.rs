@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use tidelake_functions::Ingestor;
-use tidelake_lake::{KafkaBatch, KafkaRecord, PipelineConfig};
+use tidelake_lake::{KafkaBatch, PipelineConfig};
 
 use crate::helpers::*;
 
@@ -32,18 +32,7 @@ async fn duckdb_reads_the_current_snapshot_an_older_version_and_an_empty_table()
     let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
     for batch in 0..3i64 {
         let records = (0..100)
-            .map(|i| KafkaRecord {
-                topic: "ad_events".into(),
-                partition: 0,
-                offset: batch * 100 + i,
-                timestamp_ms: None,
-                key: None,
-                value: Some(
-                    format!(r#"{{"event_id":"e-{batch}-{i}","event_time":"2026-11-2{batch}T1{}:00:00Z","event_type":"click","ad_id":{i},"campaign_id":1000,"cost":"1.5"}}"#, i % 3)
-                        .into_bytes(),
-                ),
-                headers: vec![],
-            })
+            .map(|i| local_record(batch * 100 + i, format!(r#"{{"event_id":"e-{batch}-{i}","event_time":"2026-11-2{batch}T1{}:00:00Z","event_type":"click","ad_id":{i},"campaign_id":1000,"cost":"1.5"}}"#, i % 3)))
             .collect();
         ingestor.handle(&KafkaBatch::new(records)).await.unwrap();
     }

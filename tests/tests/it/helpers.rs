@@ -101,6 +101,20 @@ pub fn events(events: usize, duplicate_ratio: f64, poison_ratio: f64, seed: u64)
     sample::generate(&SampleSpec { events, duplicate_ratio, poison_ratio, end_time_us: 1_795_435_200_000_000, seed })
 }
 
+/// A record of topic `ad_events`, partition 0, at `offset`, with `value` (for handlers fed without
+/// Kafka).
+pub fn local_record(offset: i64, value: String) -> tidelake_lake::KafkaRecord {
+    tidelake_lake::KafkaRecord {
+        topic: "ad_events".into(),
+        partition: 0,
+        offset,
+        timestamp_ms: None,
+        key: None,
+        value: Some(value.into_bytes()),
+        headers: vec![],
+    }
+}
+
 /// Writes a pipeline config for `topic` into `dir` (lake under `dir/lake`) and returns its path.
 pub fn write_config(dir: &Path, topic: &str, group: &str, max_records: usize) -> PathBuf {
     write_config_with_lake(dir, topic, group, max_records, "[lake]\nroot = \"lake\"\n")

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use tidelake_functions::Ingestor;
-use tidelake_lake::{KafkaBatch, KafkaRecord, PipelineConfig};
+use tidelake_lake::{KafkaBatch, PipelineConfig};
 
 use crate::helpers::*;
 
@@ -31,18 +31,7 @@ async fn lake(dir: &Path) -> std::path::PathBuf {
     let mut ingestor = Ingestor::open(config).await.unwrap();
     for batch in 0..3i64 {
         let records = (0..100)
-            .map(|i| KafkaRecord {
-                topic: "ad_events".into(),
-                partition: 0,
-                offset: batch * 100 + i,
-                timestamp_ms: None,
-                key: None,
-                value: Some(
-                    format!(r#"{{"event_id":"e-{batch}-{i}","event_time":"2026-11-2{batch}T1{}:00:00Z","event_type":"click","ad_id":{},"campaign_id":1000,"user_id":"u-{i}","cost":"1.5"}}"#, i % 3, i % 7)
-                        .into_bytes(),
-                ),
-                headers: vec![],
-            })
+            .map(|i| local_record(batch * 100 + i, format!(r#"{{"event_id":"e-{batch}-{i}","event_time":"2026-11-2{batch}T1{}:00:00Z","event_type":"click","ad_id":{},"campaign_id":1000,"user_id":"u-{i}","cost":"1.5"}}"#, i % 3, i % 7)))
             .collect();
         ingestor.handle(&KafkaBatch::new(records)).await.unwrap();
     }
