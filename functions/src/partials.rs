@@ -189,10 +189,15 @@ pub(crate) async fn data_offsets_at_start(
         // Version 0 creates the table: it holds no offsets.
         return Ok(HashMap::new());
     }
-    let then = tidelake_lake::delta::open_existing(&spec.name, &spec.location, storage_options, Some(start)).await?;
-    match then {
-        Some(then) => tidelake_lake::delta::committed_offsets(&spec.name, &then, now.keys()).await,
-        None => Ok(HashMap::new()),
+    match tidelake_lake::delta::open_existing(&spec.name, &spec.location, storage_options, Some(start)).await {
+        Ok(Some(then)) => tidelake_lake::delta::committed_offsets(&spec.name, &then, now.keys()).await,
+        // The log no longer reaches back to that version (cleaned up after a checkpoint): take what
+        // the data table holds as history rather than read the partitions again from their start.
+        other => {
+            let reason = other.err().map_or_else(|| "no table".to_string(), |e| e.to_string());
+            tracing::warn!(table = %spec.name, version = start, %reason, "cannot read the data table as the minute table found it; resuming from the data table's offsets");
+            Ok(now.clone())
+        }
     }
 }
 

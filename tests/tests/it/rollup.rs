@@ -271,3 +271,53 @@ async fn minute_offsets(config: &tidelake_lake::PipelineConfig) -> Option<i64> {
     let tp = tidelake_lake::TopicPartition::new(spec.topic.as_str(), 0);
     tidelake_lake::delta::committed_offsets("minute", &minute, [&tp]).await.unwrap().get(&tp).copied()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollup_added_to_a_table_with_history_starts_at_that_moment() {
+    use tidelake_functions::Ingestor;
+    use tidelake_lake::{KafkaBatch, KafkaRecord, TopicPartition};
+    let dir = tempfile::tempdir().unwrap();
+    let text = |rollup: &str| {
+        format!(
+            "[kafka]\nbrokers = \"unused:9092\"\n[lake]\nroot = \"lake\"\n\n{}\n{rollup}",
+            tidelake_lake::sample::AD_EVENTS_TABLE
+        )
+    };
+    let event = |partition: i32, offset: i64| KafkaRecord {
+        partition,
+        ..local_record(
+            offset,
+            format!(
+                r#"{{"event_id":"e-{partition}-{offset}","event_time":"2026-11-23T10:00:00Z","event_type":"click","ad_id":1,"campaign_id":1000,"user_id":"u"}}"#
+            ),
+        )
+    };
+    // History: partitions 0 and 1, before the table declares a rollup.
+    let plain = tidelake_lake::PipelineConfig::parse(&text(""), dir.path()).unwrap();
+    let mut ingestor = Ingestor::open(plain).await.unwrap();
+    ingestor.handle(&KafkaBatch::new((0..10).flat_map(|o| [event(0, o), event(1, o)]).collect())).await.unwrap();
+
+    let with_rollup =
+        tidelake_lake::PipelineConfig::parse(&text(tidelake_lake::sample::AD_EVENTS_ROLLUP), dir.path()).unwrap();
+    let mut ingestor = Ingestor::open(with_rollup.clone()).await.unwrap();
+    let (p0, p1) = (TopicPartition::new("ad_events", 0), TopicPartition::new("ad_events", 1));
+    let resume = ingestor.resume_offsets(&[p0.clone(), p1.clone()]).await.unwrap();
+    assert_eq!((resume[&p0], resume[&p1]), (10, 10), "history is not read again");
+
+    let report = ingestor.handle(&KafkaBatch::new((10..15).map(|o| event(0, o)).collect())).await.unwrap();
+    assert_eq!(report.minute_rows(), 1, "one key and minute");
+    let minute =
+        open(with_rollup.tables[0].rollup.as_ref().unwrap().location(Grain::Minute).unwrap(), &Default::default())
+            .await;
+    let rows = tidelake_lake::files::read_columns(
+        minute.object_store().as_ref(),
+        "minute",
+        &minute.snapshot().unwrap().log_data().iter().next().unwrap().object_store_path(),
+        &["clicks"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(int64s(&rows, "clicks"), [5], "only the events after the rollup was declared");
+    let resume = ingestor.resume_offsets(&[p0.clone(), p1.clone()]).await.unwrap();
+    assert_eq!((resume[&p0], resume[&p1]), (15, 10));
+}
