@@ -57,17 +57,29 @@ pub fn batch_from_event(event: &KafkaEvent) -> Result<KafkaBatch> {
 /// An error that a retry may fix (storage, commit races) fails the invocation so the event source
 /// mapping delivers the batch again, which is safe; an error that would repeat forever is reported
 /// the same way, with a message that says what to fix.
+///
+/// After each batch it prints the batch's metrics as CloudWatch embedded metric format lines on
+/// stdout (see [`metrics`](crate::metrics)).
 pub async fn handle(event: LambdaEvent<KafkaEvent>, ingestor: &Mutex<Ingestor>) -> Result<BatchReport> {
     let batch = batch_from_event(&event.payload)?;
+    let started = std::time::Instant::now();
     let report = ingestor.lock().await.handle(&batch).await;
     match &report {
-        Ok(r) => tracing::info!(
-            request_id = %event.context.request_id,
-            records = r.records,
-            rows_written = r.rows_written(),
-            dead_letters = r.dead_letters(),
-            "batch ingested"
-        ),
+        Ok(r) => {
+            tracing::info!(
+                request_id = %event.context.request_id,
+                records = r.records,
+                rows_written = r.rows_written(),
+                dead_letters = r.dead_letters(),
+                "batch ingested"
+            );
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let oldest = batch.records.iter().filter_map(|r| r.timestamp_ms).min();
+            let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+            for line in crate::metrics::emf_lines(r, duration_ms, oldest.map(|t| now_ms - t), now_ms) {
+                println!("{line}");
+            }
+        }
         Err(e) => {
             tracing::error!(request_id = %event.context.request_id, retryable = e.is_retryable(), error = %e, "batch failed")
         }

@@ -14,6 +14,7 @@
 //!
 //! - [`ingest`]: the [`Ingestor`], the one handler both entry points call.
 //! - [`partials`]: the partial minute rows of a rollup, from the rows of the data commits.
+//! - [`metrics`]: each batch's counts and timings as CloudWatch embedded metric format lines.
 //! - [`lambda`]: Lambda Kafka event to batch, and the Lambda handler.
 //! - [`poller`]: the local consumer: batch cutting, resuming from the lake's offsets, clean stop.
 //! - [`reprocess`]: history replayed from the archive through the same handler, into shadow tables.
@@ -24,6 +25,7 @@
 pub mod error;
 pub mod ingest;
 pub mod lambda;
+pub mod metrics;
 pub mod partials;
 pub mod poller;
 pub mod reprocess;
