@@ -77,7 +77,7 @@ fn parse_instant(text: &str, end_of_day: bool) -> Result<i64, String> {
 
 /// Runs the audit; an error (exit 1) when it finds a problem.
 pub async fn run(args: Args) -> Result<(), BoxError> {
-    let (config, specs) = args.tables.load()?;
+    let (config, specs) = args.tables.load().await?;
     let [spec] = specs.as_slice() else {
         let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
         return Err(format!("name a table with --table: the config has {}", names.join(", ")).into());

@@ -50,7 +50,7 @@ struct Report {
 
 /// Runs the chosen jobs once, or every `--every` until Ctrl-C.
 pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
-    let (config, specs) = args.tables.load()?;
+    let (config, specs) = args.tables.load().await?;
     let options = CompactOptions {
         jobs: args.jobs,
         target_size: args.target_size,

@@ -20,7 +20,7 @@ pub struct Args {
 
 /// Prints the views.
 pub async fn run(args: Args) -> Result<(), BoxError> {
-    let (config, specs) = args.tables.load()?;
+    let (config, specs) = args.tables.load().await?;
     print!("{}", views(&config, &specs, args.at_version).await?);
     Ok(())
 }

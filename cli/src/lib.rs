@@ -24,7 +24,6 @@ mod reprocess;
 mod sql;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -114,9 +113,9 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct IngestArgs {
-    /// Pipeline config file.
+    /// Pipeline config: a file path or an s3://bucket/key object.
     #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
-    config: PathBuf,
+    config: String,
     /// Stop once every partition is consumed up to where it ended at start.
     #[arg(long, env = "TIDELAKE_STOP_AT_END")]
     stop_at_end: bool,
@@ -153,9 +152,9 @@ pub fn main() {
 /// tables.
 #[derive(clap::Args, Debug)]
 pub(crate) struct TableArgs {
-    /// Pipeline config file.
+    /// Pipeline config: a file path or an s3://bucket/key object.
     #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
-    config: PathBuf,
+    config: String,
     /// Only this table (with its dead letters and archive); all tables when left out.
     #[arg(long, env = "TIDELAKE_TABLE")]
     table: Option<String>,
@@ -163,14 +162,14 @@ pub(crate) struct TableArgs {
 
 impl TableArgs {
     /// Loads the config and picks the tables asked for: the named one, or all.
-    pub(crate) fn load(&self) -> Result<(PipelineConfig, Vec<tidelake_lake::TableSpec>), BoxError> {
-        let config = PipelineConfig::load(&self.config)?;
+    pub(crate) async fn load(&self) -> Result<(PipelineConfig, Vec<tidelake_lake::TableSpec>), BoxError> {
+        let config = PipelineConfig::for_function(&self.config).await?;
         let specs = match &self.table {
             None => config.tables.clone(),
             Some(name) => {
                 let spec = config.tables.iter().find(|t| &t.name == name).ok_or_else(|| {
                     let names: Vec<&str> = config.tables.iter().map(|t| t.name.as_str()).collect();
-                    format!("{}: no table `{name}`; the config has {}", self.config.display(), names.join(", "))
+                    format!("{}: no table `{name}`; the config has {}", self.config, names.join(", "))
                 })?;
                 vec![spec.clone()]
             }
@@ -189,7 +188,7 @@ pub(crate) fn progress(terminal: bool, what: &str) -> ProgressBar {
 }
 
 async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
-    let config = PipelineConfig::load(&args.config)?;
+    let config = PipelineConfig::for_function(&args.config).await?;
     let options = PollerOptions { batch: config.batch, stop_at_end: args.stop_at_end };
     let mut ingestor = Ingestor::open(config).await?;
     let bar = progress(terminal, "waiting for records");

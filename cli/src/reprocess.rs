@@ -1,7 +1,5 @@
 //! `tidelake reprocess`: replays archived batches through the ingest handler into shadow tables.
 
-use std::path::PathBuf;
-
 use tidelake_functions::reprocess::{Reprocess, Source};
 use tidelake_lake::PipelineConfig;
 
@@ -11,9 +9,9 @@ use crate::{progress, BoxError};
 /// Flags of `tidelake reprocess`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Pipeline config file.
+    /// Pipeline config: a file path or an s3://bucket/key object.
     #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
-    config: PathBuf,
+    config: String,
     /// The table whose archive is replayed.
     #[arg(long, env = "TIDELAKE_TABLE")]
     table: String,
@@ -57,7 +55,7 @@ enum SourceArg {
 
 /// Runs the reprocess.
 pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
-    let config = PipelineConfig::load(&args.config)?;
+    let config = PipelineConfig::for_function(&args.config).await?;
     let Into::Shadow = args.into;
     let (source, reading) = match args.source {
         SourceArg::Archive => (Source::Archive, "reading the archive"),

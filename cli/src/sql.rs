@@ -158,7 +158,7 @@ fn csv_field(text: &str) -> String {
 
 /// Runs `tidelake sql`.
 pub async fn run(args: Args) -> Result<(), BoxError> {
-    let (config, specs) = args.tables.load()?;
+    let (config, specs) = args.tables.load().await?;
     let started = std::time::Instant::now();
     let views = crate::duckdb_init::views(&config, &specs, args.at_version).await?;
     let mut engine = engine::Engine::open(&views)?;

@@ -94,6 +94,36 @@ impl PipelineConfig {
         Self::parse_named(&text, &base, &path.display().to_string())
     }
 
+    /// Reads the config of a function: the text of `TIDELAKE_CONFIG_TOML` when that is set (a Lambda
+    /// environment variable), otherwise `location`: an `s3://bucket/key` object (credentials, region
+    /// and endpoint from the usual `AWS_*` variables) or a file path. Locations inside a config read
+    /// from the environment or S3 resolve against the working directory: give them as URLs.
+    pub async fn for_function(location: &str) -> Result<Self> {
+        if let Ok(text) = std::env::var("TIDELAKE_CONFIG_TOML") {
+            let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            return Self::parse_named(&text, &here, "TIDELAKE_CONFIG_TOML");
+        }
+        if !(location.starts_with("s3://") || location.starts_with("s3a://")) {
+            return Self::load(location);
+        }
+        let fetch_error = |reason: String| Error::ConfigFetch { location: location.to_string(), reason };
+        let url = Url::parse(location).map_err(|e| fetch_error(format!("not a URL: {e}")))?;
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_url(location)
+            .build()
+            .map_err(|e| fetch_error(e.to_string()))?;
+        let key = object_store::path::Path::from_url_path(url.path()).map_err(|e| fetch_error(e.to_string()))?;
+        let bytes = object_store::ObjectStoreExt::get(&store, &key)
+            .await
+            .map_err(|e| fetch_error(e.to_string()))?
+            .bytes()
+            .await
+            .map_err(|e| fetch_error(e.to_string()))?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|e| fetch_error(format!("not UTF-8 text: {e}")))?;
+        let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        Self::parse_named(&text, &here, location)
+    }
+
     /// Validates a config given as text; relative locations resolve against `base_dir`.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self> {
         Self::parse_named(text, base_dir, "<inline>")

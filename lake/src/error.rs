@@ -17,6 +17,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The pipeline config could not be fetched from object storage.
+    #[error("cannot read config {location}: {reason}")]
+    ConfigFetch {
+        /// The `s3://` URI asked for.
+        location: String,
+        /// Why reading failed.
+        reason: String,
+    },
+
     /// The pipeline config is not valid TOML or does not have the expected shape.
     #[error("{path}: {message}")]
     ConfigSyntax {

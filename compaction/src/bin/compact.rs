@@ -2,7 +2,6 @@
 //! else it runs the jobs once and prints the report. Same jobs either way.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -20,9 +19,10 @@ use tidelake_lake::PipelineConfig;
 #[derive(Parser, Debug)]
 #[command(version, verbatim_doc_comment)]
 struct Args {
-    /// Pipeline config file.
+    /// Pipeline config: a file path or an s3://bucket/key object (TIDELAKE_CONFIG_TOML, when set,
+    /// holds the config itself and wins).
     #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
-    config: PathBuf,
+    config: String,
     /// Jobs to run, in this order, separated by commas.
     #[arg(long = "job", env = "TIDELAKE_COMPACT_JOBS", value_enum, value_delimiter = ',', default_values_t = Job::DEFAULT)]
     jobs: Vec<Job>,
@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     tidelake_lake::logging::init(!in_lambda && std::io::stderr().is_terminal());
     let function = CompactFunction {
-        config: PipelineConfig::load(&args.config)?,
+        config: PipelineConfig::for_function(&args.config).await?,
         options: CompactOptions {
             jobs: args.jobs,
             target_size: args.target_size,

@@ -2,7 +2,6 @@
 //! the local Kafka poller. Same handler either way.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
 use clap::Parser;
 use tidelake_functions::{init_logging, lambda, poller, Ingestor, PollerOptions};
@@ -19,9 +18,10 @@ use tidelake_lake::PipelineConfig;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Pipeline config file.
+    /// Pipeline config: a file path or an s3://bucket/key object (TIDELAKE_CONFIG_TOML, when set,
+    /// holds the config itself and wins).
     #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
-    config: PathBuf,
+    config: String,
     /// Stop once the topics are consumed up to where they ended at start (local poller only).
     #[arg(long, env = "TIDELAKE_STOP_AT_END")]
     stop_at_end: bool,
@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     init_logging(!in_lambda && std::io::stderr().is_terminal());
-    let config = PipelineConfig::load(&args.config)?;
+    let config = PipelineConfig::for_function(&args.config).await?;
     let batch = config.batch;
     let mut ingestor = Ingestor::open(config).await?;
     if in_lambda {

@@ -565,3 +565,41 @@ async fn a_copy_older_than_the_dedup_window_is_kept_and_counted() {
     assert_eq!(report["beyond_dedup_window"], 1);
     assert_eq!((audit_sum(&report, "rows"), audit_sum(&report, "duplicates")), (4, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_kept_in_s3_or_in_the_environment_drives_ingest_and_audit() {
+    let records = events(3_000, 0.02, 0.01, 17);
+    let topic = filled_topic("s3config", 2, &records).await;
+    let bucket = format!("config-{}", &topic[topic.len() - 12..]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config_with_lake(dir.path(), &topic, &unique("group"), 1_000, &s3_lake(&bucket));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let put = format!(
+        "import boto3, sys; boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').put_object(Bucket='{bucket}', Key='pipelines/tidelake.toml', Body=sys.argv[1].encode())",
+        s3()
+    );
+    let out = std::process::Command::new(python()).args(["-c", &put, &text]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let aws = [
+        ("AWS_ENDPOINT_URL", s3()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let at = format!("s3://{bucket}/pipelines/tidelake.toml");
+    let out = run_tidelake(&["ingest", "--config", &at, "--stop-at-end", "--json"], &aws);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rows_written"], 3_000);
+
+    // The same config as an environment variable (how a Lambda function can carry it).
+    let out = run_tidelake(&["audit", "--json", "--offline"], &[("TIDELAKE_CONFIG_TOML", text.as_str())]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let audit: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(audit_sum(&audit, "rows"), 3_000);
+
+    let missing = run_tidelake(&["audit", "--config", &format!("s3://{bucket}/nowhere.toml")], &aws);
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success() && said.contains("nowhere.toml"), "{said}");
+}
