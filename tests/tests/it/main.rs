@@ -3,6 +3,7 @@
 
 mod audit;
 mod compact;
+mod deploy;
 mod duckdb;
 mod helpers;
 mod ingest;
