@@ -107,8 +107,23 @@ locals {
     Version   = "2012-10-17"
     Statement = [{ Effect = "Allow", Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" }]
   })
-  objects = { for k, p in var.pipelines : k => [for prefix in p.table_prefixes : "${aws_s3_bucket.lake.arn}/${prefix}*"] }
-  lists   = { for k, p in var.pipelines : k => [for prefix in p.table_prefixes : "${prefix}*"] }
+  # The key prefixes each role may touch: a pipeline's own, and all of them for compaction.
+  prefixes = merge({ for k, p in var.pipelines : k => p.table_prefixes }, { "_compact" = local.all_prefixes })
+  lake_statements = { for k, prefixes in local.prefixes : k => [
+    {
+      Sid      = "TableObjects"
+      Effect   = "Allow"
+      Action   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+      Resource = [for prefix in prefixes : "${aws_s3_bucket.lake.arn}/${prefix}*"]
+    },
+    {
+      Sid       = "TableListing"
+      Effect    = "Allow"
+      Action    = "s3:ListBucket"
+      Resource  = aws_s3_bucket.lake.arn
+      Condition = { StringLike = { "s3:prefix" = [for prefix in prefixes : "${prefix}*"] } }
+    },
+  ] }
 }
 
 resource "aws_iam_role" "ingest" {
@@ -123,20 +138,7 @@ resource "aws_iam_role_policy" "ingest" {
   role     = aws_iam_role.ingest[each.key].id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = concat([
-      {
-        Sid      = "TableObjects"
-        Effect   = "Allow"
-        Action   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-        Resource = local.objects[each.key]
-      },
-      {
-        Sid       = "TableListing"
-        Effect    = "Allow"
-        Action    = "s3:ListBucket"
-        Resource  = aws_s3_bucket.lake.arn
-        Condition = { StringLike = { "s3:prefix" = local.lists[each.key] } }
-      },
+    Statement = concat(local.lake_statements[each.key], [
       {
         Sid      = "FailedBatches"
         Effect   = "Allow"
@@ -176,27 +178,14 @@ resource "aws_iam_role_policy" "compact" {
   role = aws_iam_role.compact.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
-      {
-        Sid      = "TableObjects"
-        Effect   = "Allow"
-        Action   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-        Resource = [for prefix in local.all_prefixes : "${aws_s3_bucket.lake.arn}/${prefix}*"]
-      },
-      {
-        Sid       = "TableListing"
-        Effect    = "Allow"
-        Action    = "s3:ListBucket"
-        Resource  = aws_s3_bucket.lake.arn
-        Condition = { StringLike = { "s3:prefix" = [for prefix in local.all_prefixes : "${prefix}*"] } }
-      },
+    Statement = concat(local.lake_statements["_compact"], [
       {
         Sid      = "Logs"
         Effect   = "Allow"
         Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
         Resource = "${aws_cloudwatch_log_group.compact.arn}:*"
       },
-    ]
+    ])
   })
 }
 
