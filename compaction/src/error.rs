@@ -15,8 +15,8 @@ pub enum Error {
         source: Box<deltalake::DeltaTableError>,
     },
 
-    /// The job's commit was refused (a concurrent job removed the same files); running the job
-    /// again plans on top of what is there now.
+    /// The job's commit failed for another reason than a concurrent rewrite (storage, too many
+    /// commits landing meanwhile); running the job again plans on top of what is there now.
     #[error("delta table {table}: the compaction commit was refused, run the job again: {source}")]
     CommitFailed {
         /// Table name.

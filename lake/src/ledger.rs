@@ -245,7 +245,7 @@ pub async fn read_commit(name: &str, table: &DeltaTable, version: u64) -> Result
 }
 
 /// Parses the commit file of `version` of table `table`.
-pub fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
+fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
     let bad = |reason: String| Error::Ledger { table: table.to_string(), version, reason };
     let mut commit = Commit {
         version,
