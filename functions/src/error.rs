@@ -20,6 +20,7 @@ pub enum Error {
     },
 
     /// The Kafka client failed.
+    #[cfg(feature = "kafka-client")]
     #[error("kafka: {context}: {source}")]
     Kafka {
         /// What tidelake was doing.
@@ -46,6 +47,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// The build left out what this needs (a Lambda build has no Kafka client).
+    #[error("{what} needs tidelake's `{feature}` feature, which this build leaves out; {instead}")]
+    NotBuilt {
+        /// The cargo feature.
+        feature: &'static str,
+        /// What was asked for.
+        what: &'static str,
+        /// What to do instead.
+        instead: &'static str,
+    },
+
     /// A Lambda event could not be turned into a batch.
     #[error("lambda event: {0}")]
     Event(String),
@@ -57,8 +69,13 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Lake(e) => e.is_retryable(),
+            #[cfg(feature = "kafka-client")]
             Error::Kafka { .. } => true,
-            Error::UnknownTopic { .. } | Error::UnknownTable { .. } | Error::Archive { .. } | Error::Event(_) => false,
+            Error::UnknownTopic { .. }
+            | Error::UnknownTable { .. }
+            | Error::Archive { .. }
+            | Error::NotBuilt { .. }
+            | Error::Event(_) => false,
         }
     }
 }

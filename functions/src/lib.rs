@@ -16,7 +16,8 @@
 //! - [`partials`]: the partial minute rows of a rollup, from the rows of the data commits.
 //! - [`metrics`]: each batch's counts and timings as CloudWatch embedded metric format lines.
 //! - [`lambda`]: Lambda Kafka event to batch, and the Lambda handler.
-//! - [`poller`]: the local consumer: batch cutting, resuming from the lake's offsets, clean stop.
+//! - `poller` (feature `kafka-client`, on by default): the local consumer: batch cutting, resuming
+//!   from the lake's offsets, clean stop. Lambda builds leave it out, and librdkafka with it.
 //! - [`reprocess`]: history replayed from the archive through the same handler, into shadow tables.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_retryable`] for the Lambda edge.
 
@@ -27,11 +28,13 @@ pub mod ingest;
 pub mod lambda;
 pub mod metrics;
 pub mod partials;
+#[cfg(feature = "kafka-client")]
 pub mod poller;
 pub mod reprocess;
 
 pub use error::{Error, Result};
 pub use ingest::{BatchReport, Ingestor, TableReport};
+#[cfg(feature = "kafka-client")]
 pub use poller::{PollerOptions, PollerReport};
 
 pub use tidelake_lake::logging::init as init_logging;

@@ -13,9 +13,10 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tidelake_lake::kafka::{to_record, RangeReader};
 use tidelake_lake::{BatchConfig, KafkaBatch, KafkaRecord, PipelineConfig, TopicPartition};
 use tokio::time::Instant;
 
@@ -294,23 +295,6 @@ fn commit_offsets(consumer: &StreamConsumer<LakeContext>, batch: &KafkaBatch, re
     Ok(())
 }
 
-/// Copies a consumed message into a [`KafkaRecord`].
-pub fn to_record(message: &BorrowedMessage<'_>) -> KafkaRecord {
-    let headers = message
-        .headers()
-        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
-        .unwrap_or_default();
-    KafkaRecord {
-        topic: message.topic().to_string(),
-        partition: message.partition(),
-        offset: message.offset(),
-        timestamp_ms: message.timestamp().to_millis(),
-        key: message.key().map(<[u8]>::to_vec),
-        value: message.payload().map(<[u8]>::to_vec),
-        headers,
-    }
-}
-
 /// The records of `topic` whose offsets Kafka's time index puts in `[from_ms, to_ms]` (both
 /// optional), read_committed, in offset order per partition. For reprocessing from Kafka while the
 /// topic still holds the range: when a partition no longer holds the start of the range (its
@@ -322,38 +306,16 @@ pub fn read_range(
     from_ms: Option<i64>,
     to_ms: Option<i64>,
 ) -> Result<Vec<KafkaRecord>> {
-    const TIMEOUT: Duration = Duration::from_secs(30);
-    let mut client = ClientConfig::new();
-    for (key, value) in &config.kafka.properties {
-        client.set(key, value);
-    }
-    let consumer: BaseConsumer = client
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", format!("{}-replay", config.kafka.group_id))
-        .set("isolation.level", &config.kafka.isolation_level)
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .map_err(kafka("creating the replay consumer"))?;
-    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(kafka("fetching topic metadata"))?;
-    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
-    let at_time = |ms: i64| -> Result<TopicPartitionList> {
-        let mut list = TopicPartitionList::new();
-        for p in &partitions {
-            list.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(kafka("listing partitions"))?;
-        }
-        consumer.offsets_for_times(list, TIMEOUT).map_err(kafka("looking offsets up by time"))
-    };
-    let offset_of = |list: &TopicPartitionList, p: i32| list.find_partition(topic, p).map(|e| e.offset());
-    let starts = from_ms.map(at_time).transpose()?;
-    let ends = to_ms.map(|t| at_time(t + 1)).transpose()?;
-    let mut assignment = TopicPartitionList::new();
-    let mut end_of: HashMap<i32, i64> = HashMap::new();
+    let reader = RangeReader::new(config, "replay")?;
+    let partitions = reader.partitions(topic)?;
+    let starts = from_ms.map(|ms| reader.offsets_for_time(topic, &partitions, ms)).transpose()?;
+    let ends = to_ms.map(|ms| reader.offsets_for_time(topic, &partitions, ms + 1)).transpose()?;
+    let mut ranges = BTreeMap::new();
     for p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, *p, TIMEOUT).map_err(kafka("fetching watermarks"))?;
-        let start = match starts.as_ref().and_then(|s| offset_of(s, *p)) {
-            Some(Offset::Offset(o)) => {
-                if o == low && low > 0 {
+        let (low, high) = reader.watermarks(topic, *p)?;
+        let start = match &starts {
+            Some(starts) => match starts[p] {
+                Some(o) if o == low && low > 0 => {
                     return Err(Error::Kafka {
                         context: format!(
                             "replaying {topic}-{p} from {}: Kafka no longer holds the start of the range (offsets below {low} are deleted); reprocess it from the archive",
@@ -362,48 +324,13 @@ pub fn read_range(
                         source: KafkaError::Seek("range start deleted".into()),
                     });
                 }
-                o
-            }
-            Some(_) => high,
+                Some(o) => o,
+                None => high,
+            },
             None => low,
         };
-        let end = match ends.as_ref().and_then(|e| offset_of(e, *p)) {
-            Some(Offset::Offset(o)) => o,
-            _ => high,
-        };
-        if start < end {
-            assignment.add_partition_offset(topic, *p, Offset::Offset(start)).map_err(kafka("assigning"))?;
-            end_of.insert(*p, end);
-        }
+        let end = ends.as_ref().and_then(|e| e[p]).unwrap_or(high);
+        ranges.insert(*p, (start, end));
     }
-    let mut records = Vec::new();
-    if end_of.is_empty() {
-        return Ok(records);
-    }
-    consumer.assign(&assignment).map_err(kafka("assigning the range"))?;
-    while !end_of.is_empty() {
-        match consumer.poll(TIMEOUT) {
-            None => {
-                return Err(Error::Kafka {
-                    context: format!("replaying {topic}: no record for 30 s"),
-                    source: KafkaError::NoMessageReceived,
-                })
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                end_of.remove(&p);
-            }
-            Some(Err(e)) => return Err(Error::Kafka { context: format!("replaying {topic}"), source: e }),
-            Some(Ok(message)) => {
-                let Some(end) = end_of.get(&message.partition()).copied() else { continue };
-                if message.offset() < end {
-                    records.push(to_record(&message));
-                }
-                if message.offset() >= end - 1 {
-                    end_of.remove(&message.partition());
-                }
-            }
-        }
-    }
-    records.sort_by_key(|r| (r.partition, r.offset));
-    Ok(records)
+    Ok(reader.read(topic, &ranges)?)
 }

@@ -186,12 +186,23 @@ impl Reprocess {
     }
 
     /// The topic's records of the range, read from Kafka.
+    #[cfg(feature = "kafka-client")]
     async fn kafka_records(&self) -> Result<Vec<KafkaRecord>> {
         let (config, topic, from, to) = (self.config.clone(), self.spec.topic.clone(), self.from_ms, self.to_ms);
         let records = tokio::task::spawn_blocking(move || crate::poller::read_range(&config, &topic, from, to))
             .await
             .map_err(|e| Error::Event(format!("the Kafka reader stopped: {e}")))??;
         Ok(records.into_iter().filter(|r| self.in_range(r)).collect())
+    }
+
+    /// Without the Kafka client there is no topic to read: the archive serves instead.
+    #[cfg(not(feature = "kafka-client"))]
+    async fn kafka_records(&self) -> Result<Vec<KafkaRecord>> {
+        Err(Error::NotBuilt {
+            feature: "kafka-client",
+            what: "reprocessing from Kafka",
+            instead: "reprocess from the archive",
+        })
     }
 
     /// The archive's files whose `archive_date` can hold records of the range.

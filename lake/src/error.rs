@@ -66,6 +66,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The Kafka client failed (feature `kafka`).
+    #[cfg(feature = "kafka")]
+    #[error("kafka: {context}: {source}")]
+    Kafka {
+        /// What tidelake was doing.
+        context: String,
+        /// The librdkafka error.
+        source: rdkafka::error::KafkaError,
+    },
+
     /// A commit to a Delta table failed for good (after its retries).
     #[error("commit to table {table} failed after {attempts} attempt(s): {source}")]
     CommitFailed {
@@ -136,6 +146,8 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::ObjectStore(_) | Error::CommitFailed { .. } => true,
+            #[cfg(feature = "kafka")]
+            Error::Kafka { .. } => true,
             Error::Delta { source, .. } => matches!(
                 source.as_ref(),
                 deltalake::DeltaTableError::ObjectStore { .. }

@@ -28,6 +28,7 @@
 //! - [`aggregate`]: events to partial minute rows, and rollup rows merged into coarser buckets.
 //! - [`sketch`]: HyperLogLog sketches behind `approx_distinct` measures.
 //! - [`files`]: reads columns of a table's Parquet files.
+//! - `kafka` (feature `kafka`): reads bounded offset ranges of a topic, read_committed.
 //! - [`sample`]: the ad-events example (table config and a generator) for quickstart and tests.
 //! - [`ledger`]: what each commit of a table covers (offsets, counts) and did (files), from the log.
 //! - [`audit`]: checks the ledgers of a table and its side tables for gaps and double counts.
@@ -47,6 +48,8 @@ pub mod delta;
 pub mod error;
 pub mod fault;
 pub mod files;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod ledger;
 pub mod logging;
 pub mod rollup;

@@ -134,7 +134,7 @@ async fn consume_only(topic: &str, expected: usize) -> Duration {
     while seen < expected {
         match consumer.recv().await {
             Ok(message) => {
-                batch.push(tidelake_functions::poller::to_record(&message));
+                batch.push(tidelake_lake::kafka::to_record(&message));
                 seen += 1;
                 if batch.len() == 10_000 {
                     batch.clear();

@@ -1,10 +1,8 @@
 //! The `ingest` function: under the AWS Lambda runtime it handles Kafka events; anywhere else it runs
 //! the local Kafka poller. Same handler either way.
 
-use std::io::IsTerminal;
-
 use clap::Parser;
-use tidelake_functions::{init_logging, lambda, poller, Ingestor, PollerOptions};
+use tidelake_functions::{init_logging, lambda, Ingestor};
 use tidelake_lake::PipelineConfig;
 
 /// Consume Kafka micro-batches into Delta tables, exactly once.
@@ -31,21 +29,39 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    init_logging(!in_lambda && std::io::stderr().is_terminal());
+    init_logging(!in_lambda && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let config = PipelineConfig::for_function(&args.config).await?;
-    let batch = config.batch;
-    let mut ingestor = Ingestor::open(config).await?;
     if in_lambda {
-        let ingestor = tokio::sync::Mutex::new(ingestor);
+        let ingestor = tokio::sync::Mutex::new(Ingestor::open(config).await?);
         let ingestor = &ingestor;
         lambda_runtime::run(lambda_runtime::service_fn(move |event| lambda::handle(event, ingestor))).await?;
+        Ok(())
     } else {
-        let options = PollerOptions { batch, stop_at_end: args.stop_at_end };
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        let report = poller::run(&mut ingestor, options, shutdown, |_| {}).await?;
-        println!("{}", serde_json::to_string(&report)?);
+        poll(config, args.stop_at_end).await
     }
+}
+
+/// Outside Lambda: consume the config's topics with the local poller until Ctrl-C.
+#[cfg(feature = "kafka-client")]
+async fn poll(config: PipelineConfig, stop_at_end: bool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use tidelake_functions::{poller, PollerOptions};
+    let options = PollerOptions { batch: config.batch, stop_at_end };
+    let mut ingestor = Ingestor::open(config).await?;
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let report = poller::run(&mut ingestor, options, shutdown, |_| {}).await?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+/// A Lambda build has no poller: outside Lambda it says where the poller is.
+#[cfg(not(feature = "kafka-client"))]
+async fn poll(_: PipelineConfig, _: bool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    Err(tidelake_functions::Error::NotBuilt {
+        feature: "kafka-client",
+        what: "polling Kafka outside AWS Lambda",
+        instead: "run `tidelake ingest`, or this function under a Lambda runtime",
+    }
+    .into())
 }

@@ -1,0 +1,167 @@
+//! Reading bounded offset ranges of a topic (feature `kafka`): a replay of a time range and the
+//! Kafka tail of a live query both read "these partitions, from here to there", read_committed, and
+//! stop where Kafka says the partition ends.
+//!
+//! A partition's range ends at its `end` offset or where the consumer reports the end of the
+//! partition, whichever comes first: transaction markers and aborted records take offsets too, and
+//! read_committed stops at the last stable offset, so the last offsets of a range may hold nothing
+//! to read.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::batch::KafkaRecord;
+use crate::config::PipelineConfig;
+use crate::error::{Error, Result};
+
+/// How long a broker request may take before the read gives up.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A consumer of the config's cluster that reads fixed ranges, outside any consumer group's
+/// assignment (it never commits offsets).
+pub struct RangeReader {
+    consumer: BaseConsumer,
+    brokers: String,
+}
+
+impl std::fmt::Debug for RangeReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeReader").finish_non_exhaustive()
+    }
+}
+
+impl RangeReader {
+    /// A reader for `config`'s cluster; `purpose` names its `group.id` (`<group_id>-<purpose>`).
+    pub fn new(config: &PipelineConfig, purpose: &str) -> Result<Self> {
+        let mut client = ClientConfig::new();
+        for (key, value) in &config.kafka.properties {
+            client.set(key, value);
+        }
+        let consumer = client
+            .set("bootstrap.servers", &config.kafka.brokers)
+            .set("group.id", format!("{}-{purpose}", config.kafka.group_id))
+            .set("isolation.level", &config.kafka.isolation_level)
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .map_err(kafka(format!("creating the {purpose} consumer")))?;
+        Ok(RangeReader { consumer, brokers: config.kafka.brokers.clone() })
+    }
+
+    /// The partitions of `topic`.
+    pub fn partitions(&self, topic: &str) -> Result<Vec<i32>> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(topic), TIMEOUT)
+            .map_err(kafka(format!("fetching metadata of {topic}")))?;
+        let topic_metadata = metadata.topics().iter().find(|t| t.name() == topic);
+        match topic_metadata {
+            Some(t) if t.error().is_none() => Ok(t.partitions().iter().map(|p| p.id()).collect()),
+            _ => Err(Error::Kafka {
+                context: format!("topic {topic} does not exist on {}", self.brokers),
+                source: KafkaError::MetadataFetch(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition),
+            }),
+        }
+    }
+
+    /// The earliest offset `topic-partition` still holds and the offset after its last record.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
+        self.consumer
+            .fetch_watermarks(topic, partition, TIMEOUT)
+            .map_err(kafka(format!("fetching the watermarks of {topic}-{partition}")))
+    }
+
+    /// The first offset of each of `partitions` whose record is at or after `ms` (Kafka's time
+    /// index); `None` where no record is that late.
+    pub fn offsets_for_time(&self, topic: &str, partitions: &[i32], ms: i64) -> Result<BTreeMap<i32, Option<i64>>> {
+        let mut list = TopicPartitionList::new();
+        for p in partitions {
+            list.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(kafka("listing partitions".into()))?;
+        }
+        let found =
+            self.consumer.offsets_for_times(list, TIMEOUT).map_err(kafka("looking offsets up by time".into()))?;
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                let offset = match found.find_partition(topic, *p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => Some(o),
+                    _ => None,
+                };
+                (*p, offset)
+            })
+            .collect())
+    }
+
+    /// The records of `topic` in `ranges` (partition -> `[start, end)`), in offset order per
+    /// partition.
+    pub fn read(&self, topic: &str, ranges: &BTreeMap<i32, (i64, i64)>) -> Result<Vec<KafkaRecord>> {
+        let mut end_of: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut assignment = TopicPartitionList::new();
+        for (p, (start, end)) in ranges {
+            if start < end {
+                assignment
+                    .add_partition_offset(topic, *p, Offset::Offset(*start))
+                    .map_err(kafka("assigning".into()))?;
+                end_of.insert(*p, *end);
+            }
+        }
+        let mut records = Vec::new();
+        if end_of.is_empty() {
+            return Ok(records);
+        }
+        self.consumer.assign(&assignment).map_err(kafka(format!("assigning partitions of {topic}")))?;
+        while !end_of.is_empty() {
+            match self.consumer.poll(TIMEOUT) {
+                None => {
+                    return Err(Error::Kafka {
+                        context: format!("reading {topic}: no record for {} s", TIMEOUT.as_secs()),
+                        source: KafkaError::NoMessageReceived,
+                    })
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    end_of.remove(&p);
+                }
+                Some(Err(e)) => return Err(Error::Kafka { context: format!("reading {topic}"), source: e }),
+                Some(Ok(message)) => {
+                    let Some(end) = end_of.get(&message.partition()).copied() else { continue };
+                    if message.offset() < end {
+                        records.push(to_record(&message));
+                    }
+                    if message.offset() >= end - 1 {
+                        end_of.remove(&message.partition());
+                    }
+                }
+            }
+        }
+        self.consumer.unassign().map_err(kafka(format!("releasing partitions of {topic}")))?;
+        records.sort_by_key(|r| (r.partition, r.offset));
+        Ok(records)
+    }
+}
+
+/// Copies a consumed message into a [`KafkaRecord`].
+pub fn to_record(message: &BorrowedMessage<'_>) -> KafkaRecord {
+    let headers = message
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+        .unwrap_or_default();
+    KafkaRecord {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp_ms: message.timestamp().to_millis(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
+
+fn kafka(context: String) -> impl FnOnce(KafkaError) -> Error {
+    move |source| Error::Kafka { context, source }
+}
