@@ -10,7 +10,10 @@
 //! - `audit`: `tidelake audit`, the lake's ledgers checked against the archive and Kafka.
 //! - `compact`: `tidelake compact`, the compaction jobs once or on a schedule.
 //! - `duckdb_init`: `tidelake duckdb-init`, DuckDB views over the Delta snapshots.
+//! - `package`: `tidelake package`, the function binaries as Lambda bootstrap zips.
+//! - `query`: `tidelake query`, SQL over the lake, the Kafka tail and live tables (DataFusion).
 //! - `reprocess`: `tidelake reprocess`, archived batches replayed into shadow tables.
+//! - `serve`: `tidelake serve`, the Trino client protocol over HTTP.
 //! - `sql`: `tidelake sql`, the same views in an embedded DuckDB (features `sql`, `sql-bundled`).
 //! - `quickstart`: `tidelake quickstart`, sample events through Kafka into a local lake.
 
@@ -19,8 +22,11 @@
 mod audit;
 mod compact;
 mod duckdb_init;
+mod package;
+mod query;
 mod quickstart;
 mod reprocess;
+mod serve;
 mod sql;
 
 use std::io::IsTerminal;
@@ -99,6 +105,27 @@ enum Command {
     ///   tidelake sql --config tidelake.toml --format csv "SELECT * FROM ad_events_dead_letters"
     #[command(verbatim_doc_comment)]
     Sql(sql::Args),
+    /// Run one SQL statement over the lake and the fresh records still in Kafka: `lake.<table>` is a
+    /// Delta table (data, dead letters, archive, rollups; `FOR VERSION AS OF n` or
+    /// `FOR TIMESTAMP AS OF TIMESTAMP '...'` for an older version), `kafka.<topic>` the records
+    /// above the offsets the lake holds, `live.<table>` both together with no gap and no double count.
+    ///
+    /// Example:
+    ///   tidelake query --config tidelake.toml "SELECT count(*), sum(cost) FROM live.ad_events"
+    ///   tidelake query --format csv "SELECT _partition, count(*) FROM kafka.ad_events GROUP BY 1"
+    #[command(verbatim_doc_comment)]
+    Query(query::Args),
+    /// Serve the lake, the Kafka tail and live tables over the Trino client protocol, so Trino and
+    /// Presto clients, JDBC drivers and BI tools connect as they would to Trino (catalog
+    /// `tidelake`, schemas `lake`, `kafka`, `live`). Bound to 127.0.0.1 by default; any other
+    /// address needs --users or --tokens, and unknown users are refused.
+    ///
+    /// Example:
+    ///   tidelake serve --config tidelake.toml --listen 127.0.0.1:8080
+    ///   echo 's3cret' | tidelake serve --hash-password | sed 's/^/alice:/' > users
+    ///   tidelake serve --listen 0.0.0.0:8443 --users users
+    #[command(verbatim_doc_comment)]
+    Serve(serve::Args),
     /// Replay a table's archived records (all, or a range of Kafka timestamps) through the same
     /// ingest handler (decoding, dedup, dead letters, minute rollup) into shadow tables next to the
     /// live one; --source kafka reads the range from the topic instead, while it still holds it.
@@ -109,6 +136,15 @@ enum Command {
     ///   tidelake reprocess --config tidelake.toml --table ad_events --source kafka --from 2026-11-23T10:00:00Z
     #[command(verbatim_doc_comment)]
     Reprocess(reprocess::Args),
+    /// Build the function binaries (ingest, compact) for the AWS Lambda provided.al2023 runtime and
+    /// write one bootstrap zip per function, for the Terraform module or any other deployment.
+    /// Needs a tidelake source checkout and `cargo lambda` (`pip install cargo-lambda ziglang`).
+    ///
+    /// Example:
+    ///   tidelake package --out dist
+    ///   tidelake package --arch arm64 --out dist/arm64 --json
+    #[command(verbatim_doc_comment)]
+    Package(package::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -140,6 +176,9 @@ pub fn main() {
             Command::DuckdbInit(args) => duckdb_init::run(args).await,
             Command::Reprocess(args) => reprocess::run(args, terminal).await,
             Command::Sql(args) => sql::run(args).await,
+            Command::Package(args) => package::run(args).await,
+            Command::Query(args) => query::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     if let Err(e) = result {

@@ -7,7 +7,10 @@ mod deploy;
 mod duckdb;
 mod helpers;
 mod ingest;
+mod query;
 mod reprocess;
 mod rollup;
+mod serve;
+mod slt;
 #[cfg(feature = "sql")]
 mod sql;

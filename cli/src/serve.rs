@@ -1,0 +1,66 @@
+//! `tidelake serve`: the lake, the Kafka tail and live tables behind the Trino client protocol.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tidelake_lake::PipelineConfig;
+use tidelake_presto::server::{self, Credentials};
+use tidelake_presto::Connector;
+
+use crate::BoxError;
+
+/// Flags of `tidelake serve`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Pipeline config: a file path or an s3://bucket/key object.
+    #[arg(long, env = "TIDELAKE_CONFIG", default_value = "tidelake.toml")]
+    config: String,
+    /// Address to listen on; any address but a loopback one needs --users or --tokens.
+    #[arg(long, env = "TIDELAKE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Users allowed in, one `name:sha256:salt:digest` per line (make a line with --hash-password).
+    #[arg(long, env = "TIDELAKE_USERS")]
+    users: Option<std::path::PathBuf>,
+    /// Bearer tokens allowed in, one per line.
+    #[arg(long, env = "TIDELAKE_TOKENS")]
+    tokens: Option<std::path::PathBuf>,
+    /// Read a password from stdin, print its users-file form and exit.
+    #[arg(long)]
+    hash_password: bool,
+}
+
+/// Serves until Ctrl-C.
+pub async fn run(args: Args) -> Result<(), BoxError> {
+    if args.hash_password {
+        let mut password = String::new();
+        std::io::stdin().read_line(&mut password)?;
+        println!("{}", server::hash_password(password.trim_end_matches(['\r', '\n'])));
+        return Ok(());
+    }
+    let mut credentials = Credentials::default();
+    if let Some(path) = &args.users {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        credentials.users = Credentials::read_users(&text, &path.display().to_string())?;
+    }
+    if let Some(path) = &args.tokens {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        credentials.tokens = text
+            .lines()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.starts_with('#'))
+            .map(str::to_string)
+            .collect::<HashSet<_>>();
+    }
+    server::check_exposure(args.listen, &credentials)?;
+    let config = PipelineConfig::for_function(&args.config).await?;
+    let connector = Arc::new(Connector::new(config)?);
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("listening on {}: {e}", args.listen))?;
+    eprintln!("tidelake serve: Trino client protocol on http://{}", listener.local_addr()?);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    server::run(listener, connector, credentials, shutdown).await?;
+    Ok(())
+}

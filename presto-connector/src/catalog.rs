@@ -1,0 +1,255 @@
+//! The `tidelake` catalog and its three schemas.
+//!
+//! - `lake`: every Delta table of the config (data, dead letters, archive, rollups), at its latest
+//!   version or, with a version suffix in the name (`"ad_events@v3"`, `"ad_events@2026-11-23T12:00:00Z"`,
+//!   which `FOR VERSION AS OF` / `FOR TIMESTAMP AS OF` turn into), at an older one.
+//! - `kafka`: per topic, the records above the offsets its data table holds, decoded with the
+//!   table's schema, with their `_partition`, `_offset` and `_timestamp`; records that are not rows
+//!   are skipped and counted.
+//! - `live`: per data table, the lake snapshot and the Kafka tail above its offsets, the tail's
+//!   copies of an event UUID dropped the way ingest would drop them.
+//!
+//! Each name is resolved when a query is planned, so every query reads the lake's latest commit and
+//! the Kafka tail as it is then.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::{MemTable, SchemaProvider, Session, TableProvider};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use deltalake::DeltaTable;
+use tidelake_lake::dedup::UuidIndex;
+use tidelake_lake::{PipelineConfig, TableSpec};
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::live::LiveTable;
+use crate::tail;
+use crate::version::TableVersion;
+
+/// What the three schemas share: the config, each table's UUID index (kept warm between queries),
+/// and counters.
+#[derive(Debug)]
+pub struct Shared {
+    /// The pipeline config the catalog serves.
+    pub config: PipelineConfig,
+    indexes: HashMap<String, Mutex<UuidIndex>>,
+    poison: AtomicU64,
+}
+
+impl Shared {
+    /// The state for `config`'s tables.
+    pub fn new(config: PipelineConfig) -> Self {
+        let indexes = config.tables.iter().map(|t| (t.name.clone(), Mutex::new(UuidIndex::default()))).collect();
+        Shared { config, indexes, poison: AtomicU64::new(0) }
+    }
+
+    /// Records of Kafka tails skipped since start because they are not rows of their table.
+    pub fn poison_skipped(&self) -> u64 {
+        self.poison.load(Ordering::Relaxed)
+    }
+
+    fn spec(&self, name: &str) -> Option<&TableSpec> {
+        self.config.tables.iter().find(|t| t.name == name)
+    }
+
+    /// Every Delta table the config declares: name and location.
+    fn lake_tables(&self) -> Vec<(String, &url::Url)> {
+        self.config
+            .tables
+            .iter()
+            .flat_map(|spec| {
+                let side = spec.delta_tables().into_iter();
+                let rollups = spec.rollup.iter().flat_map(|r| r.tables().map(|(_, name, at)| (name, at)));
+                side.chain(rollups).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    async fn open(&self, name: &str, location: &url::Url, version: &TableVersion) -> Result<Option<DeltaTable>> {
+        let options = &self.config.storage_options;
+        match version {
+            TableVersion::Latest => Ok(tidelake_lake::delta::open_existing(name, location, options, None).await?),
+            TableVersion::Version(v) => {
+                let table = tidelake_lake::delta::open_existing(name, location, options, Some(*v)).await?;
+                Ok(table)
+            }
+            TableVersion::Timestamp(at) => {
+                let Some(mut table) = tidelake_lake::delta::open_existing(name, location, options, None).await? else {
+                    return Ok(None);
+                };
+                table.load_with_datetime(*at).await.map_err(Error::delta(name))?;
+                Ok(Some(table))
+            }
+        }
+    }
+}
+
+/// The `lake` schema: Delta tables, with time travel.
+#[derive(Debug)]
+pub struct LakeSchema(pub Arc<Shared>);
+
+#[async_trait]
+impl SchemaProvider for LakeSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.0.lake_tables().into_iter().map(|(name, _)| name).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let (base, version) = TableVersion::split(name)?;
+        let Some((_, location)) = self.0.lake_tables().into_iter().find(|(n, _)| *n == base) else {
+            return Ok(None);
+        };
+        let Some(table) = self.0.open(base, location, &version).await? else {
+            return Err(DataFusionError::Plan(format!(
+                "lake.{base}: no Delta table at {location} yet (nothing has been written to it)"
+            )));
+        };
+        Ok(Some(Arc::new(LakeTable::new(table).await?)))
+    }
+
+    async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {
+        Ok(self.table_exist(name).then_some(TableType::Base))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TableVersion::split(name).is_ok_and(|(base, _)| self.0.lake_tables().iter().any(|(n, _)| n == base))
+    }
+}
+
+/// One Delta table at one snapshot: deltalake's provider, with the table's object store made known
+/// to the session that scans it.
+#[derive(Debug)]
+pub struct LakeTable {
+    table: DeltaTable,
+    inner: Arc<dyn TableProvider>,
+}
+
+impl LakeTable {
+    /// The provider of `table` as loaded.
+    pub async fn new(table: DeltaTable) -> Result<Self> {
+        let inner = table.table_provider().await?;
+        Ok(LakeTable { table, inner })
+    }
+
+    /// The snapshot behind it.
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+}
+
+#[async_trait]
+impl TableProvider for LakeTable {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.table.update_datafusion_session(state).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.inner.scan(state, projection, filters, limit).await
+    }
+}
+
+/// The `kafka` schema: per topic, the records above the lake's offsets.
+#[derive(Debug)]
+pub struct KafkaSchema(pub Arc<Shared>);
+
+#[async_trait]
+impl SchemaProvider for KafkaSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.0.config.tables.iter().map(|t| t.topic.clone()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(spec) = self.0.config.tables.iter().find(|t| t.topic == name) else {
+            return Ok(None);
+        };
+        let lake = self.0.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
+        let tail = tail::read(&self.0.config, spec, lake.as_ref()).await?;
+        self.0.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
+        let rows = with_positions(&tail)?;
+        Ok(Some(Arc::new(MemTable::try_new(rows.schema(), vec![vec![rows]])?)))
+    }
+
+    /// Listing tables (`information_schema`, `SHOW TABLES`) reads no Kafka tail.
+    async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {
+        Ok(self.table_exist(name).then_some(TableType::Base))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.0.config.tables.iter().any(|t| t.topic == name)
+    }
+}
+
+/// The tail's rows with the Kafka position of each: `_partition`, `_offset`, `_timestamp`.
+fn with_positions(tail: &tail::Tail) -> Result<RecordBatch> {
+    let sources = || tail.row_sources.iter().map(|i| &tail.records[*i]);
+    let mut fields: Vec<Field> = tail.rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns: Vec<ArrayRef> = tail.rows.columns().to_vec();
+    fields.push(Field::new("_partition", DataType::Int32, false));
+    columns.push(Arc::new(Int32Array::from_iter_values(sources().map(|r| r.partition))));
+    fields.push(Field::new("_offset", DataType::Int64, false));
+    columns.push(Arc::new(Int64Array::from_iter_values(sources().map(|r| r.offset))));
+    fields.push(Field::new("_timestamp", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true));
+    columns
+        .push(Arc::new(TimestampMillisecondArray::from_iter(sources().map(|r| r.timestamp_ms)).with_timezone("UTC")));
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(DataFusionError::from)?)
+}
+
+/// The `live` schema: per data table, the lake and its Kafka tail, no gap and no double count.
+#[derive(Debug)]
+pub struct LiveSchema(pub Arc<Shared>);
+
+#[async_trait]
+impl SchemaProvider for LiveSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.0.config.tables.iter().map(|t| t.name.clone()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(spec) = self.0.spec(name) else {
+            return Ok(None);
+        };
+        // The snapshot, its tail and the index's check against it belong together: one query at a
+        // time per table moves the index, and only forward.
+        let mut index = self.0.indexes[name].lock().await;
+        let lake = self.0.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
+        let tail = tail::read(&self.0.config, spec, lake.as_ref()).await?;
+        self.0.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
+        let lake = match lake {
+            Some(table) => Some(LakeTable::new(table).await?),
+            None => None,
+        };
+        let live = LiveTable::new(spec, lake, &tail, &mut index).await?;
+        Ok(Some(Arc::new(live)))
+    }
+
+    /// Listing tables reads neither the lake nor a Kafka tail.
+    async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {
+        Ok(self.table_exist(name).then_some(TableType::View))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.0.spec(name).is_some()
+    }
+}

@@ -1,0 +1,38 @@
+//! # tidelake-presto
+//!
+//! Federated SQL over a pipeline's lake and the fresh records still in Kafka, on DataFusion.
+//!
+//! The lake is minutes behind by design. Its data commits record, per topic-partition, the last
+//! Kafka offset they hold, in the same commit as the files; so one snapshot of a table and the
+//! records of its topic above those offsets make the whole stream, with no gap and no double
+//! count at the boundary:
+//!
+//! ```text
+//! SQL --Connector::sql--> DataFusion plan over the `tidelake` catalog:
+//!   lake.<table>   Delta snapshot (partition + file-statistics pruning; `FOR VERSION AS OF`)
+//!   kafka.<topic>  records above the snapshot's offsets, decoded with the table's schema
+//!   live.<table>   lake snapshot UNION its Kafka tail, copies of an event UUID dropped as ingest would
+//! ```
+//!
+//! ## Layout
+//!
+//! - [`connector`]: the [`Connector`], a read-only DataFusion session with the catalog.
+//! - [`catalog`]: the `lake`, `kafka` and `live` schemas, resolved per query.
+//! - [`tail`]: the Kafka records above a snapshot's offsets, read_committed, decoded.
+//! - [`live`]: a snapshot and its tail as one table.
+//! - [`server`]: the Trino client protocol over HTTP (`tidelake serve`).
+//! - [`version`]: time travel (`FOR VERSION AS OF`, `FOR TIMESTAMP AS OF`, `"t@v3"`).
+//! - [`error`]: the crate's [`Error`].
+
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod connector;
+pub mod error;
+pub mod live;
+pub mod server;
+pub mod tail;
+pub mod version;
+
+pub use connector::{Connector, CATALOG};
+pub use error::{Error, Result};

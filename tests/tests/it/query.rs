@@ -1,0 +1,193 @@
+//! The federated query connector against the real broker: `live` tables are exact at every moment
+//! of a running ingest, fresh records are visible before any lake commit holds them, and `kafka`,
+//! `lake` (with time travel) and `live` join in one query.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use tidelake_lake::sample::{Kind, SampleRecord};
+use tidelake_presto::Connector;
+
+use crate::helpers::*;
+
+/// The single row of a query, each column as text (`NULL` for null).
+async fn row(connector: &Connector, sql: &str) -> Vec<String> {
+    let (_, batches) = connector.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1, "{sql}: one row expected");
+    let batch = batches[0];
+    (0..batch.num_columns())
+        .map(|c| {
+            let column = batch.column(c);
+            if column.is_null(0) {
+                "NULL".into()
+            } else {
+                arrow::util::display::array_value_to_string(column, 0).unwrap()
+            }
+        })
+        .collect()
+}
+
+/// The single bigint of a query.
+async fn number(connector: &Connector, sql: &str) -> i64 {
+    let (_, batches) = connector.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let values: Vec<i64> =
+        batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+    assert_eq!(values.len(), 1, "{sql}");
+    values[0]
+}
+
+/// Like [`number`], `None` while the lake table does not exist yet.
+async fn number_or_missing(connector: &Connector, sql: &str) -> Option<i64> {
+    match connector.query(sql).await {
+        Err(e) if e.to_string().contains("no Delta table") => None,
+        Err(e) => panic!("{sql}: {e}"),
+        Ok((_, batches)) => Some(batches[0].column(0).as_primitive::<Int64Type>().value(0)),
+    }
+}
+
+fn valid_events(records: &[SampleRecord]) -> Vec<SampleRecord> {
+    records.iter().filter(|r| r.kind == Kind::Event).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_counts_every_event_once_while_ingest_runs() {
+    let records = events(30_000, 0.05, 0.01, 51);
+    let distinct = valid_events(&records);
+    let topic = filled_topic("live", 3, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &topic, &unique("group"), 300);
+    let connector = Connector::new(load_config(&path)).unwrap();
+    let expected = vec![distinct.len().to_string(), distinct.len().to_string(), cost_sum(&distinct)];
+    let live = "SELECT count(*), count(DISTINCT event_id), sum(cost) FROM live.ad_events";
+
+    let mut ingest = Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
+        .args(["ingest", "--config", path.to_str().unwrap(), "--stop-at-end"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start ingest");
+    let mut lake_counts = BTreeSet::new();
+    let mut probes = 0;
+    loop {
+        let running = ingest.try_wait().unwrap().is_none();
+        // The lake first: the live probe after it reads a snapshot at least this new.
+        let lake = number_or_missing(&connector, "SELECT count(*) FROM lake.ad_events").await.unwrap_or(0);
+        assert_eq!(row(&connector, live).await, expected, "probe {probes}, lake at {lake} rows");
+        probes += 1;
+        lake_counts.insert(lake);
+        if !running {
+            break;
+        }
+    }
+    assert!(ingest.wait().unwrap().success());
+    let inside: Vec<&i64> = lake_counts.iter().filter(|n| **n > 0 && **n < distinct.len() as i64).collect();
+    assert!(inside.len() >= 2, "the probes should catch the lake part-way at least twice: {lake_counts:?}");
+    assert_eq!(number(&connector, "SELECT count(*) FROM lake.ad_events").await, distinct.len() as i64);
+    assert_eq!(number(&connector, &format!("SELECT count(*) FROM kafka.\"{topic}\"")).await, 0);
+    assert_eq!(row(&connector, live).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fresh_records_are_live_before_any_commit_and_join_the_lake() {
+    let first = events(2_000, 0.0, 0.0, 52);
+    let topic = filled_topic("fresh", 2, &first).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &topic, &unique("group"), 700);
+    ingest_to_end(&path);
+    let config = load_config(&path);
+    let commits = open(&config.tables[0].location, &config.storage_options).await.version().unwrap();
+    assert!(commits >= 3, "several data commits, for time travel: {commits}");
+
+    // Not ingested yet: 300 new events, 7 copies of ingested ones and 4 poison records.
+    let fresh = events(300, 0.0, 4.0 / 300.0, 53);
+    let copies: Vec<SampleRecord> =
+        first.iter().take(7).map(|r| SampleRecord { kind: Kind::Duplicate, ..r.clone() }).collect();
+    produce(&producer(), &topic, &fresh).await;
+    produce(&producer(), &topic, &copies).await;
+    let connector = Connector::new(config.clone()).unwrap();
+
+    assert_eq!(number(&connector, "SELECT count(*) FROM lake.ad_events").await, 2_000);
+    let kafka = format!("kafka.\"{topic}\"");
+    assert_eq!(number(&connector, &format!("SELECT count(*) FROM {kafka}")).await, 307);
+    assert_eq!(connector.poison_skipped(), 4);
+    let all = valid_events(&first).into_iter().chain(valid_events(&fresh)).collect::<Vec<_>>();
+    assert_eq!(
+        row(&connector, "SELECT count(*), count(DISTINCT event_id), sum(cost) FROM live.ad_events").await,
+        ["2300".to_string(), "2300".to_string(), cost_sum(&all)]
+    );
+    // Each record of the tail is where Kafka holds it, above the lake's offsets.
+    let positions = row(
+        &connector,
+        &format!("SELECT count(DISTINCT concat(_partition, '-', _offset)), min(_timestamp) IS NOT NULL FROM {kafka}"),
+    )
+    .await;
+    assert_eq!(positions, ["307", "true"]);
+    // The copies in the tail are the rows the lake holds already.
+    let joined = format!("SELECT count(*) FROM {kafka} k JOIN lake.ad_events l ON k.event_id = l.event_id");
+    assert_eq!(number(&connector, &joined).await, 7);
+    let by_type = "SELECT count(*) FROM live.ad_events l JOIN (SELECT DISTINCT event_type FROM lake.ad_events) t ON l.event_type = t.event_type";
+    assert_eq!(number(&connector, by_type).await, 2_300);
+
+    // Time travel: version 1 is the first data commit; FOR VERSION AS OF and the versioned name agree.
+    let at_one = number(&connector, "SELECT count(*) FROM lake.ad_events FOR VERSION AS OF 1").await;
+    assert!(at_one > 0 && at_one < 2_000, "{at_one}");
+    assert_eq!(number(&connector, "SELECT count(*) FROM lake.\"ad_events@v1\"").await, at_one);
+    let first_commit = {
+        let mut table = open(&config.tables[0].location, &config.storage_options).await;
+        table.load_version(1).await.unwrap();
+        tidelake_lake::delta::row_and_file_count(&table).unwrap().0 as i64
+    };
+    assert_eq!(at_one, first_commit);
+    let later = "SELECT count(*) FROM lake.ad_events FOR TIMESTAMP AS OF TIMESTAMP '2100-01-01 00:00:00'";
+    assert_eq!(number(&connector, later).await, 2_000);
+
+    // Once ingested, the lake holds what live showed, and the tail is empty.
+    ingest_to_end(&path);
+    assert_eq!(number(&connector, "SELECT count(*) FROM live.ad_events").await, 2_300);
+    assert_eq!(number(&connector, "SELECT count(*) FROM lake.ad_events").await, 2_300);
+    assert_eq!(number(&connector, &format!("SELECT count(*) FROM {kafka}")).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_query_is_refused_with_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "unused", "unused", 100);
+    let connector = Connector::new(load_config(&path)).unwrap();
+    let error = |sql: &'static str| {
+        let connector = &connector;
+        async move { connector.query(sql).await.expect_err(sql) }
+    };
+    let e = error("SELEC 1").await;
+    assert!(e.is_user_error() && e.to_string().contains("SELEC"), "{e}");
+    let e = error("SELECT nope").await;
+    assert!(e.is_user_error(), "{e}");
+    let e = error("SELECT * FROM lake.no_such_table").await;
+    assert!(e.is_user_error() && e.to_string().contains("no_such_table"), "{e}");
+    let e = error("SELECT * FROM lake.ad_events").await;
+    assert!(e.to_string().contains("no Delta table"), "{e}");
+    let e = error("CREATE TABLE x AS SELECT 1").await;
+    assert!(e.to_string().to_lowercase().contains("not supported") || e.to_string().contains("DDL"), "{e}");
+    let e = error("SELECT * FROM lake.\"ad_events@yesterday\"").await;
+    assert!(e.to_string().contains("yesterday"), "{e}");
+}
+
+#[test]
+fn tidelake_query_prints_a_table_csv_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "unused", "unused", 100);
+    let config = path.to_str().unwrap();
+    let sql = "SELECT 1 AS one, CAST(12.5 AS DECIMAL(18, 6)) AS cost, 'x' AS name";
+    let table = String::from_utf8(run_ok(&["query", "--config", config, sql], &[]).stdout).unwrap();
+    assert!(table.contains("| one | cost      | name |") && table.contains("| 1   | 12.500000 | x    |"), "{table}");
+    let csv = String::from_utf8(run_ok(&["query", "--config", config, "--format", "csv", sql], &[]).stdout).unwrap();
+    assert_eq!(csv, "one,cost,name\n1,12.500000,x\n");
+    let json = run_ok(&["query", "--config", config, "--format", "json", sql], &[]).stdout;
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json, serde_json::json!([{"one": 1, "cost": "12.500000", "name": "x"}]));
+    let bad = run_tidelake(&["query", "--config", config, "SELECT * FROM lake.nothing"], &[]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nothing"));
+}

@@ -1,0 +1,144 @@
+//! `tidelake serve` through the real Trino and Presto Python clients (`tests/trino_clients.py`):
+//! rows and types across `lake`, `kafka` and `live`, paging, errors, and logins.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tidelake_lake::sample::{Kind, SampleRecord};
+use tidelake_presto::server::{self, Credentials};
+use tidelake_presto::Connector;
+
+use crate::helpers::*;
+
+/// A server on a free loopback port, stopped when dropped.
+struct Served {
+    port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Served {
+    async fn start(config: tidelake_lake::PipelineConfig, credentials: Credentials) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let connector = Arc::new(Connector::new(config).unwrap());
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            server::run(listener, connector, credentials, shutdown).await.expect("serve");
+        });
+        Served { port, stop: Some(stop) }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Runs the Python clients against the server and returns what they printed.
+async fn clients(port: u16, topic: &str, login: Option<(&str, &str)>) -> Value {
+    let mut args = vec!["127.0.0.1".to_string(), port.to_string(), topic.to_string()];
+    if let Some((user, password)) = login {
+        args.extend([user.to_string(), password.to_string()]);
+    }
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(repo().join("tests/trino_clients.py"))
+            .args(&args)
+            .output()
+            .expect("run trino_clients.py")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "trino_clients.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A lake of `ingested` events with, in Kafka above it, `fresh` new events and copies of the first
+/// `copies` ingested ones.
+async fn lake_with_tail(
+    label: &str,
+    ingested: usize,
+    fresh: usize,
+    copies: usize,
+) -> (tempfile::TempDir, String, Vec<SampleRecord>) {
+    let first = events(ingested, 0.0, 0.0, 61);
+    let topic = filled_topic(label, 2, &first).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &topic, &unique("group"), 2_000);
+    ingest_to_end(&path);
+    let new = events(fresh, 0.0, 0.0, 62);
+    let again: Vec<SampleRecord> =
+        first.iter().take(copies).map(|r| SampleRecord { kind: Kind::Duplicate, ..r.clone() }).collect();
+    produce(&producer(), &topic, &new).await;
+    produce(&producer(), &topic, &again).await;
+    let distinct = first.into_iter().chain(new).filter(|r| r.kind == Kind::Event).collect();
+    (dir, topic, distinct)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trino_and_presto_clients_get_rows_types_and_errors() {
+    let (dir, topic, distinct) = lake_with_tail("serve", 5_000, 200, 3).await;
+    let config = load_config(&dir.path().join("tidelake.toml"));
+    let served = Served::start(config, Credentials::default()).await;
+    let out = clients(served.port, &topic, None).await;
+
+    let sum = format!("Decimal:{}", cost_sum(&distinct));
+    assert_eq!(out["live_totals"]["rows"], json!([["int:5200", "int:5200", sum]]), "{}", out["live_totals"]);
+    assert_eq!(out["lake_count"]["rows"], json!([["int:5000"]]));
+    assert_eq!(out["kafka_count"]["rows"], json!([["int:203"]]));
+    assert_eq!(out["joined"]["rows"], json!([["int:3"]]));
+    // The clients' type mappers got Trino's JSON forms.
+    let types: Vec<String> = out["types"]["rows"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["str", "datetime", "Decimal", "int", "bool", "date"], "{}", out["types"]);
+    assert!(out["types"]["rows"][0][1].as_str().unwrap().ends_with("+00:00"), "{}", out["types"]);
+    // More rows than one page: every one arrives once.
+    let ids: Vec<&str> = out["all_rows"]["rows"].as_array().unwrap().iter().map(|r| r[0].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 5_200);
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 5_200);
+
+    assert_eq!(out["bad_syntax"]["error"], "TrinoUserError", "{}", out["bad_syntax"]);
+    assert_eq!(out["bad_syntax"]["name"], "SYNTAX_ERROR");
+    assert_eq!(out["unknown_table"]["error"], "TrinoUserError", "{}", out["unknown_table"]);
+    assert!(out["unknown_table"]["message"].as_str().unwrap().contains("nothing_here"));
+    assert_eq!(out["write_refused"]["error"], "TrinoUserError", "{}", out["write_refused"]);
+    assert_eq!(out["write_refused"]["name"], "NOT_SUPPORTED");
+
+    // The Presto client does no type mapping: values come as Trino's JSON forms.
+    let presto_sum = format!("str:{}", cost_sum(&distinct));
+    assert_eq!(out["presto_live_totals"]["rows"], json!([["int:5200", "int:5200", presto_sum]]));
+    assert_eq!(out["presto_bad_syntax"]["error"], "PrestoUserError", "{}", out["presto_bad_syntax"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_are_checked_and_other_addresses_need_them() {
+    let open = Credentials::default();
+    let everywhere = "0.0.0.0:8080".parse().unwrap();
+    let refused = server::check_exposure(everywhere, &open).unwrap_err();
+    assert!(refused.contains("--users"), "{refused}");
+    let (dir, topic, distinct) = lake_with_tail("login", 300, 20, 0).await;
+    let users = Credentials::read_users(&format!("alice:{}", server::hash_password("s3cret")), "users").unwrap();
+    let credentials = Credentials { users, ..Default::default() };
+    assert!(server::check_exposure(everywhere, &credentials).is_ok());
+
+    let served = Served::start(load_config(&dir.path().join("tidelake.toml")), credentials).await;
+    let out = clients(served.port, &topic, Some(("alice", "s3cret"))).await;
+    assert_eq!(out["live_totals"]["rows"][0][0], "int:320", "{}", out["live_totals"]);
+    assert_eq!(distinct.len(), 320);
+    for refused in ["wrong_password", "unknown_user", "no_credentials"] {
+        assert_eq!(out[refused]["error"], "HttpError", "{refused}: {}", out[refused]);
+        assert!(out[refused]["message"].as_str().unwrap().contains("401"), "{refused}: {}", out[refused]);
+    }
+}
