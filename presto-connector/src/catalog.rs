@@ -74,20 +74,17 @@ impl Shared {
 
     async fn open(&self, name: &str, location: &url::Url, version: &TableVersion) -> Result<Option<DeltaTable>> {
         let options = &self.config.storage_options;
-        match version {
-            TableVersion::Latest => Ok(tidelake_lake::delta::open_existing(name, location, options, None).await?),
-            TableVersion::Version(v) => {
-                let table = tidelake_lake::delta::open_existing(name, location, options, Some(*v)).await?;
-                Ok(table)
-            }
-            TableVersion::Timestamp(at) => {
-                let Some(mut table) = tidelake_lake::delta::open_existing(name, location, options, None).await? else {
-                    return Ok(None);
-                };
-                table.load_with_datetime(*at).await.map_err(Error::delta(name))?;
-                Ok(Some(table))
-            }
+        let number = match version {
+            TableVersion::Version(v) => Some(*v),
+            TableVersion::Latest | TableVersion::Timestamp(_) => None,
+        };
+        let Some(mut table) = tidelake_lake::delta::open_existing(name, location, options, number).await? else {
+            return Ok(None);
+        };
+        if let TableVersion::Timestamp(at) = version {
+            table.load_with_datetime(*at).await.map_err(Error::delta(name))?;
         }
+        Ok(Some(table))
     }
 }
 

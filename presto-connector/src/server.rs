@@ -99,11 +99,11 @@ impl Credentials {
 
 /// The users-file form of a password: `sha256:<salt>:<hex of sha256(salt + password)>`.
 pub fn hash_password(password: &str) -> String {
-    let salt: String = uuid_like_salt();
-    hash_with_salt(password, &salt)
+    hash_with_salt(password, &new_salt())
 }
 
-fn uuid_like_salt() -> String {
+/// Eight bytes from the clock and the process id: not secret, only different per hash.
+fn new_salt() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
     hex(&Sha256::digest(format!("{nanos}-{}", std::process::id()).as_bytes())[..8])
 }
