@@ -10,6 +10,7 @@ in with HTTP basic auth, and also tries a wrong password.
 
 import json
 import sys
+import urllib.request
 
 import prestodb
 import trino
@@ -72,6 +73,15 @@ def main(host, port, topic, user=None, password=None):
         pcur = presto.cursor()
         out["presto_live_totals"] = run(pcur, "SELECT count(*), count(DISTINCT event_id), sum(cost) FROM ad_events")
         out["presto_bad_syntax"] = run(pcur, "SELEC 1")
+        # A dashboard query twice: the second is served from the result cache, same rows.
+        dashboard = (
+            "SELECT event_type, count(*), sum(cost), max(event_time) FROM lake.ad_events "
+            "WHERE event_time >= TIMESTAMP '2026-11-01 00:00:00' GROUP BY event_type ORDER BY event_type"
+        )
+        out["dashboard_first"] = run(cur, dashboard)
+        out["dashboard_again"] = run(cur, dashboard)
+        with urllib.request.urlopen(f"http://{host}:{port}/v1/metrics") as response:
+            out["metrics"] = json.load(response)
     print(json.dumps(out))
 
 

@@ -28,6 +28,7 @@ use tidelake_lake::dedup::UuidIndex;
 use tidelake_lake::{PipelineConfig, TableSpec};
 use tokio::sync::Mutex;
 
+use crate::cache::DayColumns;
 use crate::error::{Error, Result};
 use crate::live::LiveTable;
 use crate::tail;
@@ -72,6 +73,22 @@ impl Shared {
             .collect()
     }
 
+    /// The day columns of lake table `name` (its `event_date` partition and the timestamp it is
+    /// the day of), when it is partitioned by day.
+    fn day_columns(&self, name: &str, schema: &Schema) -> Option<DayColumns> {
+        let date = tidelake_lake::rollup::DATE_COLUMN;
+        let time = self.config.tables.iter().find_map(|spec| {
+            if spec.name == name && spec.partition_by.contains(&tidelake_lake::schema::PartitionGrain::Date) {
+                return Some(spec.event_time.clone());
+            }
+            let rollup = spec.rollup.as_ref()?;
+            rollup.tables().find(|(_, table, _)| table == name).map(|(grain, _, _)| grain.name().to_string())
+        })?;
+        let field = schema.field_with_name(&time).ok()?;
+        schema.field_with_name(date).ok()?;
+        Some(DayColumns { date: date.to_string(), time: (!field.is_nullable()).then_some(time) })
+    }
+
     async fn open(&self, name: &str, location: &url::Url, version: &TableVersion) -> Result<Option<DeltaTable>> {
         let options = &self.config.storage_options;
         let number = match version {
@@ -108,7 +125,11 @@ impl SchemaProvider for LakeSchema {
                 "lake.{base}: no Delta table at {location} yet (nothing has been written to it)"
             )));
         };
-        Ok(Some(Arc::new(LakeTable::new(table).await?)))
+        let mut table = LakeTable::new(table).await?;
+        if version == TableVersion::Latest {
+            table.days = self.0.day_columns(base, &table.schema());
+        }
+        Ok(Some(Arc::new(table)))
     }
 
     async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {
@@ -126,18 +147,25 @@ impl SchemaProvider for LakeSchema {
 pub struct LakeTable {
     table: DeltaTable,
     inner: Arc<dyn TableProvider>,
+    days: Option<DayColumns>,
 }
 
 impl LakeTable {
     /// The provider of `table` as loaded.
     pub async fn new(table: DeltaTable) -> Result<Self> {
         let inner = table.table_provider().await?;
-        Ok(LakeTable { table, inner })
+        Ok(LakeTable { table, inner, days: None })
     }
 
     /// The snapshot behind it.
     pub fn table(&self) -> &DeltaTable {
         &self.table
+    }
+
+    /// The columns that place a row in a day, when this is the latest snapshot of a table
+    /// partitioned by day: what lets the result cache split an aggregate per day.
+    pub fn day_columns(&self) -> Option<&DayColumns> {
+        self.days.as_ref()
     }
 }
 

@@ -10,6 +10,7 @@ use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::prelude::DataFrame;
 use tidelake_lake::PipelineConfig;
 
+use crate::cache::{CacheStats, ResultCache};
 use crate::catalog::{KafkaSchema, LakeSchema, LiveSchema, Shared};
 use crate::error::{Error, Result};
 use crate::version::rewrite_time_travel;
@@ -34,6 +35,7 @@ pub const CATALOG: &str = "tidelake";
 pub struct Connector {
     ctx: SessionContext,
     shared: Arc<Shared>,
+    cache: Option<ResultCache>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -55,7 +57,19 @@ impl Connector {
         catalog.register_schema("kafka", Arc::new(KafkaSchema(shared.clone())))?;
         catalog.register_schema("live", Arc::new(LiveSchema(shared.clone())))?;
         ctx.register_catalog(CATALOG, Arc::new(catalog));
-        Ok(Connector { ctx, shared })
+        Ok(Connector { ctx, shared, cache: None })
+    }
+
+    /// Keeps the per-day partial results of aggregates over closed days, up to `max_bytes` (see
+    /// [`cache`](crate::cache)); `0` keeps none.
+    pub fn with_result_cache(mut self, max_bytes: usize) -> Self {
+        self.cache = (max_bytes > 0).then(|| ResultCache::new(max_bytes));
+        self
+    }
+
+    /// What the result cache has done, when there is one.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(ResultCache::stats)
     }
 
     /// Plans one read-only statement (a query, `EXPLAIN`, `SHOW ...`): statements that would create,
@@ -90,8 +104,16 @@ impl Connector {
 
     /// Like [`query`](Self::query), with unqualified table names looked up in `schema`.
     pub async fn query_in(&self, sql: &str, schema: Option<&str>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let frame = self.sql_in(sql, schema).await?;
+        let mut frame = self.sql_in(sql, schema).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        if let Some(cache) = &self.cache {
+            let (state, plan) = frame.into_parts();
+            let optimized = state.optimize(&plan)?;
+            frame = match cache.rewrite(&state, &optimized).await? {
+                Some(split) => DataFrame::new(state, split),
+                None => DataFrame::new(state, plan),
+            };
+        }
         Ok((schema, frame.collect().await?))
     }
 

@@ -17,6 +17,7 @@
 //! ## Layout
 //!
 //! - [`connector`]: the [`Connector`], a read-only DataFusion session with the catalog.
+//! - [`cache`]: the result cache: aggregates over closed days computed once per day.
 //! - [`catalog`]: the `lake`, `kafka` and `live` schemas, resolved per query.
 //! - [`tail`]: the Kafka records above a snapshot's offsets, read_committed, decoded.
 //! - [`live`]: a snapshot and its tail as one table.
@@ -26,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod catalog;
 pub mod connector;
 pub mod error;
@@ -34,5 +36,6 @@ pub mod server;
 pub mod tail;
 pub mod version;
 
+pub use cache::{CacheStats, ResultCache};
 pub use connector::{Connector, CATALOG};
 pub use error::{Error, Result};

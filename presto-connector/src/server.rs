@@ -259,6 +259,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Full
             "refused": state.metrics.refused.load(Ordering::Relaxed),
             "running": state.queries.lock().await.len(),
             "kafka_poison_skipped": state.connector.poison_skipped(),
+            "result_cache": state.connector.cache_stats(),
         })),
         _ => text(StatusCode::NOT_FOUND, "not a Trino client protocol endpoint\n"),
     }

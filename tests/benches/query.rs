@@ -108,27 +108,6 @@ async fn bench() {
     );
 }
 
-/// Spreads the sample's event times (the hour before its end) over `days` days, one partition hour
-/// after another.
-fn spread_over_days(records: Vec<SampleRecord>, days: i64) -> Vec<SampleRecord> {
-    let n = records.len() as i64;
-    records
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut r)| {
-            let text = String::from_utf8(r.value.clone()).unwrap();
-            let start = text.find("\"event_time\":\"").unwrap() + 14;
-            let at = chrono::DateTime::parse_from_rfc3339(&text[start..start + 27]).unwrap();
-            let shifted = at - chrono::Duration::hours(24 * days * i as i64 / n);
-            let time = shifted.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-            r.value = format!("{}{time}{}", &text[..start], &text[start + 27..]).into_bytes();
-            r
-        })
-        .collect()
-}
-
-use tidelake_lake::sample::SampleRecord;
-
 async fn send(producer: &rdkafka::producer::FutureProducer, topic: &str, key: &str, value: &str) -> Instant {
     producer.send(FutureRecord::to(topic).key(key).payload(value), Duration::from_secs(10)).await.unwrap();
     Instant::now()

@@ -101,6 +101,29 @@ pub fn events(events: usize, duplicate_ratio: f64, poison_ratio: f64, seed: u64)
     sample::generate(&SampleSpec { events, duplicate_ratio, poison_ratio, end_time_us: 1_795_435_200_000_000, seed })
 }
 
+/// Spreads the sample's event times (the hour before its end) over `days` days, one partition hour
+/// after another (records without a readable event time stay as they are).
+pub fn spread_over_days(records: Vec<SampleRecord>, days: i64) -> Vec<SampleRecord> {
+    let n = records.len() as i64;
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            let text = String::from_utf8(r.value.clone()).unwrap();
+            let Some(start) = text.find("\"event_time\":\"").map(|at| at + 14) else {
+                return r;
+            };
+            let Some(Ok(at)) = text.get(start..start + 27).map(chrono::DateTime::parse_from_rfc3339) else {
+                return r;
+            };
+            let shifted = at - chrono::Duration::hours(24 * days * i as i64 / n);
+            let time = shifted.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+            r.value = format!("{}{time}{}", &text[..start], &text[start + 27..]).into_bytes();
+            r
+        })
+        .collect()
+}
+
 /// A record of topic `ad_events`, partition 0, at `offset`, with `value` (for handlers fed without
 /// Kafka).
 pub fn local_record(offset: i64, value: String) -> tidelake_lake::KafkaRecord {

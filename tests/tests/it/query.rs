@@ -191,3 +191,96 @@ fn tidelake_query_prints_a_table_csv_and_json() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nothing"));
 }
+
+/// Every row of a query, each column as text, in the query's order.
+async fn rows(connector: &Connector, sql: &str) -> Vec<Vec<String>> {
+    let (_, batches) = connector.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut rows = Vec::new();
+    for batch in &batches {
+        for r in 0..batch.num_rows() {
+            let text = |c: usize| arrow::util::display::array_value_to_string(batch.column(c), r).unwrap();
+            rows.push((0..batch.num_columns()).map(text).collect());
+        }
+    }
+    rows
+}
+
+/// `n` click events of ad 1 at `time`, with fresh event UUIDs.
+fn clicks_at(time: &str, n: usize) -> Vec<SampleRecord> {
+    (0..n)
+        .map(|i| {
+            let id = format!("late-{i}");
+            let value = format!(
+                r#"{{"event_id":"{id}","event_time":"{time}","event_type":"click","ad_id":1,"campaign_id":1001,"user_id":"u-1","cost":"0.250000"}}"#
+            );
+            SampleRecord { key: b"1".to_vec(), value: value.into_bytes(), kind: Kind::Event, event_id: id }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboard_queries_over_closed_days_come_from_the_cache() {
+    // Four closed days (2026-11-20 to 23) of events, their minute rollup written by ingest.
+    let records = spread_over_days(events(6_000, 0.05, 0.01, 81), 3);
+    let topic = filled_topic("cache", 3, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config_with_rollup(dir.path(), &topic, &unique("group"), 1_000);
+    ingest_to_end(&path);
+    let config = load_config(&path);
+    let cached = Connector::new(config.clone()).unwrap().with_result_cache(64 << 20);
+    let plain = Connector::new(config).unwrap();
+    let stats = || cached.cache_stats().unwrap();
+
+    let dashboard = "SELECT campaign_id, sum(impressions) AS impressions, sum(clicks) AS clicks, sum(spend) AS spend, \
+                     max(max_cost) AS top, count(*) AS buckets FROM lake.ad_events_minute \
+                     WHERE minute >= TIMESTAMP '2026-11-20 00:00:00' AND minute < TIMESTAMP '2026-11-24 00:00:00' \
+                     GROUP BY campaign_id ORDER BY spend DESC, campaign_id LIMIT 5";
+    let expected = rows(&plain, dashboard).await;
+    assert_eq!(expected.len(), 5, "{expected:?}");
+    let first = rows(&cached, dashboard).await;
+    assert_eq!(first, expected);
+    let after_first = stats();
+    assert_eq!((after_first.misses, after_first.hits, after_first.split_queries), (4, 0, 1), "{after_first:?}");
+
+    // The second run: every day from the cache, the same rows.
+    assert_eq!(rows(&cached, dashboard).await, expected);
+    let after_second = stats();
+    assert_eq!((after_second.misses, after_second.hits), (4, 4), "{after_second:?}");
+    assert!(after_second.entries == 4 && after_second.bytes > 0, "{after_second:?}");
+
+    // A wider range and another limit share the days: conditions a whole day meets are not part
+    // of the signature, and the limit applies after the merge.
+    let wider = dashboard.replace("2026-11-20 00:00:00", "2026-11-01 00:00:00").replace("LIMIT 5", "LIMIT 3");
+    assert_eq!(rows(&cached, &wider).await, expected[..3]);
+    assert_eq!(stats().hits, 8, "{:?}", stats());
+    // Part of a day is its own entry, a day the range leaves out is not read; what it returns still
+    // equals the plain engine's answer.
+    let part = dashboard.replace("2026-11-20 00:00:00", "2026-11-21 12:00:00");
+    assert_eq!(rows(&cached, &part).await, rows(&plain, &part).await);
+    assert_eq!((stats().hits, stats().misses), (10, 5), "{:?}", stats());
+
+    // The data table is partitioned by date too; a global aggregate over it splits the same way.
+    let totals = "SELECT count(*), sum(cost), min(event_time), max(event_time) FROM lake.ad_events";
+    let average = "SELECT event_type, avg(cost) FROM lake.ad_events GROUP BY event_type ORDER BY event_type";
+    let raw = "SELECT event_type, count(*), sum(cost), min(event_time), max(event_time) FROM lake.ad_events GROUP BY event_type ORDER BY event_type";
+    assert_eq!(rows(&cached, raw).await, rows(&plain, raw).await);
+    assert_eq!(rows(&cached, totals).await, rows(&plain, totals).await);
+    assert_eq!(stats().misses, 13, "{:?}", stats());
+    // avg does not merge from per-day averages: that query runs whole, and is still right.
+    let splits = stats().split_queries;
+    assert_eq!(rows(&cached, average).await, rows(&plain, average).await);
+    assert_eq!(stats().split_queries, splits);
+
+    // A late event lands in 2026-11-21: that day is recomputed, the other three still hit, and the
+    // answer holds the late clicks.
+    produce(&producer(), &topic, &clicks_at("2026-11-21T10:00:00Z", 40)).await;
+    ingest_to_end(&path);
+    let (hits, misses) = (stats().hits, stats().misses);
+    let total = "SELECT sum(clicks), count(*) FROM lake.ad_events_minute \
+                 WHERE minute >= TIMESTAMP '2026-11-20 00:00:00' AND minute < TIMESTAMP '2026-11-24 00:00:00'";
+    let now = rows(&cached, dashboard).await;
+    assert_eq!(now, rows(&plain, dashboard).await);
+    assert_ne!(now, expected, "the late clicks are in the answer");
+    assert_eq!((stats().hits - hits, stats().misses - misses), (3, 1), "{:?}", stats());
+    assert_eq!(rows(&cached, total).await, rows(&plain, total).await);
+}

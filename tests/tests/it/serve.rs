@@ -20,10 +20,14 @@ struct Served {
 
 impl Served {
     async fn start(config: tidelake_lake::PipelineConfig, credentials: Credentials) -> Served {
+        Served::start_with(Connector::new(config).unwrap(), credentials).await
+    }
+
+    async fn start_with(connector: Connector, credentials: Credentials) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let connector = Arc::new(Connector::new(config).unwrap());
+        let connector = Arc::new(connector);
         tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
@@ -87,7 +91,8 @@ async fn lake_with_tail(
 async fn trino_and_presto_clients_get_rows_types_and_errors() {
     let (dir, topic, distinct) = lake_with_tail("serve", 5_000, 200, 3).await;
     let config = load_config(&dir.path().join("tidelake.toml"));
-    let served = Served::start(config, Credentials::default()).await;
+    let connector = Connector::new(config).unwrap().with_result_cache(16 << 20);
+    let served = Served::start_with(connector, Credentials::default()).await;
     let out = clients(served.port, &topic, None).await;
 
     let sum = format!("Decimal:{}", cost_sum(&distinct));
@@ -120,6 +125,15 @@ async fn trino_and_presto_clients_get_rows_types_and_errors() {
     let presto_sum = format!("str:{}", cost_sum(&distinct));
     assert_eq!(out["presto_live_totals"]["rows"], json!([["int:5200", "int:5200", presto_sum]]));
     assert_eq!(out["presto_bad_syntax"]["error"], "PrestoUserError", "{}", out["presto_bad_syntax"]);
+
+    // The dashboard query's second run came from the result cache, with the same rows; the server's
+    // metrics say so.
+    let first = &out["dashboard_first"]["rows"];
+    assert_eq!(first.as_array().map(|r| r.len()), Some(2), "{}", out["dashboard_first"]);
+    assert_eq!(out["dashboard_again"]["rows"], *first);
+    let cache = &out["metrics"]["result_cache"];
+    assert!(cache["hits"].as_u64().unwrap() >= 1, "{}", out["metrics"]);
+    assert!(cache["hit_rate"].as_f64().unwrap() > 0.0, "{}", out["metrics"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

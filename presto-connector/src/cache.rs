@@ -1,0 +1,589 @@
+//! The result cache: an aggregate over a long range of a lake table computes each closed day once.
+//!
+//! A query whose plan aggregates one `lake` table partitioned by `event_date` (every rollup table,
+//! and data tables partitioned by date) with mergeable functions only (`count`, `sum`, `min`,
+//! `max`, without `DISTINCT` or `FILTER`) is split per day: the aggregate runs once per
+//! `event_date` partition with the query's own filters, each closed day's partial result is kept,
+//! and the partials are merged per group before the rest of the plan (`HAVING`, `ORDER BY`,
+//! `LIMIT`, joins) runs on them.
+//!
+//! - Signature: the day's sub-plan as the optimizer leaves it (table, projected columns, filters,
+//!   grouping and aggregate expressions), with the conditions that every row of the day meets
+//!   taken out. A dashboard's `hour >= '2026-11-01'` and a wider `hour >= '2026-10-25'` share the
+//!   entry of 2026-11-03; `LIMIT` and ordering apply after the merge, so they share it too.
+//! - Validity: an entry holds the fingerprint of its day's data files (paths and sizes in the
+//!   snapshot). A commit that adds or removes a file of that day (a late event, compaction, a
+//!   reprocess) makes the next lookup recompute the day; other days stay cached.
+//! - Closed days: the days before today (UTC). Today is computed at every query and never kept.
+//! - Size: entries are dropped least recently used first above the configured byte budget.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use chrono::{NaiveDate, Utc};
+use datafusion::catalog::MemTable;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DataFusionError, ScalarValue};
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::execution::SessionState;
+use datafusion::functions::core::expr_fn::coalesce;
+use datafusion::functions_aggregate::expr_fn::{max, min, sum};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{
+    cast, lit, Aggregate, Between, BinaryExpr, Expr, Filter, LogicalPlan, LogicalPlanBuilder, Operator, Projection,
+    TableScan, TableScanBuilder,
+};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::LakeTable;
+use crate::error::Result;
+
+/// Days computed at once when a query is split.
+const PARALLEL_DAYS: usize = 4;
+
+/// Partial aggregates per closed day, shared by every query of a [`Connector`](crate::Connector).
+#[derive(Debug)]
+pub struct ResultCache {
+    max_bytes: usize,
+    entries: Mutex<Entries>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    open_days: AtomicU64,
+    split_queries: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<String, Entry>,
+    bytes: usize,
+    clock: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    fingerprint: [u8; 32],
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    used: u64,
+}
+
+/// What the cache has done since start, for the server's metrics.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct CacheStats {
+    /// Closed days served from the cache.
+    pub hits: u64,
+    /// Closed days computed (first seen, or their files changed) and kept.
+    pub misses: u64,
+    /// Open days (today) computed, never kept.
+    pub open_days: u64,
+    /// Queries split per day.
+    pub split_queries: u64,
+    /// `hits / (hits + misses)`, 0 before any lookup.
+    pub hit_rate: f64,
+    /// Entries held.
+    pub entries: usize,
+    /// Bytes held (Arrow buffers).
+    pub bytes: usize,
+}
+
+/// The columns that place a row in a day: the `event_date` partition column, and the timestamp
+/// column whose UTC day it is (the bucket column of a rollup table, the event time of a data table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayColumns {
+    /// The `date` partition column.
+    pub date: String,
+    /// The timestamp column the date is the UTC day of, when it is not nullable.
+    pub time: Option<String>,
+}
+
+/// One aggregate of the plan that can be split, with what is needed to split it.
+struct Candidate {
+    aggregate: LogicalPlan,
+    table: Arc<LakeTable>,
+}
+
+/// How much of one day a condition keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cover {
+    All,
+    Some,
+    None,
+}
+
+impl ResultCache {
+    /// A cache holding at most `max_bytes` of partial results.
+    pub fn new(max_bytes: usize) -> Self {
+        ResultCache {
+            max_bytes,
+            entries: Mutex::new(Entries::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            open_days: AtomicU64::new(0),
+            split_queries: AtomicU64::new(0),
+        }
+    }
+
+    /// The counters and size.
+    pub fn stats(&self) -> CacheStats {
+        let (hits, misses) = (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed));
+        let entries = self.entries.lock().expect("cache lock");
+        CacheStats {
+            hits,
+            misses,
+            open_days: self.open_days.load(Ordering::Relaxed),
+            split_queries: self.split_queries.load(Ordering::Relaxed),
+            hit_rate: if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+            entries: entries.map.len(),
+            bytes: entries.bytes,
+        }
+    }
+
+    /// `plan` (optimized) with each splittable aggregate replaced by the merge of its days, or
+    /// `None` when nothing in it can be split.
+    pub(crate) async fn rewrite(&self, state: &SessionState, plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+        if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+            return Ok(None);
+        }
+        let candidates = candidates(plan)?;
+        let today = Utc::now().date_naive();
+        let mut replacements = Vec::new();
+        for candidate in candidates {
+            let days = day_files(&candidate.table)?;
+            if !days.keys().any(|d| *d < today) {
+                continue;
+            }
+            let merged = self.merge_days(state, &candidate, &days, today).await?;
+            replacements.push((candidate.aggregate, merged));
+        }
+        if replacements.is_empty() {
+            return Ok(None);
+        }
+        self.split_queries.fetch_add(1, Ordering::Relaxed);
+        let rewritten = plan.clone().transform_up(|node| {
+            match replacements.iter().position(|(aggregate, _)| *aggregate == node) {
+                Some(i) => Ok(Transformed::yes(replacements[i].1.clone())),
+                None => Ok(Transformed::no(node)),
+            }
+        })?;
+        Ok(Some(rewritten.data))
+    }
+
+    /// The aggregate's result from its per-day partials: a plan with the aggregate's own schema.
+    async fn merge_days(
+        &self,
+        state: &SessionState,
+        candidate: &Candidate,
+        days: &BTreeMap<NaiveDate, [u8; 32]>,
+        today: NaiveDate,
+    ) -> Result<LogicalPlan> {
+        let LogicalPlan::Aggregate(aggregate) = &candidate.aggregate else { unreachable!("candidates are aggregates") };
+        let columns = candidate.table.day_columns().expect("candidates have day columns");
+        let per_day: Vec<_> = days
+            .iter()
+            .map(|(day, fingerprint)| self.day(state, aggregate, columns, *day, fingerprint, today))
+            .collect();
+        let partials: Vec<Vec<RecordBatch>> =
+            futures::stream::iter(per_day).buffered(PARALLEL_DAYS).try_collect().await?;
+        let partial_schema = Arc::new(Schema::new(
+            aggregate
+                .schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let batches = partials
+            .into_iter()
+            .flatten()
+            .map(|b| RecordBatch::try_new(partial_schema.clone(), b.columns().to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(DataFusionError::from)?;
+        merge_plan(aggregate, partial_schema, batches)
+    }
+
+    /// One day's partial aggregate: from the cache when the day is closed and its files are those
+    /// it was computed from; otherwise computed (and kept when closed). No rows when the query's
+    /// conditions exclude the whole day.
+    async fn day(
+        &self,
+        state: &SessionState,
+        aggregate: &Aggregate,
+        columns: &DayColumns,
+        day: NaiveDate,
+        fingerprint: &[u8; 32],
+        today: NaiveDate,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some(input) = restrict(&aggregate.input, columns, day)? else {
+            return Ok(Vec::new());
+        };
+        let plan = LogicalPlan::Aggregate(Aggregate::try_new(
+            Arc::new(input),
+            aggregate.group_expr.clone(),
+            aggregate.aggr_expr.clone(),
+        )?);
+        let closed = day < today;
+        let signature = plan.display_indent().to_string();
+        if closed {
+            if let Some(batches) = self.lookup(&signature, fingerprint) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(batches);
+            }
+        }
+        let physical = state.create_physical_plan(&plan).await?;
+        let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
+        if closed {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            self.insert(signature, *fingerprint, batches.clone());
+        } else {
+            self.open_days.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(batches)
+    }
+
+    fn lookup(&self, signature: &str, fingerprint: &[u8; 32]) -> Option<Vec<RecordBatch>> {
+        let mut entries = self.entries.lock().expect("cache lock");
+        entries.clock += 1;
+        let clock = entries.clock;
+        let entry = entries.map.get_mut(signature).filter(|e| e.fingerprint == *fingerprint)?;
+        entry.used = clock;
+        Some(entry.batches.clone())
+    }
+
+    fn insert(&self, signature: String, fingerprint: [u8; 32], batches: Vec<RecordBatch>) {
+        let bytes = signature.len() + batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
+        if bytes > self.max_bytes {
+            return;
+        }
+        let mut entries = self.entries.lock().expect("cache lock");
+        entries.clock += 1;
+        let used = entries.clock;
+        if let Some(old) = entries.map.insert(signature, Entry { fingerprint, batches, bytes, used }) {
+            entries.bytes -= old.bytes;
+        }
+        entries.bytes += bytes;
+        while entries.bytes > self.max_bytes {
+            let Some(oldest) = entries.map.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            let gone = entries.map.remove(&oldest).expect("the key was just found");
+            entries.bytes -= gone.bytes;
+        }
+    }
+}
+
+/// The aggregates of `plan` that read one day-partitioned lake table through projections, filters
+/// and aliases only, with mergeable aggregate functions and nothing volatile.
+fn candidates(plan: &LogicalPlan) -> Result<Vec<Candidate>> {
+    let mut found = Vec::new();
+    plan.apply(|node| {
+        if let LogicalPlan::Aggregate(aggregate) = node {
+            if let Some(table) = splittable(aggregate) {
+                found.push(Candidate { aggregate: node.clone(), table });
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(found)
+}
+
+fn splittable(aggregate: &Aggregate) -> Option<Arc<LakeTable>> {
+    let fields = aggregate.group_expr.len() + aggregate.aggr_expr.len();
+    if aggregate.schema.fields().len() != fields
+        || aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_)) || e.is_volatile())
+        || !aggregate.aggr_expr.iter().all(|e| merge_function(e).is_some() && !e.is_volatile())
+    {
+        return None;
+    }
+    let mut node = aggregate.input.as_ref();
+    loop {
+        if node.expressions().iter().any(|e| e.is_volatile()) {
+            return None;
+        }
+        node = match node {
+            LogicalPlan::Projection(p) => &p.input,
+            LogicalPlan::Filter(f) => &f.input,
+            LogicalPlan::SubqueryAlias(a) => &a.input,
+            LogicalPlan::TableScan(scan) if scan.fetch.is_none() => {
+                let provider = source_as_provider(&scan.source).ok()?;
+                let table = Arc::downcast::<LakeTable>(provider as Arc<dyn std::any::Any + Send + Sync>).ok()?;
+                return table.day_columns().is_some().then_some(table);
+            }
+            _ => return None,
+        };
+    }
+}
+
+/// How a partial of this aggregate expression is merged: the function's name.
+fn merge_function(expr: &Expr) -> Option<&'static str> {
+    let expr = match expr {
+        Expr::Alias(alias) => alias.expr.as_ref(),
+        other => other,
+    };
+    let Expr::AggregateFunction(AggregateFunction { func, params }) = expr else {
+        return None;
+    };
+    if params.distinct || params.filter.is_some() || !params.order_by.is_empty() {
+        return None;
+    }
+    match func.name() {
+        "count" => Some("count"),
+        "sum" => Some("sum"),
+        "min" => Some("min"),
+        "max" => Some("max"),
+        _ => None,
+    }
+}
+
+/// The merge of the partial rows into the aggregate's result, under the aggregate's own column
+/// names and types, so the plan above it reads it unchanged.
+fn merge_plan(aggregate: &Aggregate, partial_schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<LogicalPlan> {
+    let groups = aggregate.group_expr.len();
+    let table = MemTable::try_new(partial_schema.clone(), vec![batches])?;
+    let scan = LogicalPlanBuilder::scan("tidelake_day_partials", provider_as_source(Arc::new(table)), None)?;
+    let group_by: Vec<Expr> = (0..groups).map(|i| Expr::Column(Column::new_unqualified(format!("c{i}")))).collect();
+    let merges: Vec<Expr> = aggregate
+        .aggr_expr
+        .iter()
+        .enumerate()
+        .map(|(j, e)| {
+            let partial = Expr::Column(Column::new_unqualified(format!("c{}", groups + j)));
+            match merge_function(e).expect("checked when the candidate was found") {
+                "count" => sum(partial),
+                "sum" => sum(partial),
+                "min" => min(partial),
+                _ => max(partial),
+            }
+        })
+        .collect();
+    let merged = scan.aggregate(group_by, merges)?.build()?;
+    let restored: Vec<Expr> = aggregate
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            let (q, f) = merged.schema().qualified_field(i);
+            let mut value = Expr::Column(Column::new(q.cloned(), f.name()));
+            let is_count = i >= groups && merge_function(&aggregate.aggr_expr[i - groups]) == Some("count");
+            if is_count {
+                value = coalesce(vec![value, lit(0i64)]);
+            }
+            if f.data_type() != field.data_type() || is_count {
+                value = cast(value, field.data_type().clone());
+            }
+            value.alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect();
+    Ok(LogicalPlan::Projection(Projection::try_new(restored, Arc::new(merged))?))
+}
+
+/// `input` narrowed to one day: conditions that keep the whole day dropped, `None` when one keeps
+/// none of it, and `date = day` on the scan.
+fn restrict(input: &LogicalPlan, columns: &DayColumns, day: NaiveDate) -> Result<Option<LogicalPlan>> {
+    let narrowed = match input {
+        LogicalPlan::Filter(filter) => {
+            let Some(kept) = kept_conditions(&filter.predicate, columns, day) else {
+                return Ok(None);
+            };
+            let Some(below) = restrict(&filter.input, columns, day)? else {
+                return Ok(None);
+            };
+            match conjunction(kept) {
+                Some(predicate) => LogicalPlan::Filter(Filter::try_new(predicate, Arc::new(below))?),
+                None => below,
+            }
+        }
+        LogicalPlan::TableScan(scan) => return scan_of_day(scan, columns, day),
+        other => {
+            let Some(below) = restrict(other.inputs()[0], columns, day)? else {
+                return Ok(None);
+            };
+            other.with_new_exprs(other.expressions(), vec![below])?
+        }
+    };
+    Ok(Some(narrowed))
+}
+
+/// The scan with its day-wide conditions dropped and `date = day` applied above it, projected back
+/// to the scan's own columns.
+fn scan_of_day(scan: &TableScan, columns: &DayColumns, day: NaiveDate) -> Result<Option<LogicalPlan>> {
+    let mut filters = Vec::new();
+    for filter in &scan.filters {
+        match kept_conditions(filter, columns, day) {
+            None => return Ok(None),
+            Some(kept) => filters.extend(conjunction(kept)),
+        }
+    }
+    let schema = scan.source.schema();
+    let date_index = schema.index_of(&columns.date).map_err(DataFusionError::from)?;
+    let mut projection = scan.projection.clone().unwrap_or_else(|| (0..schema.fields().len()).collect());
+    if !projection.contains(&date_index) {
+        projection.push(date_index);
+    }
+    let widened = TableScanBuilder::new(scan.table_name.clone(), scan.source.clone())
+        .with_projection(Some(projection))
+        .with_filters(filters)
+        .build()?;
+    let date = Expr::Column(Column::new(Some(scan.table_name.clone()), &columns.date));
+    let same_day = date.eq(lit(ScalarValue::Date32(Some(day_number(day)))));
+    let filtered = Filter::try_new(same_day, Arc::new(LogicalPlan::TableScan(widened)))?;
+    let columns: Vec<Expr> = scan.projected_schema.columns().into_iter().map(Expr::Column).collect();
+    Ok(Some(LogicalPlan::Projection(Projection::try_new(columns, Arc::new(LogicalPlan::Filter(filtered)))?)))
+}
+
+/// The conjuncts of `predicate` that do not keep all of `day`, or `None` when one keeps none of it.
+fn kept_conditions(predicate: &Expr, columns: &DayColumns, day: NaiveDate) -> Option<Vec<Expr>> {
+    let mut kept = Vec::new();
+    for condition in split_conjunction(predicate) {
+        match cover(condition, columns, day) {
+            Cover::All => {}
+            Cover::Some => kept.push(condition.clone()),
+            Cover::None => return None,
+        }
+    }
+    Some(kept)
+}
+
+/// How much of `day` one condition keeps: only comparisons of the date or time column with a
+/// literal are judged; anything else may keep some of it.
+fn cover(condition: &Expr, columns: &DayColumns, day: NaiveDate) -> Cover {
+    match condition {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (column, op, value) = match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
+                (Expr::Literal(v, _), Expr::Column(c)) => match op.swap() {
+                    Some(op) => (c, op, v),
+                    None => return Cover::Some,
+                },
+                _ => return Cover::Some,
+            };
+            if column.name == columns.date {
+                match value {
+                    ScalarValue::Date32(Some(v)) => {
+                        compare(op, day_number(day) as i128, day_number(day) as i128, *v as i128)
+                    }
+                    _ => Cover::Some,
+                }
+            } else if columns.time.as_deref() == Some(column.name.as_str()) {
+                match nanos(value) {
+                    Some(v) => {
+                        let start = day_number(day) as i128 * 86_400 * 1_000_000_000;
+                        compare(op, start, start + 86_400 * 1_000_000_000 - 1, v)
+                    }
+                    None => Cover::Some,
+                }
+            } else {
+                Cover::Some
+            }
+        }
+        Expr::Between(Between { expr, negated: false, low, high }) => {
+            let low = Expr::BinaryExpr(BinaryExpr::new(expr.clone(), Operator::GtEq, low.clone()));
+            let high = Expr::BinaryExpr(BinaryExpr::new(expr.clone(), Operator::LtEq, high.clone()));
+            match (cover(&low, columns, day), cover(&high, columns, day)) {
+                (Cover::None, _) | (_, Cover::None) => Cover::None,
+                (Cover::All, Cover::All) => Cover::All,
+                _ => Cover::Some,
+            }
+        }
+        _ => Cover::Some,
+    }
+}
+
+/// How `x op v` holds over the values `first..=last`.
+fn compare(op: Operator, first: i128, last: i128, v: i128) -> Cover {
+    let (all, none) = match op {
+        Operator::GtEq => (first >= v, last < v),
+        Operator::Gt => (first > v, last <= v),
+        Operator::Lt => (last < v, first >= v),
+        Operator::LtEq => (last <= v, first > v),
+        Operator::Eq => (first == last && first == v, v < first || v > last),
+        Operator::NotEq => (v < first || v > last, first == last && first == v),
+        _ => (false, false),
+    };
+    match (all, none) {
+        (true, _) => Cover::All,
+        (_, true) => Cover::None,
+        _ => Cover::Some,
+    }
+}
+
+/// A timestamp literal in nanoseconds since the epoch.
+fn nanos(value: &ScalarValue) -> Option<i128> {
+    Some(match value {
+        ScalarValue::TimestampSecond(Some(v), _) => *v as i128 * 1_000_000_000,
+        ScalarValue::TimestampMillisecond(Some(v), _) => *v as i128 * 1_000_000,
+        ScalarValue::TimestampMicrosecond(Some(v), _) => *v as i128 * 1_000,
+        ScalarValue::TimestampNanosecond(Some(v), _) => *v as i128,
+        _ => return None,
+    })
+}
+
+fn day_number(day: NaiveDate) -> i32 {
+    (day - NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch")).num_days() as i32
+}
+
+/// Each day of the table's snapshot with the fingerprint of its data files.
+fn day_files(table: &LakeTable) -> Result<BTreeMap<NaiveDate, [u8; 32]>> {
+    let columns = table.day_columns().expect("candidates have day columns");
+    let snapshot = table.table().snapshot().map_err(crate::error::Error::delta(&columns.date))?;
+    let mut files: BTreeMap<NaiveDate, Vec<(String, i64)>> = BTreeMap::new();
+    for file in snapshot.log_data().iter() {
+        let date = file.partition_values_map().get(&columns.date).cloned().flatten();
+        if let Some(day) = date.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()) {
+            files.entry(day).or_default().push((file.path().to_string(), file.size()));
+        }
+    }
+    Ok(files
+        .into_iter()
+        .map(|(day, mut list)| {
+            list.sort();
+            let mut hash = Sha256::new();
+            for (path, size) in list {
+                hash.update(path.as_bytes());
+                hash.update(size.to_le_bytes());
+            }
+            (day, hash.finalize().into())
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::col;
+
+    use super::*;
+
+    fn columns() -> DayColumns {
+        DayColumns { date: "event_date".into(), time: Some("hour".into()) }
+    }
+
+    fn hour_at(text: &str) -> Expr {
+        let micros = chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros();
+        lit(ScalarValue::TimestampMicrosecond(Some(micros), Some("UTC".into())))
+    }
+
+    #[test]
+    fn conditions_on_the_time_column_are_judged_per_day() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 3).unwrap();
+        let judge = |e: Expr| cover(&e, &columns(), day);
+        assert_eq!(judge(col("hour").gt_eq(hour_at("2026-11-01T00:00:00Z"))), Cover::All);
+        assert_eq!(judge(col("hour").gt_eq(hour_at("2026-11-03T00:00:00Z"))), Cover::All);
+        assert_eq!(judge(col("hour").gt(hour_at("2026-11-03T00:00:00Z"))), Cover::Some);
+        assert_eq!(judge(col("hour").lt(hour_at("2026-11-03T00:00:00Z"))), Cover::None);
+        assert_eq!(judge(col("hour").lt(hour_at("2026-11-04T00:00:00Z"))), Cover::All);
+        assert_eq!(judge(col("hour").lt_eq(hour_at("2026-11-03T12:00:00Z"))), Cover::Some);
+        assert_eq!(judge(hour_at("2026-11-05T00:00:00Z").gt(col("hour"))), Cover::All);
+        assert_eq!(judge(col("campaign_id").eq(lit(7))), Cover::Some);
+        let date = |d: NaiveDate| lit(ScalarValue::Date32(Some(day_number(d))));
+        assert_eq!(judge(col("event_date").eq(date(day))), Cover::All);
+        assert_eq!(judge(col("event_date").not_eq(date(day))), Cover::None);
+        assert_eq!(judge(col("event_date").between(date(day.pred_opt().unwrap()), date(day))), Cover::All);
+        assert_eq!(judge(col("event_date").between(date(day.succ_opt().unwrap()), date(day))), Cover::None);
+    }
+}
