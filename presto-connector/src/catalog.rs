@@ -25,7 +25,8 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use deltalake::DeltaTable;
 use tidelake_lake::dedup::UuidIndex;
-use tidelake_lake::{PipelineConfig, TableSpec};
+use tidelake_lake::rollup::{Grain, RollupSpec};
+use tidelake_lake::{PipelineConfig, TableSpec, TopicPartition};
 use tokio::sync::Mutex;
 
 use crate::cache::DayColumns;
@@ -71,6 +72,87 @@ impl Shared {
                 side.chain(rollups).collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// The data table and rollup whose minute table is `name`.
+    fn minute_table(&self, name: &str) -> Option<(&TableSpec, &RollupSpec)> {
+        self.config.tables.iter().find_map(|spec| match minute_name(spec) {
+            Some((rollup, minute)) if minute == name => Some((spec, rollup)),
+            _ => None,
+        })
+    }
+
+    /// `live.<t>_minute`: the minute table's rows and the partial minute rows of the records above
+    /// the offsets it holds.
+    ///
+    /// Those records are the data table's rows the minute table does not cover yet (ingest writes
+    /// the minute commit right after the data commit, or catches up later after a crash) and the
+    /// Kafka tail above the data table. So the tail is read above the minute table's offsets and
+    /// deduplicated against the data snapshot that holds exactly those offsets, the way ingest
+    /// deduplicated them, then aggregated with ingest's own minute aggregation.
+    async fn live_minute(&self, spec: &TableSpec, rollup: &RollupSpec) -> Result<LiveTable> {
+        let name = rollup.table_name(Grain::Minute);
+        let location = rollup.location(Grain::Minute).expect("a minute table has a location");
+        let mut index = self.indexes[&spec.name].lock().await;
+        let minute = self.open(&name, location, &TableVersion::Latest).await?;
+        let tail = tail::read(&self.config, spec, minute.as_ref()).await?;
+        self.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
+        let data = self.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
+        let latest = data.as_ref().and_then(|d| d.version());
+        let covered = match data {
+            Some(data) => Some(self.covered_by(spec, data, minute.as_ref(), &tail).await?),
+            None => None,
+        };
+        let mut older_index = UuidIndex::default();
+        let index = match covered.as_ref().and_then(|c| c.version()) == latest {
+            true => &mut *index,
+            false => &mut older_index,
+        };
+        let covered = match covered {
+            Some(table) => Some(LakeTable::new(table).await?),
+            None => None,
+        };
+        let new_rows = LiveTable::new(spec, covered, &tail, index).await?;
+        let decoded = crate::live::conform(new_rows.new_rows(), &tail.rows.schema())?;
+        let partials = tidelake_lake::aggregate::minute_partials(rollup, &spec.event_time, &decoded)?;
+        let minute = match minute {
+            Some(table) => Some(LakeTable::new(table).await?),
+            None => None,
+        };
+        LiveTable::of_rollup(minute, partials)
+    }
+
+    /// The snapshot of the data table (`data` at its latest version, or an earlier one) that holds
+    /// exactly the offsets `minute` holds.
+    async fn covered_by(
+        &self,
+        spec: &TableSpec,
+        mut data: DeltaTable,
+        minute: Option<&DeltaTable>,
+        tail: &tail::Tail,
+    ) -> Result<DeltaTable> {
+        let partitions: Vec<TopicPartition> =
+            tail.ranges.keys().map(|p| TopicPartition::new(&spec.topic, *p)).collect();
+        let wanted = match minute {
+            Some(minute) => tidelake_lake::delta::committed_offsets(&spec.name, minute, &partitions).await?,
+            None => HashMap::new(),
+        };
+        for _ in 0..COVERED_LOOKBACK {
+            if tidelake_lake::delta::committed_offsets(&spec.name, &data, &partitions).await? == wanted {
+                return Ok(data);
+            }
+            match data.version() {
+                Some(version) if version > 0 => {
+                    data.load_version(version - 1).await.map_err(Error::delta(&spec.name))?
+                }
+                _ => break,
+            }
+        }
+        Err(Error::Query(DataFusionError::Plan(format!(
+            "live: no version of `{}` among its last {COVERED_LOOKBACK} holds the offsets its minute table holds \
+             ({wanted:?}); the next ingest batch of those partitions catches the minute table up",
+            spec.name
+        ))))
     }
 
     /// The day columns of lake table `name` (its `event_date` partition and the timestamp it is
@@ -248,12 +330,16 @@ pub struct LiveSchema(pub Arc<Shared>);
 #[async_trait]
 impl SchemaProvider for LiveSchema {
     fn table_names(&self) -> Vec<String> {
-        self.0.config.tables.iter().map(|t| t.name.clone()).collect()
+        let minutes = self.0.config.tables.iter().filter_map(|t| minute_name(t).map(|(_, name)| name));
+        self.0.config.tables.iter().map(|t| t.name.clone()).chain(minutes).collect()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let Some(spec) = self.0.spec(name) else {
-            return Ok(None);
+            return match self.0.minute_table(name) {
+                Some((spec, rollup)) => Ok(Some(Arc::new(self.0.live_minute(spec, rollup).await?))),
+                None => Ok(None),
+            };
         };
         // The snapshot, its tail and the index's check against it belong together: one query at a
         // time per table moves the index, and only forward.
@@ -275,6 +361,16 @@ impl SchemaProvider for LiveSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.0.spec(name).is_some()
+        self.0.spec(name).is_some() || self.0.minute_table(name).is_some()
     }
 }
+
+/// The rollup of `spec` and the name of its minute table, when it keeps minutes.
+fn minute_name(spec: &TableSpec) -> Option<(&RollupSpec, String)> {
+    let rollup = spec.rollup.as_ref()?;
+    rollup.location(Grain::Minute)?;
+    Some((rollup, rollup.table_name(Grain::Minute)))
+}
+
+/// Versions of the data table looked back through for the one a minute table covers.
+const COVERED_LOOKBACK: usize = 100;

@@ -57,6 +57,7 @@ impl Connector {
         catalog.register_schema("kafka", Arc::new(KafkaSchema(shared.clone())))?;
         catalog.register_schema("live", Arc::new(LiveSchema(shared.clone())))?;
         ctx.register_catalog(CATALOG, Arc::new(catalog));
+        ctx.register_udaf(crate::functions::sketch_distinct());
         Ok(Connector { ctx, shared, cache: None })
     }
 

@@ -20,6 +20,7 @@
 //! - [`cache`]: the result cache: aggregates over closed days computed once per day.
 //! - [`catalog`]: the `lake`, `kafka` and `live` schemas, resolved per query.
 //! - [`tail`]: the Kafka records above a snapshot's offsets, read_committed, decoded.
+//! - [`functions`]: `sketch_distinct`, the merge of rollup sketches.
 //! - [`live`]: a snapshot and its tail as one table.
 //! - [`server`]: the Trino client protocol over HTTP (`tidelake serve`).
 //! - [`version`]: time travel (`FOR VERSION AS OF`, `FOR TIMESTAMP AS OF`, `"t@v3"`).
@@ -31,6 +32,7 @@ pub mod cache;
 pub mod catalog;
 pub mod connector;
 pub mod error;
+pub mod functions;
 pub mod live;
 pub mod server;
 pub mod tail;

@@ -6,6 +6,11 @@
 //! event UUID, within the tail and against the table's rows in the dedup window, with the same
 //! index and selection ingest uses ([`tidelake_lake::dedup`]). So `count(*)` over a live table is
 //! what the table will hold once ingest has caught up.
+//!
+//! A rollup's minute table is live the same way: its rows, and the partial minute rows of the
+//! records above the offsets it holds, aggregated as ingest will aggregate them (see
+//! [`LiveSchema`](crate::catalog::LiveSchema)). Rows of one key and minute add up, as they do in
+//! the lake table before compaction merges them.
 
 use std::sync::Arc;
 
@@ -54,11 +59,28 @@ impl LiveTable {
         let tail = conform(&new_rows, &schema)?;
         Ok(LiveTable { schema, lake, tail, duplicates: counts.dropped() })
     }
+
+    /// A rollup table's minute rows (when the table exists) united with `partials`, the partial
+    /// minute rows of the records it does not hold yet.
+    pub fn of_rollup(minute: Option<LakeTable>, partials: RecordBatch) -> Result<Self> {
+        let schema = match &minute {
+            Some(minute) => minute.schema(),
+            None => partials.schema(),
+        };
+        let tail = conform(&partials, &schema)?;
+        Ok(LiveTable { schema, lake: minute, tail, duplicates: 0 })
+    }
+
+    /// The tail's rows that are new to the lake: what ingest will write for it.
+    pub fn new_rows(&self) -> &RecordBatch {
+        &self.tail
+    }
 }
 
-/// The tail's rows with the columns and types of the lake's scan (partition columns may come out
-/// of the Delta scan typed differently than the decoder builds them).
-fn conform(rows: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+/// `rows` with the columns and types of `schema`: the tail's rows as the lake's scan types them
+/// (partition columns and strings may come out of the Delta scan typed differently than the decoder
+/// builds them), or back.
+pub(crate) fn conform(rows: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let columns = schema
         .fields()
         .iter()

@@ -58,10 +58,13 @@ async fn live_counts_every_event_once_while_ingest_runs() {
     let distinct = valid_events(&records);
     let topic = filled_topic("live", 3, &records).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), &topic, &unique("group"), 300);
+    let path = write_config_with_rollup(dir.path(), &topic, &unique("group"), 300);
     let connector = Connector::new(load_config(&path)).unwrap();
     let expected = vec![distinct.len().to_string(), distinct.len().to_string(), cost_sum(&distinct)];
     let live = "SELECT count(*), count(DISTINCT event_id), sum(cost) FROM live.ad_events";
+    // The minute rollup, live: its rows and the partial rows of what it does not hold yet.
+    let expected_minutes = vec![distinct.len().to_string(), cost_sum(&distinct)];
+    let live_minutes = "SELECT sum(impressions) + sum(clicks), sum(spend) FROM live.ad_events_minute";
 
     let mut ingest = Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
         .args(["ingest", "--config", path.to_str().unwrap(), "--stop-at-end"])
@@ -76,6 +79,7 @@ async fn live_counts_every_event_once_while_ingest_runs() {
         // The lake first: the live probe after it reads a snapshot at least this new.
         let lake = number_or_missing(&connector, "SELECT count(*) FROM lake.ad_events").await.unwrap_or(0);
         assert_eq!(row(&connector, live).await, expected, "probe {probes}, lake at {lake} rows");
+        assert_eq!(row(&connector, live_minutes).await, expected_minutes, "probe {probes}: live minutes");
         probes += 1;
         lake_counts.insert(lake);
         if !running {
@@ -88,6 +92,9 @@ async fn live_counts_every_event_once_while_ingest_runs() {
     assert_eq!(number(&connector, "SELECT count(*) FROM lake.ad_events").await, distinct.len() as i64);
     assert_eq!(number(&connector, &format!("SELECT count(*) FROM kafka.\"{topic}\"")).await, 0);
     assert_eq!(row(&connector, live).await, expected);
+    assert_eq!(row(&connector, live_minutes).await, expected_minutes);
+    let lake_minutes = live_minutes.replace("live.", "lake.");
+    assert_eq!(row(&connector, &lake_minutes).await, expected_minutes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -95,7 +102,7 @@ async fn fresh_records_are_live_before_any_commit_and_join_the_lake() {
     let first = events(2_000, 0.0, 0.0, 52);
     let topic = filled_topic("fresh", 2, &first).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), &topic, &unique("group"), 700);
+    let path = write_config_with_rollup(dir.path(), &topic, &unique("group"), 700);
     ingest_to_end(&path);
     let config = load_config(&path);
     let commits = open(&config.tables[0].location, &config.storage_options).await.version().unwrap();
@@ -118,6 +125,17 @@ async fn fresh_records_are_live_before_any_commit_and_join_the_lake() {
         row(&connector, "SELECT count(*), count(DISTINCT event_id), sum(cost) FROM live.ad_events").await,
         ["2300".to_string(), "2300".to_string(), cost_sum(&all)]
     );
+    // The live minute rollup adds up to the live rows, and its sketches merge to their distinct users.
+    let minutes = "SELECT sum(impressions) + sum(clicks), sum(spend), sketch_distinct(unique_users_sketch) \
+                   FROM live.ad_events_minute";
+    let users = "SELECT count(*), sum(cost), count(DISTINCT user_id) FROM live.ad_events";
+    let (by_minute, by_row) = (row(&connector, minutes).await, row(&connector, users).await);
+    assert_eq!(by_minute[..2], by_row[..2], "{minutes}");
+    let (estimate, exact): (f64, f64) = (by_minute[2].parse().unwrap(), by_row[2].parse().unwrap());
+    assert!((estimate - exact).abs() <= exact * 0.03, "{estimate} users estimated, {exact} distinct");
+    let lake_minutes = row(&connector, &minutes.replace("live.", "lake.")).await;
+    assert_eq!(lake_minutes[0], "2000", "the lake's minute rows hold the ingested events only");
+
     // Each record of the tail is where Kafka holds it, above the lake's offsets.
     let positions = row(
         &connector,

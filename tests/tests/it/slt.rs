@@ -88,7 +88,7 @@ async fn the_catalogs_behave_as_the_slt_files_say() {
         .collect();
     let topic = filled_topic("slt", 1, &ingested[..5]).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), &topic, &unique("group"), 1_000);
+    let path = write_config_with_rollup(dir.path(), &topic, &unique("group"), 1_000);
     ingest_to_end(&path);
     produce(&producer(), &topic, &ingested[5..]).await;
     ingest_to_end(&path);
