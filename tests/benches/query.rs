@@ -1,12 +1,17 @@
-//! Query benchmark against the real broker: how fresh `live` is, and what a query costs.
+//! Query benchmark against the real broker: how fresh `live` is, what a dashboard query costs
+//! through `tidelake serve` against DuckDB on the same files, and what the result cache buys.
 //!
 //! - Freshness: an event is produced, then `live` is queried until it shows; the time from the
 //!   producer's ack to the first answer that holds it, p50 and p99, against a plain consumer's time
 //!   to see a produced record (the floor: Kafka's own delivery), measured the same way in the same
 //!   run.
-//! - Latency: the same aggregate over a lake table of `TIDELAKE_BENCH_EVENTS` events (default
-//!   200000, over 3 days) through the connector (`lake` and `live`) against DuckDB over a plain
-//!   glob of the same Parquet files (best of 5 each).
+//! - Latency: a dashboard aggregate over the minute rollup of `TIDELAKE_BENCH_EVENTS` events
+//!   (default 300000) spread over `TIDELAKE_BENCH_DAYS` days (default 7), compacted, through
+//!   `tidelake serve` (the Trino protocol over loopback HTTP, no cache and warm cache) against
+//!   DuckDB over the table's active Parquet files (best of 5 each).
+//! - Throughput: 16 concurrent clients for `TIDELAKE_BENCH_SECONDS` seconds each (default 10) over
+//!   a mix of dashboards (four ranges, two groupings), queries per second without and with the
+//!   result cache, and the cache's hit rate from `GET /v1/metrics`.
 //!
 //! Run: `cargo bench -p tidelake-tests --bench query`
 
@@ -15,6 +20,7 @@
 mod helpers;
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::AsArray;
@@ -23,7 +29,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
+use serde_json::Value;
+use tidelake_presto::server::{self, Credentials};
 use tidelake_presto::Connector;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use helpers::*;
 
@@ -35,15 +44,19 @@ fn main() {
 }
 
 async fn bench() {
-    let events: usize = std::env::var("TIDELAKE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let records = spread_over_days(helpers::events(events, 0.0, 0.0, 71), 3);
+    let number = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (events, days) = (number("TIDELAKE_BENCH_EVENTS", 300_000), number("TIDELAKE_BENCH_DAYS", 7));
+    let seconds = number("TIDELAKE_BENCH_SECONDS", 10) as u64;
+    let records = spread_over_days(helpers::events(events, 0.0, 0.0, 71), days as i64);
     let topic = filled_topic("qbench", 3, &records).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), &topic, &unique("group"), 50_000);
+    let path = write_config_with_rollup(dir.path(), &topic, &unique("group"), 50_000);
     ingest_to_end(&path);
+    run_ok(&["compact", "--config", path.to_str().unwrap()], &[]);
     let config = load_config(&path);
     let connector = Connector::new(config.clone()).unwrap();
-    println!("lake: {events} events over 3 days, {} partitions", 3);
+    let minute_rows = count(&connector, "SELECT count(*) FROM lake.ad_events_minute").await;
+    println!("lake: {events} events over {days} days, 3 partitions; {minute_rows} minute rollup rows, compacted");
 
     // Freshness, floor first: a consumer already at the end of the topic sees each new record.
     let consumer: StreamConsumer = ClientConfig::new()
@@ -60,9 +73,15 @@ async fn bench() {
             r#"{{"event_id":"fresh-{i}","event_time":"2026-11-24T09:00:00Z","event_type":"click","ad_id":1,"campaign_id":1000,"user_id":"u-1","cost":"0.100000"}}"#
         )
     };
-    // Let the consumer join and reach the end before timing.
-    send(&producer, &topic, "warmup", &probe(usize::MAX)).await;
-    while consumer.recv().await.unwrap().payload().is_none_or(|p| !p.starts_with(b"{\"event_id\":\"fresh-")) {}
+    // Let the consumer join and reach the end before timing: warm-up records until it sees one
+    // (one sent before it has its partitions is never delivered to it).
+    loop {
+        send(&producer, &topic, "warmup", &probe(usize::MAX)).await;
+        let seen = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await;
+        if seen.is_ok_and(|m| m.unwrap().payload().is_some_and(|p| p.starts_with(b"{\"event_id\":\"fresh-"))) {
+            break;
+        }
+    }
     let mut floor = Vec::new();
     for i in 0..PROBES {
         let acked = send(&producer, &topic, &i.to_string(), &probe(i)).await;
@@ -93,19 +112,138 @@ async fn bench() {
         ratio(l99, f99)
     );
 
-    // Latency of one aggregate, the connector against DuckDB on the same files.
-    let aggregate = "SELECT ad_id, count(*), sum(cost) FROM {t} GROUP BY ad_id ORDER BY ad_id";
-    let lake = best_of(5, || count_rows(&connector, aggregate.replace("{t}", "lake.ad_events"))).await;
-    let live_agg = best_of(5, || count_rows(&connector, aggregate.replace("{t}", "live.ad_events"))).await;
-    let duckdb = duckdb_best_of_5(&config.tables[0].location, &aggregate.replace("{t}", "t"));
-    println!("aggregate over the lake table (best of 5):");
-    println!("  DuckDB, glob of the Parquet files   {:>7.1} ms", duckdb);
-    println!("  tidelake lake.ad_events             {:>7.1} ms  ({:.2}x DuckDB)", ms(lake), ms(lake) / duckdb);
+    // Latency of a dashboard over the minute rollup: the server without and with the result cache,
+    // against DuckDB on the same files.
+    let from = records_first_day(days);
+    let dashboard = |since: &str, by: &str| {
+        format!(
+            "SELECT {by}, sum(impressions) AS impressions, sum(clicks) AS clicks, sum(spend) AS spend, \
+             max(max_cost) AS top FROM {{t}} WHERE minute >= TIMESTAMP '{since} 00:00:00' GROUP BY {by} ORDER BY {by}"
+        )
+    };
+    let whole = dashboard(&from, "campaign_id");
+    let plain = Served::start(Connector::new(config.clone()).unwrap()).await;
+    let cached = Served::start(Connector::new(config.clone()).unwrap().with_result_cache(256 << 20)).await;
+    let sql = whole.replace("{t}", "lake.ad_events_minute");
+    let expected = plain.rows(&sql).await;
+    assert!(!expected.is_empty());
+    assert_eq!(cached.rows(&sql).await, expected, "the cache answers what the engine answers");
+    let no_cache = best_of(5, || async { plain.rows(&sql).await.len() }).await;
+    let warm = best_of(5, || async { cached.rows(&sql).await.len() }).await;
+    let minute = config.tables[0].rollup.as_ref().unwrap().locations[0].clone();
+    let duckdb = duckdb_best_of_5(&minute, &config, &whole.replace("{t}", "t")).await;
+    println!("dashboard over {days} days of minute rollups through tidelake serve (best of 5):");
+    println!("  DuckDB, the table's Parquet files     {duckdb:>8.1} ms");
     println!(
-        "  tidelake live.ad_events             {:>7.1} ms  ({:.2}x DuckDB; tail read included)",
-        ms(live_agg),
-        ms(live_agg) / duckdb
+        "  serve, no cache                       {:>8.1} ms  ({:.2}x DuckDB)",
+        ms(no_cache),
+        ms(no_cache) / duckdb
     );
+    println!("  serve, warm result cache              {:>8.1} ms  ({:.2}x DuckDB)", ms(warm), ms(warm) / duckdb);
+
+    // Throughput: 16 clients over a mix of dashboards.
+    let start_days: Vec<String> = (0..4).map(|k| day_after(&from, k)).collect();
+    let mix: Vec<String> = start_days
+        .iter()
+        .flat_map(|since| {
+            ["campaign_id", "ad_id"].map(|by| dashboard(since, by).replace("{t}", "lake.ad_events_minute"))
+        })
+        .collect();
+    let without = plain.throughput(&mix, 16, Duration::from_secs(seconds)).await;
+    let with = cached.throughput(&mix, 16, Duration::from_secs(seconds)).await;
+    let metrics = cached.metrics().await;
+    println!("throughput, 16 concurrent clients, {} dashboards, {seconds} s each:", mix.len());
+    println!("  no cache      {without:>8.1} queries/s");
+    println!(
+        "  result cache  {with:>8.1} queries/s  ({:.1}x; hit rate {:.3}, {} entries, {} KiB)",
+        with / without,
+        metrics["result_cache"]["hit_rate"].as_f64().unwrap(),
+        metrics["result_cache"]["entries"],
+        metrics["result_cache"]["bytes"].as_u64().unwrap() / 1024
+    );
+}
+
+/// The first day the spread sample covers, `YYYY-MM-DD`.
+fn records_first_day(days: usize) -> String {
+    let end = chrono::DateTime::from_timestamp_micros(1_795_435_200_000_000).unwrap();
+    (end - chrono::Duration::days(days as i64)).format("%Y-%m-%d").to_string()
+}
+
+fn day_after(day: &str, k: i64) -> String {
+    let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+    (day + chrono::Duration::days(k)).format("%Y-%m-%d").to_string()
+}
+
+/// An in-process `tidelake serve` on a free loopback port, and a Trino protocol client for it.
+struct Served {
+    port: u16,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Served {
+    async fn start(connector: Connector) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            server::run(listener, Arc::new(connector), Credentials::default(), shutdown).await.expect("serve");
+        });
+        Served { port, _stop: stop }
+    }
+
+    /// One request; the JSON body of a 200 response.
+    async fn http(&self, method: &str, path: &str, body: &str) -> Value {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Trino-User: bench\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let text = String::from_utf8(response).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+        serde_json::from_str(body).unwrap()
+    }
+
+    /// The rows of `sql`, following `nextUri` to the end, as the Trino clients do.
+    async fn rows(&self, sql: &str) -> Vec<Value> {
+        let mut page = self.http("POST", "/v1/statement", sql).await;
+        let mut rows = Vec::new();
+        loop {
+            assert!(page.get("error").is_none(), "{sql}: {}", page["error"]);
+            if let Some(data) = page["data"].as_array() {
+                rows.extend(data.iter().cloned());
+            }
+            let Some(next) = page["nextUri"].as_str() else { break };
+            let path = next.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+            page = self.http("GET", &path, "").await;
+        }
+        rows
+    }
+
+    async fn metrics(&self) -> Value {
+        self.http("GET", "/v1/metrics", "").await
+    }
+
+    /// Queries a second over `clients` concurrent clients running `mix` round robin for `window`.
+    async fn throughput(&self, mix: &[String], clients: usize, window: Duration) -> f64 {
+        let started = Instant::now();
+        let runs = futures::future::join_all((0..clients).map(|c| async move {
+            let mut done = 0usize;
+            while started.elapsed() < window {
+                assert!(!self.rows(&mix[(c + done) % mix.len()]).await.is_empty());
+                done += 1;
+            }
+            done
+        }))
+        .await;
+        runs.iter().sum::<usize>() as f64 / started.elapsed().as_secs_f64()
+    }
 }
 
 async fn send(producer: &rdkafka::producer::FutureProducer, topic: &str, key: &str, value: &str) -> Instant {
@@ -116,11 +254,6 @@ async fn send(producer: &rdkafka::producer::FutureProducer, topic: &str, key: &s
 async fn count(connector: &Connector, sql: &str) -> i64 {
     let (_, batches) = connector.query(sql).await.unwrap();
     batches.iter().map(|b| b.column(0).as_primitive::<Int64Type>().value(0)).sum()
-}
-
-async fn count_rows(connector: &Connector, sql: String) -> usize {
-    let (_, batches) = connector.query(&sql).await.unwrap();
-    batches.iter().map(|b| b.num_rows()).sum()
 }
 
 async fn best_of<F, Fut>(n: usize, mut run: F) -> Duration
@@ -137,11 +270,20 @@ where
     best
 }
 
-/// DuckDB (Python) over a glob of the table's Parquet files: best of 5, in milliseconds.
-fn duckdb_best_of_5(location: &url::Url, sql: &str) -> f64 {
-    let glob = format!("{}/**/*.parquet", location.to_file_path().unwrap().display());
+/// DuckDB (Python) over the Delta table's active Parquet files, best of 5, in milliseconds.
+async fn duckdb_best_of_5(location: &url::Url, config: &tidelake_lake::PipelineConfig, sql: &str) -> f64 {
+    let table = open(location, &config.storage_options).await;
+    let root = location.to_file_path().unwrap();
+    let files: Vec<String> = table
+        .snapshot()
+        .unwrap()
+        .log_data()
+        .iter()
+        .map(|f| format!("'{}'", root.join(f.path().as_ref()).display()))
+        .collect();
     let script = format!(
-        "import duckdb, time\ncon = duckdb.connect()\ncon.execute(\"CREATE VIEW t AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)\")\nbest = 1e9\nfor _ in range(5):\n    s = time.perf_counter(); rows = con.execute(\"{sql}\").fetchall(); best = min(best, time.perf_counter() - s)\nassert rows\nprint(best * 1000)"
+        "import duckdb, time\ncon = duckdb.connect()\ncon.execute(\"CREATE VIEW t AS SELECT * FROM read_parquet([{}], hive_partitioning = true)\")\nbest = 1e9\nfor _ in range(5):\n    s = time.perf_counter(); rows = con.execute(\"{sql}\").fetchall(); best = min(best, time.perf_counter() - s)\nassert rows\nprint(best * 1000)",
+        files.join(", ")
     );
     let out = Command::new(python()).args(["-c", &script]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
