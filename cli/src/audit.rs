@@ -211,6 +211,12 @@ fn print_table(report: &Report) {
         "audit of {}: {} data commits, {} rows committed, {} of them in the table, {} kept beyond the dedup window",
         lake.table, lake.commits, lake.rows_committed, lake.rows_in_table, lake.beyond_dedup_window
     );
+    if lake.replaces > 0 {
+        println!(
+            "  {} replace commits swapped {} of those rows for reprocessed rows",
+            lake.replaces, lake.rows_replaced
+        );
+    }
     println!(
         "{:<28} {:>21} {:>7} {:>9} {:>9} {:>10} {:>7} {:>9} {:>10} {:>7}",
         "partition", "offsets", "commits", "records", "rows", "duplicates", "dead", "archived", "kafka end", "lag"

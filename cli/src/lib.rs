@@ -129,11 +129,14 @@ enum Command {
     /// Replay a table's archived records (all, or a range of Kafka timestamps) through the same
     /// ingest handler (decoding, dedup, dead letters, minute rollup) into shadow tables next to the
     /// live one; --source kafka reads the range from the topic instead, while it still holds it.
-    /// Interrupted, it continues where it stopped when run again.
+    /// Interrupted, it continues where it stopped when run again. --into replace then swaps those
+    /// event days of the live tables (data and minute rollup) for the reprocessed rows, one commit
+    /// per table; --compact recomputes the hour and day rollups of the range right after.
     ///
     /// Example:
     ///   tidelake reprocess --config tidelake.toml --table ad_events --from 2026-11-20 --to 2026-11-22
     ///   tidelake reprocess --config tidelake.toml --table ad_events --source kafka --from 2026-11-23T10:00:00Z
+    ///   tidelake reprocess --config tidelake.toml --table ad_events --from 2026-11-21 --to 2026-11-21 --into replace --compact
     #[command(verbatim_doc_comment)]
     Reprocess(reprocess::Args),
     /// Build the function binaries (ingest, compact) for the AWS Lambda provided.al2023 runtime and

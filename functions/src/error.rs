@@ -58,6 +58,15 @@ pub enum Error {
         instead: &'static str,
     },
 
+    /// A range cannot be replaced: what is wrong and what to do.
+    #[error("replace in {table}: {reason}")]
+    Replace {
+        /// The table.
+        table: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A Lambda event could not be turned into a batch.
     #[error("lambda event: {0}")]
     Event(String),
@@ -75,6 +84,7 @@ impl Error {
             | Error::UnknownTable { .. }
             | Error::Archive { .. }
             | Error::NotBuilt { .. }
+            | Error::Replace { .. }
             | Error::Event(_) => false,
         }
     }

@@ -19,6 +19,7 @@
 //! - `poller` (feature `kafka-client`, on by default): the local consumer: batch cutting, resuming
 //!   from the lake's offsets, clean stop. Lambda builds leave it out, and librdkafka with it.
 //! - [`reprocess`]: history replayed from the archive through the same handler, into shadow tables.
+//! - [`replace`]: a range of event days swapped for a shadow table's, in one commit.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_retryable`] for the Lambda edge.
 
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod partials;
 #[cfg(feature = "kafka-client")]
 pub mod poller;
+pub mod replace;
 pub mod reprocess;
 
 pub use error::{Error, Result};

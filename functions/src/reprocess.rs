@@ -10,11 +10,17 @@
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
+use arrow::array::AsArray;
+use arrow::datatypes::TimestampMicrosecondType;
+use chrono::NaiveDate;
 use deltalake::DeltaTable;
 use futures::future::LocalBoxFuture;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
+use tidelake_lake::decode::decode;
+use tidelake_lake::rollup::{Grain, MICROS_PER_DAY};
+use tidelake_lake::schema::PartitionGrain;
 use tidelake_lake::sinks::records_from_archive;
 use tidelake_lake::{KafkaBatch, KafkaRecord, PipelineConfig, TableSpec};
 use url::Url;
@@ -37,6 +43,9 @@ pub struct ReprocessMetrics {
     pub duplicates: usize,
     /// The shadow data table.
     pub shadow: String,
+    /// With `--into replace`: the swap of each live table (data, then the minute rollup).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<crate::replace::Swapped>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -65,6 +74,7 @@ pub struct Reprocess {
     batch_size: usize,
     max_rate: Option<f64>,
     source: Source,
+    replace: Option<(NaiveDate, NaiveDate)>,
     progress: Option<Progress>,
 }
 
@@ -91,8 +101,42 @@ impl Reprocess {
             batch_size: 10_000,
             max_rate: None,
             source: Source::Archive,
+            replace: None,
             progress: None,
         })
+    }
+
+    /// Replaces the event days `from..=to` of the live tables with the reprocessed rows: the archived
+    /// records whose events fall on those days (archived on any day from the one before `from`)
+    /// go through the handler into a shadow of their own (`_reprocess/replace-<from>-<to>-<config>/`,
+    /// so a run started again resumes it), then each live table's range is swapped for the
+    /// shadow's in one commit ([`crate::replace`]): the data table, then the rollup's minute table.
+    /// The hour and day rollups of the range are recomputed by the next compaction.
+    pub fn replacing(mut self, from: NaiveDate, to: NaiveDate) -> Result<Self> {
+        let reason = if !self.spec.partition_by.contains(&PartitionGrain::Date) {
+            Some("a replace swaps whole `event_date` partitions; the table needs partition_by = [\"date\"]".to_string())
+        } else if from > to {
+            Some(format!("the range {from}..={to} is empty"))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Error::Replace { table: self.spec.name.clone(), reason });
+        }
+        let rules = format!(
+            "{:?}",
+            (
+                &self.spec.columns,
+                &self.spec.event_uuid,
+                &self.spec.event_time,
+                &self.spec.dedup_window,
+                &self.spec.rollup
+            )
+        );
+        let folder = format!("_reprocess/replace-{from}-{to}-{:016x}/", crate::replace::fnv1a(&rules));
+        self.shadow_root = self.spec.location.join(&folder).expect("a relative folder joins any URL");
+        self.replace = Some((from, to));
+        Ok(self)
     }
 
     /// Puts the shadow tables under `root` (data at `<root>/<table>`, dead letters at
@@ -169,7 +213,12 @@ impl Reprocess {
             })
         })?;
         let mut records = Vec::new();
-        for path in self.archive_files(&archive)? {
+        let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.date_naive());
+        let days = match self.replace {
+            Some((from, _)) => (from.pred_opt(), None),
+            None => (self.from_ms.and_then(day), self.to_ms.and_then(day)),
+        };
+        for path in self.archive_files(&archive, days)? {
             let bytes = archive.object_store().get(&path).await.map_err(tidelake_lake::Error::from)?.bytes().await;
             let bytes = bytes.map_err(tidelake_lake::Error::from)?;
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
@@ -205,10 +254,12 @@ impl Reprocess {
         })
     }
 
-    /// The archive's files whose `archive_date` can hold records of the range.
-    fn archive_files(&self, archive: &DeltaTable) -> Result<Vec<object_store::path::Path>> {
-        let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.date_naive());
-        let (first, last) = (self.from_ms.and_then(day), self.to_ms.and_then(day));
+    /// The archive's files whose `archive_date` is within `first..=last`.
+    fn archive_files(
+        &self,
+        archive: &DeltaTable,
+        (first, last): (Option<NaiveDate>, Option<NaiveDate>),
+    ) -> Result<Vec<object_store::path::Path>> {
         let snapshot = archive.snapshot().map_err(|e| lake_delta(&self.spec.name, e))?;
         Ok(snapshot
             .log_data()
@@ -219,11 +270,29 @@ impl Reprocess {
                     .get("archive_date")
                     .cloned()
                     .flatten()
-                    .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+                    .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
                 date.is_none_or(|d| first.is_none_or(|f| d >= f) && last.is_none_or(|l| d <= l))
             })
             .map(|f| f.object_store_path())
             .collect())
+    }
+
+    /// The records whose event falls on a day of `from..=to`, as the table's decoding reads them;
+    /// records that do not decode have no event day and are left out (they are dead letters of
+    /// the ingest that first read them).
+    fn of_event_days(&self, records: Vec<KafkaRecord>, (from, to): (NaiveDate, NaiveDate)) -> Result<Vec<KafkaRecord>> {
+        let (first, last) = (day_number(from), day_number(to));
+        let mut keep = vec![false; records.len()];
+        for (chunk, start) in records.chunks(50_000).zip((0..).step_by(50_000)) {
+            let refs: Vec<&KafkaRecord> = chunk.iter().collect();
+            let decoded = decode(&self.spec, &refs)?;
+            let times = decoded.rows.column(self.spec.event_time_index()).as_primitive::<TimestampMicrosecondType>();
+            for (row, source) in decoded.row_sources.iter().enumerate() {
+                let day = times.value(row).div_euclid(MICROS_PER_DAY);
+                keep[start + source] = day >= first && day <= last;
+            }
+        }
+        Ok(records.into_iter().zip(keep).filter_map(|(r, k)| k.then_some(r)).collect())
     }
 
     fn in_range(&self, record: &KafkaRecord) -> bool {
@@ -236,9 +305,16 @@ impl Reprocess {
     async fn execute(mut self) -> Result<ReprocessMetrics> {
         let started = Instant::now();
         let shadow = self.shadow_spec()?;
-        let records = match self.source {
-            Source::Archive => self.archived_records().await?,
-            Source::Kafka => self.kafka_records().await?,
+        let records = match (self.source, self.replace) {
+            (Source::Archive, None) => self.archived_records().await?,
+            (Source::Kafka, None) => self.kafka_records().await?,
+            (Source::Archive, Some(days)) => self.of_event_days(self.archived_records().await?, days)?,
+            (Source::Kafka, Some(_)) => {
+                return Err(Error::Replace {
+                    table: self.spec.name.clone(),
+                    reason: "a replace reads the archive, which holds every record of a day (--source archive)".into(),
+                })
+            }
         };
         let config = PipelineConfig { tables: vec![shadow.clone()], ..self.config.clone() };
         let mut ingestor = Ingestor::open_with(config, false).await?;
@@ -267,6 +343,16 @@ impl Reprocess {
                 }
             }
         }
+        if let Some(days) = self.replace {
+            let [(name, live), ..] = self.spec.delta_tables();
+            metrics.replaced.push(crate::replace::swap(&self.config, &name, live, &shadow.location, days).await?);
+            let minute = self.spec.rollup.as_ref().zip(shadow.rollup.as_ref()).and_then(|(live, shadow)| {
+                Some((live.table_name(Grain::Minute), live.location(Grain::Minute)?, shadow.location(Grain::Minute)?))
+            });
+            if let Some((name, live, shadow)) = minute {
+                metrics.replaced.push(crate::replace::swap(&self.config, &name, live, shadow, days).await?);
+            }
+        }
         metrics.seconds = started.elapsed().as_secs_f64();
         tracing::info!(
             table = %self.spec.name,
@@ -286,6 +372,10 @@ impl IntoFuture for Reprocess {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.execute())
     }
+}
+
+fn day_number(day: NaiveDate) -> i64 {
+    (day - NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch")).num_days()
 }
 
 fn lake_delta(table: &str, e: deltalake::DeltaTableError) -> Error {

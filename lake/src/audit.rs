@@ -7,6 +7,9 @@
 //! - every file an ingest commit added is still in the table and in storage, or was rewritten with
 //!   its rows kept (compaction); a file removed or lost is a gap;
 //! - every file in the table was added by an ingest commit or a rewrite; any other is a double;
+//! - a replace commit (`tidelake reprocess --into replace`) removed files whose rows it accounts
+//!   for and added the reprocessed rows it says; the ingest files it removed are replaced, not
+//!   lost;
 //! - per topic-partition and commit: records = rows + duplicates + dead letters;
 //! - per topic-partition: the archive holds as many records, and the dead-letter table as many
 //!   letters, over the same offsets as the data table counted;
@@ -105,6 +108,10 @@ pub struct AuditReport {
     pub rows_committed: u64,
     /// Rows of the audited data commits' files that the table holds now.
     pub rows_in_table: u64,
+    /// Rows of the audited data commits' files that a reprocess replaced since (`--into replace`).
+    pub rows_replaced: u64,
+    /// Replace commits: ranges of event days swapped for reprocessed rows.
+    pub replaces: usize,
     /// Records the audited data commits kept without a dedup check: older than the dedup window.
     pub beyond_dedup_window: u64,
     /// Per topic-partition.
@@ -247,6 +254,8 @@ pub async fn audit(ledgers: &TableLedgers, range: CommitRange) -> Result<AuditRe
         commits: data.commits,
         rows_committed: data.rows_committed,
         rows_in_table: data.rows_in_table,
+        rows_replaced: data.rows_replaced,
+        replaces: data.replaces,
         beyond_dedup_window: data.beyond_dedup_window,
         partitions,
         holes,
@@ -327,6 +336,8 @@ struct TableSummary {
     rows_committed: u64,
     rows_in_table: u64,
     beyond_dedup_window: u64,
+    rows_replaced: u64,
+    replaces: usize,
     by_partition: BTreeMap<TopicPartition, Vec<(PartitionCounts, u64)>>,
 }
 
@@ -349,11 +360,15 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
             rows_of.insert(&add.path, add.rows);
         }
     }
+    // A file a replace commit removed: its rows were swapped for the reprocessed rows of its range.
+    let replaced = |path: &str| -> bool {
+        !ledger.active.contains_key(path) && removed_by.get(path).is_some_and(|c| c.replace.is_some())
+    };
     let lost = |path: &str| -> Option<String> {
         if ledger.missing.contains(path) {
             return Some("is in the Delta log but gone from storage".into());
         }
-        if ledger.active.contains_key(path) {
+        if ledger.active.contains_key(path) || replaced(path) {
             return None;
         }
         match removed_by.get(path) {
@@ -385,6 +400,7 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
                     info.partitions().map(|(tp, c)| format!("{tp} offsets {}..={}", c.first, c.last)).collect();
                 for add in &commit.adds {
                     match lost(&add.path) {
+                        None if replaced(&add.path) => summary.rows_replaced += add.rows.unwrap_or(0),
                         None => summary.rows_in_table += add.rows.unwrap_or(0),
                         Some(how) => problems.push(problem(
                             ProblemKind::Gap,
@@ -401,6 +417,41 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
                 }
                 for (tp, counts) in info.partitions() {
                     summary.by_partition.entry(tp).or_default().push((counts.clone(), commit.version));
+                }
+            }
+            None if commit.replace.is_some() => {
+                let info = commit.replace.as_ref().expect("matched");
+                summary.replaces += 1;
+                let removed: u64 = commit.removes.iter().filter_map(|r| rows_of.get(r.path.as_str())?.to_owned()).sum();
+                if removed != info.rows_removed || commit.added_rows() != info.rows_added {
+                    problems.push(problem(
+                        ProblemKind::Mismatch,
+                        None,
+                        format!(
+                            "version {} replaced event days {}..={} saying {} rows out and {} in, but its files hold {removed} out and {} in",
+                            commit.version,
+                            info.from,
+                            info.to,
+                            info.rows_removed,
+                            info.rows_added,
+                            commit.added_rows()
+                        ),
+                    ));
+                }
+                for add in &commit.adds {
+                    if let Some(how) = lost(&add.path) {
+                        problems.push(problem(
+                            ProblemKind::Gap,
+                            None,
+                            format!(
+                                "file {} that version {} put in from {} ({} rows) {how}",
+                                add.path,
+                                commit.version,
+                                info.shadow,
+                                add.rows.unwrap_or(0)
+                            ),
+                        ));
+                    }
                 }
             }
             None => {

@@ -22,6 +22,7 @@
 //!       { name = "event_id", type = "string", nullable = false },
 //!       { name = "event_time", type = "timestamp", nullable = false },
 //!       { name = "ad_id", type = "int64" },
+//!       { name = "user_id", type = "string", default = "anonymous" },
 //!     ]
 //! "#, std::path::Path::new("/tmp")).unwrap();
 //! assert_eq!(config.tables[0].location.as_str(), "file:///tmp/lake/ad_events");
@@ -217,6 +218,7 @@ struct RawColumn {
     kind: String,
     #[serde(default = "default_true")]
     nullable: bool,
+    default: Option<toml::Value>,
 }
 
 fn default_true() -> bool {
@@ -334,7 +336,16 @@ impl Validator<'_> {
             }
             let kind =
                 ColumnType::parse(&column.kind).map_err(|reason| self.invalid(format!("{ckey}.type"), reason))?;
-            columns.push(ColumnSpec { name: column.name, kind, nullable: column.nullable });
+            let default = match column.default {
+                Some(value) => Some(
+                    serde_json::to_string(&value)
+                        .map_err(|e| self.invalid(format!("{ckey}.default"), format!("is not a JSON value: {e}")))?,
+                ),
+                None => None,
+            };
+            let column = ColumnSpec { name: column.name, kind, nullable: column.nullable, default };
+            column.default_value().map_err(|reason| self.invalid(format!("{ckey}.default"), reason))?;
+            columns.push(column);
         }
         if columns.is_empty() {
             return Err(
@@ -553,6 +564,14 @@ mod tests {
             "tables.ad_events.dedup_window"
         );
         assert_eq!(invalid_key(&GOOD.replace("root = \"lake\"", "root = \"ftp://x/y\"")), "lake.root");
+        let cost = "{ name = \"cost\", type = \"decimal(18, 6)\" }";
+        assert_eq!(
+            invalid_key(&GOOD.replace(cost, "{ name = \"cost\", type = \"decimal(18, 6)\", default = \"free\" }")),
+            "tables.ad_events.columns[2].default"
+        );
+        let good =
+            parse(&GOOD.replace(cost, "{ name = \"cost\", type = \"decimal(18, 6)\", default = \"0.5\" }")).unwrap();
+        assert_eq!(good.tables[0].columns[2].default.as_deref(), Some("\"0.5\""));
         assert_eq!(
             invalid_key(&GOOD.replace("brokers = \"k:9092\"", "brokers = \"k:9092\"\nisolation_level = \"dirty\"")),
             "kafka.isolation_level"

@@ -33,11 +33,18 @@ pub struct Decoded {
 /// Decodes record values into rows of `spec`'s table schema.
 pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     let schema = spec.record_schema();
+    let defaults: Vec<(usize, ArrayRef)> = spec
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((i, c.default_value().expect("defaults are checked with the config")?)))
+        .collect();
     let mut parts = Vec::new();
     let mut row_sources = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
     let indices: Vec<usize> = (0..records.len()).collect();
-    split_decode(&schema, records, &indices, &mut parts, &mut row_sources, &mut rejected);
+    let group = Group { schema: &schema, defaults: &defaults, records };
+    split_decode(&group, &indices, &mut parts, &mut row_sources, &mut rejected);
     rejected.sort_by_key(|(i, _)| *i);
     let decoded = if parts.is_empty() {
         RecordBatch::new_empty(schema.clone())
@@ -49,9 +56,15 @@ pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     Ok(Decoded { rows, row_sources, rejected })
 }
 
+/// What every decode of a batch shares: the record schema, the columns' defaults, the records.
+struct Group<'a> {
+    schema: &'a SchemaRef,
+    defaults: &'a [(usize, ArrayRef)],
+    records: &'a [&'a KafkaRecord],
+}
+
 fn split_decode(
-    schema: &SchemaRef,
-    records: &[&KafkaRecord],
+    batch: &Group<'_>,
     group: &[usize],
     parts: &mut Vec<RecordBatch>,
     row_sources: &mut Vec<usize>,
@@ -60,21 +73,22 @@ fn split_decode(
     if group.is_empty() {
         return;
     }
-    match decode_group(schema, records, group) {
-        Ok(batch) => {
-            parts.push(batch);
+    match decode_group(batch, group) {
+        Ok(rows) => {
+            parts.push(rows);
             row_sources.extend_from_slice(group);
         }
         Err(reason) if group.len() == 1 => rejected.push((group[0], reason)),
         Err(_) => {
             let (left, right) = group.split_at(group.len() / 2);
-            split_decode(schema, records, left, parts, row_sources, rejected);
-            split_decode(schema, records, right, parts, row_sources, rejected);
+            split_decode(batch, left, parts, row_sources, rejected);
+            split_decode(batch, right, parts, row_sources, rejected);
         }
     }
 }
 
-fn decode_group(schema: &SchemaRef, records: &[&KafkaRecord], group: &[usize]) -> Result<RecordBatch, String> {
+fn decode_group(shared: &Group<'_>, group: &[usize]) -> Result<RecordBatch, String> {
+    let (schema, records) = (shared.schema, shared.records);
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_batch_size(group.len() + 1)
         .build_decoder()
@@ -97,8 +111,24 @@ fn decode_group(schema: &SchemaRef, records: &[&KafkaRecord], group: &[usize]) -
         .flush()
         .map_err(|e| format!("does not fit the table schema: {e}"))?
         .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
-    check_required(schema, &batch)?;
-    Ok(batch)
+    let rows = with_defaults(batch, shared.defaults)?;
+    check_required(schema, &rows)?;
+    Ok(rows)
+}
+
+/// Nulls (and fields a record omits) of columns with a default take the default.
+fn with_defaults(rows: RecordBatch, defaults: &[(usize, ArrayRef)]) -> Result<RecordBatch, String> {
+    if defaults.iter().all(|(i, _)| rows.column(*i).null_count() == 0) {
+        return Ok(rows);
+    }
+    let mut columns = rows.columns().to_vec();
+    for (i, default) in defaults {
+        let present = arrow::compute::is_not_null(&columns[*i]).map_err(|e| e.to_string())?;
+        let filled = arrow::compute::kernels::zip::zip(&present, &columns[*i], &arrow::array::Scalar::new(default))
+            .map_err(|e| e.to_string())?;
+        columns[*i] = filled;
+    }
+    RecordBatch::try_new(rows.schema(), columns).map_err(|e| e.to_string())
 }
 
 /// arrow-json fills a missing field with null even when the field is not nullable; refuse that here.
@@ -173,6 +203,24 @@ mod tests {
             value: Some(value.as_bytes().to_vec()),
             headers: vec![],
         }
+    }
+
+    #[test]
+    fn a_default_fills_missing_and_null_values() {
+        let mut spec = spec();
+        spec.columns[2].default = Some("-1".into());
+        let values = [
+            r#"{"id":"a","at":"2026-11-23T10:15:00Z","n":1}"#,
+            r#"{"id":"b","at":"2026-11-23T10:15:00Z"}"#,
+            r#"{"id":"c","at":"2026-11-23T10:15:00Z","n":null}"#,
+        ];
+        let records: Vec<KafkaRecord> = values.iter().enumerate().map(|(i, v)| record(i as i64, v)).collect();
+        let decoded = decode(&spec, &records.iter().collect::<Vec<_>>()).unwrap();
+        let n = decoded.rows.column(2).as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(n.iter().collect::<Vec<_>>(), vec![Some(1), Some(-1), Some(-1)]);
+
+        spec.columns[2].default = Some("\"many\"".into());
+        assert!(spec.columns[2].default_value().unwrap_err().contains("\"many\""));
     }
 
     #[test]

@@ -138,6 +138,37 @@ impl RollupInfo {
     }
 }
 
+/// The commit info key a replace commit carries its [`ReplaceInfo`] under.
+pub const REPLACE_INFO_KEY: &str = "tidelake_replace";
+
+/// The commit info of a replace commit (key [`REPLACE_INFO_KEY`]): `tidelake reprocess --into
+/// replace` swapped the rows of a range of event days for the rows a reprocess wrote into a shadow
+/// table, in one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceInfo {
+    /// First event day replaced (`YYYY-MM-DD`).
+    pub from: String,
+    /// Last event day replaced.
+    pub to: String,
+    /// The shadow table the new rows come from.
+    pub shadow: String,
+    /// The shadow's version read.
+    pub shadow_version: u64,
+    /// Rows of the files removed.
+    pub rows_removed: u64,
+    /// Rows of the files added (copies of the shadow's files of the range).
+    pub rows_added: u64,
+}
+
+impl ReplaceInfo {
+    /// The commit info map holding this info.
+    pub fn to_commit_info(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        map.insert(REPLACE_INFO_KEY.into(), serde_json::to_value(self).expect("replace info serializes"));
+        map
+    }
+}
+
 /// The key of a topic-partition in [`IngestInfo::offsets`].
 pub fn partition_key(tp: &TopicPartition) -> String {
     format!("{}-{}", tp.topic, tp.partition)
@@ -172,6 +203,8 @@ pub struct Commit {
     pub info: Option<IngestInfo>,
     /// The commit's lineage, when it wrote a rollup table.
     pub rollup: Option<RollupInfo>,
+    /// What the commit swapped, when a reprocess replaced a range.
+    pub replace: Option<ReplaceInfo>,
     /// Files added.
     pub adds: Vec<FileAction>,
     /// Files removed.
@@ -253,6 +286,7 @@ fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
         operation: String::new(),
         info: None,
         rollup: None,
+        replace: None,
         adds: vec![],
         removes: vec![],
     };
@@ -266,6 +300,12 @@ fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
                 commit.info = Some(
                     serde_json::from_value(ours.clone())
                         .map_err(|e| bad(format!("its `{INFO_KEY}` commit info does not parse: {e}")))?,
+                );
+            }
+            if let Some(swap) = info.get(REPLACE_INFO_KEY) {
+                commit.replace = Some(
+                    serde_json::from_value(swap.clone())
+                        .map_err(|e| bad(format!("its `{REPLACE_INFO_KEY}` commit info does not parse: {e}")))?,
                 );
             }
             if let Some(lineage) = info.get(ROLLUP_INFO_KEY) {

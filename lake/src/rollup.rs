@@ -515,7 +515,7 @@ mod tests {
     use arrow::array::Int64Array;
 
     fn columns() -> Vec<ColumnSpec> {
-        let c = |name: &str, kind| ColumnSpec { name: name.into(), kind, nullable: true };
+        let c = |name: &str, kind| ColumnSpec::new(name, kind, true);
         vec![
             c("event_id", ColumnType::String),
             c("event_type", ColumnType::String),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use url::Url;
 
@@ -94,6 +95,33 @@ pub struct ColumnSpec {
     pub kind: ColumnType,
     /// Whether a record may omit it; a record missing a non-nullable column is a dead letter.
     pub nullable: bool,
+    /// The value, as JSON, a record that omits the column or holds null for it gets instead
+    /// (`default = "unknown"`, `default = 0`); checked against the type when the config is read.
+    pub default: Option<String>,
+}
+
+impl ColumnSpec {
+    /// A column without a default.
+    pub fn new(name: &str, kind: ColumnType, nullable: bool) -> Self {
+        ColumnSpec { name: name.to_string(), kind, nullable, default: None }
+    }
+
+    /// The default as a one-value array of the column's type; the error says why the JSON value
+    /// does not fit.
+    pub fn default_value(&self) -> Result<Option<ArrayRef>, String> {
+        let Some(json) = &self.default else { return Ok(None) };
+        let schema = Arc::new(Schema::new(vec![Field::new(&self.name, self.kind.arrow(), true)]));
+        let mut decoder = arrow::json::ReaderBuilder::new(schema).build_decoder().map_err(|e| e.to_string())?;
+        let object = format!("{{{}:{json}}}", serde_json::Value::String(self.name.clone()));
+        decoder.decode(object.as_bytes()).map_err(|e| format!("{json} is not a {}: {e}", self.kind.arrow()))?;
+        let batch = decoder.flush().map_err(|e| format!("{json} is not a {}: {e}", self.kind.arrow()))?;
+        match batch {
+            Some(batch) if batch.num_rows() == 1 && batch.column(0).null_count() == 0 => {
+                Ok(Some(batch.column(0).clone()))
+            }
+            _ => Err(format!("{json} is not a value of type {}", self.kind.arrow())),
+        }
+    }
 }
 
 /// A partition column derived from the event time.

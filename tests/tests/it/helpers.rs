@@ -101,14 +101,13 @@ pub fn events(events: usize, duplicate_ratio: f64, poison_ratio: f64, seed: u64)
     sample::generate(&SampleSpec { events, duplicate_ratio, poison_ratio, end_time_us: 1_795_435_200_000_000, seed })
 }
 
-/// Spreads the sample's event times (the hour before its end) over `days` days, one partition hour
-/// after another (records without a readable event time stay as they are).
+/// Spreads the sample's event times (the hour before its end) over `days` days: each event moves
+/// back a whole number of hours picked from its event UUID, so its copies move with it (records
+/// without a readable event time stay as they are).
 pub fn spread_over_days(records: Vec<SampleRecord>, days: i64) -> Vec<SampleRecord> {
-    let n = records.len() as i64;
     records
         .into_iter()
-        .enumerate()
-        .map(|(i, mut r)| {
+        .map(|mut r| {
             let text = String::from_utf8(r.value.clone()).unwrap();
             let Some(start) = text.find("\"event_time\":\"").map(|at| at + 14) else {
                 return r;
@@ -116,7 +115,11 @@ pub fn spread_over_days(records: Vec<SampleRecord>, days: i64) -> Vec<SampleReco
             let Some(Ok(at)) = text.get(start..start + 27).map(chrono::DateTime::parse_from_rfc3339) else {
                 return r;
             };
-            let shifted = at - chrono::Duration::hours(24 * days * i as i64 / n);
+            let hash = r
+                .event_id
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+            let shifted = at - chrono::Duration::hours((hash % (24 * days as u64)) as i64);
             let time = shifted.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
             r.value = format!("{}{time}{}", &text[..start], &text[start + 27..]).into_bytes();
             r

@@ -111,3 +111,112 @@ async fn a_range_replayed_from_kafka_equals_the_same_range_from_the_archive() {
     let out = reprocess(&config, &["--from", "2020-01-01", "--shadow-root", root.as_str()], &[]);
     assert!(out.status.success(), "the archive has it: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Rows of a `tidelake query --format json` over `config`.
+fn query(config: &Path, sql: &str) -> serde_json::Value {
+    let out = run_ok(&["query", "--config", config.to_str().unwrap(), "--format", "json", sql], &[]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The sample's events over 2026-11-20..23, every tenth one without a user.
+fn events_some_without_users(n: usize, seed: u64) -> Vec<tidelake_lake::sample::SampleRecord> {
+    let mut records = spread_over_days(events(n, 0.03, 0.01, seed), 3);
+    for r in records.iter_mut().step_by(10) {
+        let text = String::from_utf8(r.value.clone()).unwrap();
+        if let Some(start) = text.find(",\"user_id\":\"") {
+            let end = start + 12 + text[start + 12..].find('"').unwrap() + 1;
+            r.value = format!("{}{}", &text[..start], &text[end..]).into_bytes();
+        }
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_rule_replaces_a_range_of_days_in_one_commit_even_when_killed() {
+    let records = events_some_without_users(20_000, 35);
+    let topic = filled_topic("replace", 3, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_with_rollup(dir.path(), &topic, &unique("group"), 2_000);
+    // Copies are dropped against the table, so the rows do not depend on how records are batched.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("event_time = \"event_time\"\n", "event_time = \"event_time\"\ndedup_window = \"30d\"\n"),
+    )
+    .unwrap();
+    assert!(load_config(&config).tables[0].dedup_window.is_some());
+    ingest_to_end(&config);
+    let live = load_config(&config).tables[0].clone();
+    let per_day = "SELECT CAST(event_date AS VARCHAR) AS day, count(*) AS n, count(DISTINCT event_id) AS ids, \
+                   sum(cost) AS spend, count(user_id) AS users, sum(CASE WHEN user_id = 'anonymous' THEN 1 ELSE 0 END) AS anonymous \
+                   FROM lake.ad_events GROUP BY 1 ORDER BY 1";
+    let minutes = "SELECT sum(impressions) + sum(clicks) AS events, sum(spend) AS spend FROM lake.ad_events_minute";
+    let before = query(&config, per_day);
+    let minutes_before = query(&config, minutes);
+    let days: Vec<&str> = before.as_array().unwrap().iter().map(|d| d["day"].as_str().unwrap()).collect();
+    assert_eq!(days, ["2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23"]);
+    let version_before = open(&live.location, &Default::default()).await.version().unwrap();
+
+    // The new rule: an event without a user gets "anonymous".
+    let text = std::fs::read_to_string(&config).unwrap();
+    let rule = "{ name = \"user_id\", type = \"string\" }";
+    assert!(text.contains(rule));
+    std::fs::write(&config, text.replace(rule, "{ name = \"user_id\", type = \"string\", default = \"anonymous\" }"))
+        .unwrap();
+    let replace = ["--from", "2026-11-21", "--to", "2026-11-22", "--into", "replace", "--batch-size", "1500"];
+
+    // Killed midway through the shadow, then after the data table's swap: each run goes on.
+    let killed = reprocess(&config, &replace, &[("TIDELAKE_CRASH_AT", "after-commit:4")]);
+    assert!(!killed.status.success() && String::from_utf8_lossy(&killed.stderr).contains("crash injected"));
+    assert_eq!(open(&live.location, &Default::default()).await.version().unwrap(), version_before, "untouched");
+    let killed = reprocess(&config, &replace, &[("TIDELAKE_CRASH_AT", "replace-after-commit")]);
+    assert!(!killed.status.success() && String::from_utf8_lossy(&killed.stderr).contains("crash injected"));
+    let mut args = replace.to_vec();
+    args.push("--compact");
+    let out = reprocess(&config, &args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let swaps = report["replaced"].as_array().unwrap();
+    assert_eq!(swaps.len(), 2, "{report}");
+    assert_eq!(swaps[0]["already_done"], true, "the data table was swapped by the killed run: {report}");
+    assert!(swaps[1]["version"].as_u64().is_some() && swaps[1]["rows_added"].as_u64().unwrap() > 0, "{report}");
+    // The data table's swap was one commit on top of what ingest wrote.
+    assert_eq!(open(&live.location, &Default::default()).await.version().unwrap(), version_before + 1);
+
+    // The range has the new values, counts unchanged; the other days are as they were.
+    let after = query(&config, per_day);
+    for (old, new) in before.as_array().unwrap().iter().zip(after.as_array().unwrap()) {
+        for same in ["day", "n", "ids", "spend"] {
+            assert_eq!(old[same], new[same], "{same}: {old} -> {new}");
+        }
+        match old["day"].as_str().unwrap() {
+            "2026-11-21" | "2026-11-22" => {
+                assert_eq!(new["users"], new["n"], "every event of the range has a user now: {new}");
+                let missing = old["n"].as_i64().unwrap() - old["users"].as_i64().unwrap();
+                assert!(missing > 0, "{old}");
+                assert_eq!(new["anonymous"].as_i64().unwrap(), missing, "{new}");
+            }
+            _ => assert_eq!(old, new, "outside the range nothing changed"),
+        }
+    }
+    assert_eq!(query(&config, minutes), minutes_before, "the minute rollup adds up to the same events");
+    // The rollups agree with the raw table, hours and days recomputed by --compact.
+    let grains = ["minute", "hour", "day"];
+    assert_rollups_match(&rollup_check(&live.location, &grains), &grains, 0.05);
+    let audit = audit_passes(&config);
+    assert_eq!(audit["replaces"], 1, "{audit}");
+    assert!(audit["rows_replaced"].as_u64().unwrap() > 0, "{audit}");
+
+    // Run again: the range is already replaced, nothing is written.
+    let again: serde_json::Value = serde_json::from_slice(&reprocess(&config, &replace, &[]).stdout).unwrap();
+    assert_eq!(again["rows_written"], 0, "{again}");
+    assert!(again["replaced"].as_array().unwrap().iter().all(|s| s["already_done"] == true), "{again}");
+    assert_eq!(query(&config, per_day), after);
+
+    // What a replace cannot do is refused before anything is written.
+    let no_dates =
+        reprocess(&config, &["--from", "2026-11-21T10:00:00Z", "--to", "2026-11-22", "--into", "replace"], &[]);
+    assert!(String::from_utf8_lossy(&no_dates.stderr).contains("whole event days"), "{no_dates:?}");
+    let no_range = reprocess(&config, &["--into", "replace"], &[]);
+    assert!(String::from_utf8_lossy(&no_range.stderr).contains("needs --from and --to"), "{no_range:?}");
+}

@@ -1,5 +1,5 @@
 //! `tidelake sql`: the lake's tables as views in the CLI's embedded DuckDB (built with the `sql`
-//! feature).
+//! feature), and the same answers as the DataFusion connector gives.
 
 use std::io::Write;
 use std::path::Path;
