@@ -10,7 +10,9 @@
 //!   copies of an event UUID dropped the way ingest would drop them.
 //!
 //! Each name is resolved when a query is planned, so every query reads the lake's latest commit and
-//! the Kafka tail as it is then.
+//! the Kafka tail as it is then. The latest snapshot of each table is kept between queries and
+//! brought up to date with the commits since (one listing of the log when nothing changed), so a
+//! query does not read the whole log and checkpoint again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +44,8 @@ pub struct Shared {
     /// The pipeline config the catalog serves.
     pub config: PipelineConfig,
     indexes: HashMap<String, Mutex<UuidIndex>>,
+    /// The latest snapshot of each table read so far: the next query reads only the commits since.
+    latest: std::sync::Mutex<HashMap<String, DeltaTable>>,
     poison: AtomicU64,
 }
 
@@ -49,7 +53,7 @@ impl Shared {
     /// The state for `config`'s tables.
     pub fn new(config: PipelineConfig) -> Self {
         let indexes = config.tables.iter().map(|t| (t.name.clone(), Mutex::new(UuidIndex::default()))).collect();
-        Shared { config, indexes, poison: AtomicU64::new(0) }
+        Shared { config, indexes, latest: Default::default(), poison: AtomicU64::new(0) }
     }
 
     /// Records of Kafka tails skipped since start because they are not rows of their table.
@@ -172,6 +176,17 @@ impl Shared {
     }
 
     async fn open(&self, name: &str, location: &url::Url, version: &TableVersion) -> Result<Option<DeltaTable>> {
+        if *version == TableVersion::Latest {
+            let known = self.latest.lock().expect("snapshot cache lock").get(name).cloned();
+            if let Some(mut table) = known {
+                table.update_incremental(None).await.map_err(Error::delta(name))?;
+                let mut latest = self.latest.lock().expect("snapshot cache lock");
+                if latest.get(name).is_none_or(|t| t.version() < table.version()) {
+                    latest.insert(name.to_string(), table.clone());
+                }
+                return Ok(Some(table));
+            }
+        }
         let options = &self.config.storage_options;
         let number = match version {
             TableVersion::Version(v) => Some(*v),
@@ -182,6 +197,9 @@ impl Shared {
         };
         if let TableVersion::Timestamp(at) = version {
             table.load_with_datetime(*at).await.map_err(Error::delta(name))?;
+        }
+        if *version == TableVersion::Latest {
+            self.latest.lock().expect("snapshot cache lock").insert(name.to_string(), table.clone());
         }
         Ok(Some(table))
     }
