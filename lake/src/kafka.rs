@@ -101,14 +101,14 @@ impl RangeReader {
     /// The records of `topic` in `ranges` (partition -> `[start, end)`), in offset order per
     /// partition.
     pub fn read(&self, topic: &str, ranges: &BTreeMap<i32, (i64, i64)>) -> Result<Vec<KafkaRecord>> {
-        let mut end_of: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut end_of: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         let mut assignment = TopicPartitionList::new();
         for (p, (start, end)) in ranges {
             if start < end {
                 assignment
                     .add_partition_offset(topic, *p, Offset::Offset(*start))
                     .map_err(kafka("assigning".into()))?;
-                end_of.insert(*p, *end);
+                end_of.insert(*p, (*start, *end));
             }
         }
         let mut records = Vec::new();
@@ -129,7 +129,12 @@ impl RangeReader {
                 }
                 Some(Err(e)) => return Err(Error::Kafka { context: format!("reading {topic}"), source: e }),
                 Some(Ok(message)) => {
-                    let Some(end) = end_of.get(&message.partition()).copied() else { continue };
+                    // A reader used before may still hand over a record fetched for an earlier
+                    // range: only the asked range counts.
+                    let Some((start, end)) = end_of.get(&message.partition()).copied() else { continue };
+                    if message.offset() < start {
+                        continue;
+                    }
                     if message.offset() < end {
                         records.push(to_record(&message));
                     }

@@ -46,6 +46,7 @@ pub struct Shared {
     indexes: HashMap<String, Mutex<UuidIndex>>,
     /// The latest snapshot of each table read so far: the next query reads only the commits since.
     latest: std::sync::Mutex<HashMap<String, DeltaTable>>,
+    readers: Arc<tail::Readers>,
     poison: AtomicU64,
 }
 
@@ -53,7 +54,7 @@ impl Shared {
     /// The state for `config`'s tables.
     pub fn new(config: PipelineConfig) -> Self {
         let indexes = config.tables.iter().map(|t| (t.name.clone(), Mutex::new(UuidIndex::default()))).collect();
-        Shared { config, indexes, latest: Default::default(), poison: AtomicU64::new(0) }
+        Shared { config, indexes, latest: Default::default(), readers: Default::default(), poison: AtomicU64::new(0) }
     }
 
     /// Records of Kafka tails skipped since start because they are not rows of their table.
@@ -99,7 +100,7 @@ impl Shared {
         let location = rollup.location(Grain::Minute).expect("a minute table has a location");
         let mut index = self.indexes[&spec.name].lock().await;
         let minute = self.open(&name, location, &TableVersion::Latest).await?;
-        let tail = tail::read(&self.config, spec, minute.as_ref()).await?;
+        let tail = tail::read(&self.config, spec, minute.as_ref(), &self.readers).await?;
         self.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
         let data = self.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
         let latest = data.as_ref().and_then(|d| d.version());
@@ -310,7 +311,7 @@ impl SchemaProvider for KafkaSchema {
             return Ok(None);
         };
         let lake = self.0.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
-        let tail = tail::read(&self.0.config, spec, lake.as_ref()).await?;
+        let tail = tail::read(&self.0.config, spec, lake.as_ref(), &self.0.readers).await?;
         self.0.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
         let rows = with_positions(&tail)?;
         Ok(Some(Arc::new(MemTable::try_new(rows.schema(), vec![vec![rows]])?)))
@@ -363,7 +364,7 @@ impl SchemaProvider for LiveSchema {
         // time per table moves the index, and only forward.
         let mut index = self.0.indexes[name].lock().await;
         let lake = self.0.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
-        let tail = tail::read(&self.0.config, spec, lake.as_ref()).await?;
+        let tail = tail::read(&self.0.config, spec, lake.as_ref(), &self.0.readers).await?;
         self.0.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
         let lake = match lake {
             Some(table) => Some(LakeTable::new(table).await?),

@@ -8,6 +8,7 @@
 //! offset; records of aborted transactions are never read).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use deltalake::DeltaTable;
@@ -34,10 +35,15 @@ pub struct Tail {
 
 /// Reads the tail of `spec`'s topic above the offsets `lake` (the data table, loaded at the
 /// snapshot the query reads) holds.
-pub async fn read(config: &PipelineConfig, spec: &TableSpec, lake: Option<&DeltaTable>) -> Result<Tail> {
-    let (reader_config, topic) = (config.clone(), spec.topic.clone());
+pub async fn read(
+    config: &PipelineConfig,
+    spec: &TableSpec,
+    lake: Option<&DeltaTable>,
+    readers: &Arc<Readers>,
+) -> Result<Tail> {
+    let (reader_config, topic, pool) = (config.clone(), spec.topic.clone(), readers.clone());
     let (reader, bounds) = blocking(move || {
-        let reader = RangeReader::new(&reader_config, "query")?;
+        let reader = pool.take(&reader_config)?;
         let mut bounds = BTreeMap::new();
         for p in reader.partitions(&topic)? {
             bounds.insert(p, reader.watermarks(&topic, p)?);
@@ -60,7 +66,13 @@ pub async fn read(config: &PipelineConfig, spec: &TableSpec, lake: Option<&Delta
         .collect();
 
     let (topic, read_ranges) = (spec.topic.clone(), ranges.clone());
-    let records = blocking(move || Ok(reader.read(&topic, &read_ranges)?)).await?;
+    let pool = readers.clone();
+    let records = blocking(move || {
+        let records = reader.read(&topic, &read_ranges)?;
+        pool.give(reader);
+        Ok(records)
+    })
+    .await?;
     let refs: Vec<&KafkaRecord> = records.iter().collect();
     let decoded = decode(spec, &refs)?;
     if !decoded.rejected.is_empty() {
@@ -74,6 +86,31 @@ pub async fn read(config: &PipelineConfig, spec: &TableSpec, lake: Option<&Delta
         );
     }
     Ok(Tail { poison: decoded.rejected.len(), rows: decoded.rows, row_sources: decoded.row_sources, records, ranges })
+}
+
+/// Kafka readers kept between queries: a reader that has read a topic knows its partitions' leaders
+/// and has its broker connections open, so the next tail read skips those round trips. Each read
+/// takes a reader of its own and gives it back when it has read its range.
+#[derive(Default)]
+pub struct Readers(Mutex<Vec<RangeReader>>);
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers").field("idle", &self.0.lock().map_or(0, |r| r.len())).finish()
+    }
+}
+
+impl Readers {
+    fn take(&self, config: &PipelineConfig) -> Result<RangeReader> {
+        match self.0.lock().expect("reader pool lock").pop() {
+            Some(reader) => Ok(reader),
+            None => Ok(RangeReader::new(config, "query")?),
+        }
+    }
+
+    fn give(&self, reader: RangeReader) {
+        self.0.lock().expect("reader pool lock").push(reader);
+    }
 }
 
 /// Runs blocking Kafka client work off the async threads.
