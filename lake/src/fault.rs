@@ -4,7 +4,9 @@
 //! Points: `after-data-write` (files written, not committed), `after-commit` (a table committed, the
 //! next table or the Kafka offset commit not yet), `after-data-commit` (the data table committed, the
 //! rollup's minute table not yet), `after-batch` (all tables committed, Kafka offsets not yet); and
-//! in compaction `<job>-after-write` and `<job>-after-commit` for optimize, finalize and rollup.
+//! in compaction `<job>-after-write` and `<job>-after-commit` for optimize, finalize and rollup;
+//! in a reprocess replace `replace-after-copy` (the shadow's files copied, not committed) and
+//! `replace-after-commit` (one table swapped, the next not yet).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
