@@ -29,6 +29,9 @@ pub struct Args {
     /// (0 turns it off). Its hits and misses are in `GET /v1/metrics`.
     #[arg(long, env = "TIDELAKE_CACHE_MB", default_value_t = 256)]
     cache_mb: usize,
+    /// Drop a query (and its rows) that no client has polled for this long, as Trino does.
+    #[arg(long, env = "TIDELAKE_ABANDON_AFTER", default_value = "5m", value_parser = humantime::parse_duration)]
+    abandon_after: std::time::Duration,
     /// Read a password from stdin, print its users-file form and exit.
     #[arg(long)]
     hash_password: bool,
@@ -65,6 +68,6 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    server::run(listener, connector, credentials, shutdown).await?;
+    server::run_with(listener, connector, credentials, args.abandon_after, shutdown).await?;
     Ok(())
 }

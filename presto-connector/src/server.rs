@@ -133,6 +133,7 @@ struct Metrics {
     queries: AtomicU64,
     failed: AtomicU64,
     cancelled: AtomicU64,
+    abandoned: AtomicU64,
     refused: AtomicU64,
 }
 
@@ -142,6 +143,9 @@ struct Query {
     outcome: watch::Receiver<Option<Arc<Outcome>>>,
     task: tokio::task::JoinHandle<()>,
     started: Instant,
+    /// When the client last asked for it: a query nobody polls for [`State::abandon_after`] is
+    /// dropped with its rows.
+    polled: Instant,
 }
 
 #[derive(Debug)]
@@ -157,13 +161,29 @@ struct State {
     next_id: AtomicU64,
     metrics: Metrics,
     started: Instant,
+    abandon_after: Duration,
 }
+
+/// How long a query is kept without a poll, as Trino's `query.client.timeout` defaults to.
+pub const ABANDON_AFTER: Duration = Duration::from_secs(300);
 
 /// Serves `connector` on `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     connector: Arc<Connector>,
     credentials: Credentials,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    run_with(listener, connector, credentials, ABANDON_AFTER, shutdown).await
+}
+
+/// Like [`run`], dropping a query (running or finished, with its rows) that no client has polled
+/// for `abandon_after`.
+pub async fn run_with(
+    listener: TcpListener,
+    connector: Arc<Connector>,
+    credentials: Credentials,
+    abandon_after: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
@@ -175,12 +195,18 @@ pub async fn run(
         next_id: AtomicU64::new(1),
         metrics: Metrics::default(),
         started: Instant::now(),
+        abandon_after,
     });
+    let mut sweep = tokio::time::interval((abandon_after / 4).max(Duration::from_millis(100)));
     tracing::info!(%addr, "serving the Trino client protocol");
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => accepted?,
+            _ = sweep.tick() => {
+                drop_abandoned(&state).await;
+                continue;
+            }
             () = &mut shutdown => break,
         };
         let state = state.clone();
@@ -200,6 +226,20 @@ pub async fn run(
         query.task.abort();
     }
     Ok(())
+}
+
+/// Drops the queries no client has polled for the server's `abandon_after`.
+async fn drop_abandoned(state: &State) {
+    let mut queries = state.queries.lock().await;
+    let gone: Vec<String> =
+        queries.iter().filter(|(_, q)| q.polled.elapsed() > state.abandon_after).map(|(id, _)| id.clone()).collect();
+    for id in gone {
+        if let Some(query) = queries.remove(&id) {
+            query.task.abort();
+            state.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(query = %id, idle_s = query.polled.elapsed().as_secs(), "query abandoned by its client: dropped");
+        }
+    }
 }
 
 async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -256,6 +296,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Full
             "queries": state.metrics.queries.load(Ordering::Relaxed),
             "failed": state.metrics.failed.load(Ordering::Relaxed),
             "cancelled": state.metrics.cancelled.load(Ordering::Relaxed),
+            "abandoned": state.metrics.abandoned.load(Ordering::Relaxed),
             "refused": state.metrics.refused.load(Ordering::Relaxed),
             "running": state.queries.lock().await.len(),
             "kafka_poison_skipped": state.connector.poison_skipped(),
@@ -289,7 +330,8 @@ async fn submit(
         };
         let _ = sender.send(Some(Arc::new(outcome)));
     });
-    state.queries.lock().await.insert(id.clone(), Query { outcome, task, started: Instant::now() });
+    let now = Instant::now();
+    state.queries.lock().await.insert(id.clone(), Query { outcome, task, started: now, polled: now });
     json_response(json!({
         "id": id,
         "infoUri": format!("{base}/v1/query/{id}"),
@@ -299,8 +341,11 @@ async fn submit(
 }
 
 async fn poll(state: &Arc<State>, base: &str, id: &str, page: usize) -> Response<Full<Bytes>> {
-    let (mut outcome, started) = match state.queries.lock().await.get(id) {
-        Some(query) => (query.outcome.clone(), query.started),
+    let (mut outcome, started) = match state.queries.lock().await.get_mut(id) {
+        Some(query) => {
+            query.polled = Instant::now();
+            (query.outcome.clone(), query.started)
+        }
         None => return text(StatusCode::NOT_FOUND, &format!("no query {id} (finished, cancelled or never posted)\n")),
     };
     let done = tokio::time::timeout(Duration::from_secs(1), outcome.wait_for(Option::is_some))

@@ -156,3 +156,55 @@ async fn logins_are_checked_and_other_addresses_need_them() {
         assert!(out[refused]["message"].as_str().unwrap().contains("401"), "{refused}: {}", out[refused]);
     }
 }
+
+/// One HTTP/1.1 request to the server: the status code and the body.
+async fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Trino-User: analyst\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_no_client_polls_is_dropped_with_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "unused", "unused", 100);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connector = Arc::new(Connector::new(load_config(&path)).unwrap());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let abandon = std::time::Duration::from_millis(600);
+        server::run_with(listener, connector, Credentials::default(), abandon, shutdown).await.expect("serve");
+    });
+    let next = |body: &str| {
+        let posted: Value = serde_json::from_str(body).unwrap();
+        let uri = posted["nextUri"].as_str().unwrap().to_string();
+        uri.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap()
+    };
+    // Polled within the time: the rows come.
+    let (status, body) = http(port, "POST", "/v1/statement", "SELECT 42 AS answer").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, page) = http(port, "GET", &next(&body), "").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("[[42]]"), "{page}");
+    // Left alone: gone once the time has passed, and counted.
+    let (_, body) = http(port, "POST", "/v1/statement", "SELECT 43 AS answer").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (status, page) = http(port, "GET", &next(&body), "").await;
+    assert_eq!(status, 404, "{page}");
+    let (_, metrics) = http(port, "GET", "/v1/metrics", "").await;
+    let metrics: Value = serde_json::from_str(&metrics).unwrap();
+    assert_eq!(metrics["abandoned"], 1, "{metrics}");
+    assert_eq!(metrics["running"], 0, "{metrics}");
+}
