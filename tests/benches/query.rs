@@ -10,8 +10,9 @@
 //!   `tidelake serve` (the Trino protocol over loopback HTTP, no cache and warm cache) against
 //!   DuckDB over the table's active Parquet files (best of 5 each).
 //! - Throughput: 16 concurrent clients for `TIDELAKE_BENCH_SECONDS` seconds each (default 10) over
-//!   a mix of dashboards (four ranges, or one per day when fewer, by two groupings), queries per second without and with the
-//!   result cache, and the cache's hit rate from `GET /v1/metrics`.
+//!   a mix of dashboards (four ranges, or one per day when there are fewer days, by two
+//!   groupings), queries per second without and with the result cache, and the cache's hit rate
+//!   from `GET /v1/metrics`.
 //!
 //! Run: `cargo bench -p tidelake-tests --bench query`
 
