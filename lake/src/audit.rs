@@ -377,6 +377,22 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
             None => Some("is not in the table".into()),
         }
     };
+    // Rows of the files a commit removed, as the commits that added them counted.
+    let removed_rows = |commit: &Commit| -> u64 {
+        commit.removes.iter().filter_map(|r| rows_of.get(r.path.as_str())?.to_owned()).sum()
+    };
+    // A gap for each file a rewrite or a replace added that the table no longer holds.
+    let lost_files = |commit: &Commit, origin: &str| -> Vec<Problem> {
+        commit
+            .adds
+            .iter()
+            .filter_map(|add| {
+                let how = lost(&add.path)?;
+                let rows = add.rows.unwrap_or(0);
+                Some(problem(ProblemKind::Gap, None, format!("file {} {origin}, holding {rows} rows, {how}", add.path)))
+            })
+            .collect()
+    };
 
     for commit in ledger.commits.iter().filter(|c| range.contains(c)) {
         match ingest_info(commit, kind) {
@@ -422,7 +438,7 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
             None if commit.replace.is_some() => {
                 let info = commit.replace.as_ref().expect("matched");
                 summary.replaces += 1;
-                let removed: u64 = commit.removes.iter().filter_map(|r| rows_of.get(r.path.as_str())?.to_owned()).sum();
+                let removed = removed_rows(commit);
                 if removed != info.rows_removed || commit.added_rows() != info.rows_added {
                     problems.push(problem(
                         ProblemKind::Mismatch,
@@ -438,27 +454,13 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
                         ),
                     ));
                 }
-                for add in &commit.adds {
-                    if let Some(how) = lost(&add.path) {
-                        problems.push(problem(
-                            ProblemKind::Gap,
-                            None,
-                            format!(
-                                "file {} that version {} put in from {} ({} rows) {how}",
-                                add.path,
-                                commit.version,
-                                info.shadow,
-                                add.rows.unwrap_or(0)
-                            ),
-                        ));
-                    }
-                }
+                let origin = format!("put in by version {} from {}", commit.version, info.shadow);
+                problems.extend(lost_files(commit, &origin));
             }
             None => {
                 let rewrite = commit.adds.iter().chain(&commit.removes).all(|a| !a.data_change);
                 if rewrite {
-                    let removed: u64 =
-                        commit.removes.iter().filter_map(|r| rows_of.get(r.path.as_str())?.to_owned()).sum();
+                    let removed = removed_rows(commit);
                     if removed != commit.added_rows() {
                         problems.push(problem(
                             ProblemKind::Mismatch,
@@ -471,21 +473,8 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
                             ),
                         ));
                     }
-                    for add in &commit.adds {
-                        if let Some(how) = lost(&add.path) {
-                            problems.push(problem(
-                                ProblemKind::Gap,
-                                None,
-                                format!(
-                                    "file {} written by version {} ({}) holding {} rows {how}",
-                                    add.path,
-                                    commit.version,
-                                    commit.operation,
-                                    add.rows.unwrap_or(0)
-                                ),
-                            ));
-                        }
-                    }
+                    let origin = format!("written by version {} ({})", commit.version, commit.operation);
+                    problems.extend(lost_files(commit, &origin));
                     continue;
                 }
                 let foreign: Vec<_> =
