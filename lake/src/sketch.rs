@@ -201,6 +201,9 @@ impl Sketch {
                     if rank == 0 || rank > 64 - SPARSE_PRECISION + 1 {
                         return Err(format!("sparse sketch rank {rank} of register {register} is out of range"));
                     }
+                    if register >= 1 << SPARSE_PRECISION {
+                        return Err(format!("sparse sketch register {register} is beyond 2^{SPARSE_PRECISION}"));
+                    }
                     if entries.last().is_some_and(|(r, _)| *r >= register) {
                         return Err(format!("sparse sketch register {register} is out of order"));
                     }
@@ -209,6 +212,9 @@ impl Sketch {
                 Ok(Sketch::Sparse(entries))
             }
             DENSE if payload.len() == REGISTERS => {
+                if let Some((register, rank)) = payload.iter().enumerate().find(|(_, r)| **r > 64 - PRECISION + 1) {
+                    return Err(format!("dense sketch rank {rank} of register {register} is out of range"));
+                }
                 let mut ranks = Box::new([0u8; REGISTERS]);
                 ranks.copy_from_slice(payload);
                 Ok(Sketch::Dense(ranks))
@@ -228,6 +234,21 @@ mod tests {
             s.insert(format!("user-{i}").as_bytes());
         }
         s
+    }
+
+    #[test]
+    fn crafted_bytes_are_refused_not_merged() {
+        let sparse = |word: u32| [&[FORMAT, PRECISION, SPARSE][..], &word.to_be_bytes()].concat();
+        let beyond = ((1u32 << SPARSE_PRECISION) << 6) | 1;
+        assert!(Sketch::from_bytes(&sparse(beyond)).unwrap_err().contains("beyond"));
+        let mut merged = Sketch::default();
+        merged.merge(&Sketch::from_bytes(&sparse((((1 << SPARSE_PRECISION) - 1) << 6) | 1)).unwrap());
+        merged.densify();
+        assert_eq!(merged.estimate(), 1);
+        let mut dense = vec![FORMAT, PRECISION, DENSE];
+        dense.extend(std::iter::repeat_n(0u8, REGISTERS));
+        dense[3 + 7] = 200;
+        assert!(Sketch::from_bytes(&dense).unwrap_err().contains("rank 200"));
     }
 
     #[test]
