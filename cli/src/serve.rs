@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tidelake_lake::PipelineConfig;
-use tidelake_presto::server::{self, Credentials};
+use tidelake_presto::server::{self, Credentials, Options};
+use tidelake_presto::statement::Limits;
 use tidelake_presto::Connector;
 
 use crate::BoxError;
@@ -32,6 +33,16 @@ pub struct Args {
     /// Drop a query (and its rows) that no client has polled for this long, as Trino does.
     #[arg(long, env = "TIDELAKE_ABANDON_AFTER", default_value = "5m", value_parser = humantime::parse_duration)]
     abandon_after: std::time::Duration,
+    /// Memory in MiB that the sorts, joins, aggregates and windows of all running queries may hold
+    /// together; a query that needs more fails with EXCEEDED_LOCAL_MEMORY_LIMIT, the others go on.
+    #[arg(long, env = "TIDELAKE_MEMORY_MB", default_value_t = 1024)]
+    memory_mb: usize,
+    /// Queries running at once; one more is refused with QUERY_QUEUE_FULL.
+    #[arg(long, env = "TIDELAKE_MAX_QUERIES", default_value_t = 32)]
+    max_queries: usize,
+    /// Longest statement taken, in bytes (a longer request body is refused unread).
+    #[arg(long, env = "TIDELAKE_MAX_STATEMENT_BYTES", default_value_t = Limits::default().max_statement_bytes)]
+    max_statement_bytes: usize,
     /// Read a password from stdin, print its users-file form and exit.
     #[arg(long)]
     hash_password: bool,
@@ -61,13 +72,19 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
     }
     server::check_exposure(args.listen, &credentials)?;
     let config = PipelineConfig::for_function(&args.config).await?;
-    let connector = Arc::new(Connector::new(config)?.with_result_cache(args.cache_mb << 20));
+    let limits = Limits { max_statement_bytes: args.max_statement_bytes, ..Limits::default() };
+    let connector = Connector::new(config)?
+        .with_result_cache(args.cache_mb << 20)
+        .with_memory_limit(args.memory_mb << 20)?
+        .with_limits(limits);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("listening on {}: {e}", args.listen))?;
     eprintln!("tidelake serve: Trino client protocol on http://{}", listener.local_addr()?);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    server::run_with(listener, connector, credentials, args.abandon_after, shutdown).await?;
+    let options =
+        Options { credentials, abandon_after: args.abandon_after, max_queries: args.max_queries, ..Options::default() };
+    server::run_with(listener, Arc::new(connector), options, shutdown).await?;
     Ok(())
 }

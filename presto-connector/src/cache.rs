@@ -41,8 +41,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::catalog::LakeTable;
 use crate::error::Result;
+use crate::lake_table::{DayColumns, LakeTable};
 
 /// Days computed at once when a query is split.
 const PARALLEL_DAYS: usize = 4;
@@ -90,16 +90,6 @@ pub struct CacheStats {
     pub entries: usize,
     /// Bytes held (Arrow buffers).
     pub bytes: usize,
-}
-
-/// The columns that place a row in a day: the `event_date` partition column, and the timestamp
-/// column whose UTC day it is (the bucket column of a rollup table, the event time of a data table).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DayColumns {
-    /// The `date` partition column.
-    pub date: String,
-    /// The timestamp column the date is the UTC day of, when it is not nullable.
-    pub time: Option<String>,
 }
 
 /// One aggregate of the plan that can be split, with what is needed to split it.

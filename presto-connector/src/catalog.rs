@@ -19,20 +19,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use async_trait::async_trait;
-use datafusion::catalog::{MemTable, SchemaProvider, Session, TableProvider};
+use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::TableType;
 use deltalake::DeltaTable;
 use tidelake_lake::dedup::UuidIndex;
 use tidelake_lake::rollup::{Grain, RollupSpec};
 use tidelake_lake::{PipelineConfig, TableSpec, TopicPartition};
 use tokio::sync::Mutex;
 
-use crate::cache::DayColumns;
 use crate::error::{Error, Result};
+use crate::lake_table::{DayColumns, LakeTable};
 use crate::live::LiveTable;
 use crate::tail;
 use crate::version::TableVersion;
@@ -193,16 +192,47 @@ impl Shared {
             TableVersion::Version(v) => Some(*v),
             TableVersion::Latest | TableVersion::Timestamp(_) => None,
         };
-        let Some(mut table) = tidelake_lake::delta::open_existing(name, location, options, number).await? else {
+        let opened = tidelake_lake::delta::open_existing(name, location, options, number).await;
+        let Some(mut table) = (match (opened, number) {
+            (Err(e), Some(v)) => return Err(self.unreadable_version(name, location, format!("version {v}"), e).await),
+            (opened, _) => opened?,
+        }) else {
             return Ok(None);
         };
         if let TableVersion::Timestamp(at) = version {
-            table.load_with_datetime(*at).await.map_err(Error::delta(name))?;
+            if let Err(e) = table.load_with_datetime(*at).await {
+                let e = tidelake_lake::Error::Delta { table: name.to_string(), source: Box::new(e) };
+                return Err(self.unreadable_version(name, location, format!("the version current at {at}"), e).await);
+            }
         }
         if *version == TableVersion::Latest {
             self.latest.lock().expect("snapshot cache lock").insert(name.to_string(), table.clone());
         }
         Ok(Some(table))
+    }
+
+    /// The error of a version of `name` that cannot be loaded: the query's fault, with the versions
+    /// the table has, when the latest one can be read; the storage's fault otherwise.
+    async fn unreadable_version(
+        &self,
+        name: &str,
+        location: &url::Url,
+        asked: String,
+        cause: tidelake_lake::Error,
+    ) -> Error {
+        match Box::pin(self.open(name, location, &TableVersion::Latest)).await {
+            Ok(Some(latest)) => Error::Version {
+                table: name.to_string(),
+                reason: format!(
+                    "{asked} cannot be read: the table's log has versions up to {} ({cause})",
+                    latest.version().unwrap_or_default()
+                ),
+            },
+            Ok(None) => {
+                Error::Version { table: name.to_string(), reason: format!("{asked}: the table has no commit yet") }
+            }
+            Err(_) => Error::Lake(cause),
+        }
     }
 }
 
@@ -228,7 +258,8 @@ impl SchemaProvider for LakeSchema {
         };
         let mut table = LakeTable::new(table).await?;
         if version == TableVersion::Latest {
-            table.days = self.0.day_columns(base, &table.schema());
+            let days = self.0.day_columns(base, &table.schema());
+            table = table.with_day_columns(days);
         }
         Ok(Some(Arc::new(table)))
     }
@@ -239,60 +270,6 @@ impl SchemaProvider for LakeSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         TableVersion::split(name).is_ok_and(|(base, _)| self.0.lake_tables().iter().any(|(n, _)| n == base))
-    }
-}
-
-/// One Delta table at one snapshot: deltalake's provider, with the table's object store made known
-/// to the session that scans it.
-#[derive(Debug)]
-pub struct LakeTable {
-    table: DeltaTable,
-    inner: Arc<dyn TableProvider>,
-    days: Option<DayColumns>,
-}
-
-impl LakeTable {
-    /// The provider of `table` as loaded.
-    pub async fn new(table: DeltaTable) -> Result<Self> {
-        let inner = table.table_provider().await?;
-        Ok(LakeTable { table, inner, days: None })
-    }
-
-    /// The snapshot behind it.
-    pub fn table(&self) -> &DeltaTable {
-        &self.table
-    }
-
-    /// The columns that place a row in a day, when this is the latest snapshot of a table
-    /// partitioned by day: what lets the result cache split an aggregate per day.
-    pub fn day_columns(&self) -> Option<&DayColumns> {
-        self.days.as_ref()
-    }
-}
-
-#[async_trait]
-impl TableProvider for LakeTable {
-    fn schema(&self) -> SchemaRef {
-        self.inner.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.table.update_datafusion_session(state).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        self.inner.scan(state, projection, filters, limit).await
     }
 }
 

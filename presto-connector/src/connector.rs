@@ -1,22 +1,35 @@
 //! [`Connector`]: one DataFusion session with the `tidelake` catalog, read-only.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
-use datafusion::config::Dialect;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::DataFrame;
+use futures::{FutureExt, StreamExt};
 use tidelake_lake::PipelineConfig;
+use tokio::sync::mpsc;
 
 use crate::cache::{CacheStats, ResultCache};
 use crate::catalog::{KafkaSchema, LakeSchema, LiveSchema, Shared};
 use crate::error::{Error, Result};
-use crate::version::rewrite_time_travel;
+use crate::statement::{self, Limits};
 
 /// The catalog every query sees; its schemas are `lake`, `kafka` and `live`.
 pub const CATALOG: &str = "tidelake";
+
+/// Stack of each thread that plans and runs queries: planning and evaluating an expression recurse
+/// once per level of nesting, and [`Limits::max_depth`] levels must fit.
+const QUERY_STACK_BYTES: usize = 64 << 20;
+
+/// Batches a running query keeps ready for its reader before it waits for the reader to take one.
+const READY_BATCHES: usize = 2;
 
 /// Answers SQL over a pipeline's lake and Kafka tail.
 ///
@@ -35,7 +48,11 @@ pub const CATALOG: &str = "tidelake";
 pub struct Connector {
     ctx: SessionContext,
     shared: Arc<Shared>,
-    cache: Option<ResultCache>,
+    cache: Option<Arc<ResultCache>>,
+    limits: Limits,
+    memory_limit: Option<usize>,
+    udfs: Vec<ScalarUDF>,
+    runtime: QueryRuntime,
 }
 
 impl std::fmt::Debug for Connector {
@@ -48,29 +65,62 @@ impl Connector {
     /// A session over `config`'s tables: `lake` and `live` are the default catalog's schemas, so
     /// `ad_events` alone means `lake.ad_events`.
     pub fn new(config: PipelineConfig) -> Result<Self> {
-        let session =
-            SessionConfig::new().with_default_catalog_and_schema(CATALOG, "lake").with_information_schema(true);
-        let ctx = SessionContext::new_with_config(session);
         let shared = Arc::new(Shared::new(config));
-        let catalog = MemoryCatalogProvider::new();
-        catalog.register_schema("lake", Arc::new(LakeSchema(shared.clone())))?;
-        catalog.register_schema("kafka", Arc::new(KafkaSchema(shared.clone())))?;
-        catalog.register_schema("live", Arc::new(LiveSchema(shared.clone())))?;
-        ctx.register_catalog(CATALOG, Arc::new(catalog));
-        ctx.register_udaf(crate::functions::sketch_distinct());
-        Ok(Connector { ctx, shared, cache: None })
+        let ctx = session(&shared, None, &[])?;
+        let runtime = QueryRuntime::new()?;
+        Ok(Connector {
+            ctx,
+            shared,
+            cache: None,
+            limits: Limits::default(),
+            memory_limit: None,
+            udfs: Vec::new(),
+            runtime,
+        })
     }
 
     /// Keeps the per-day partial results of aggregates over closed days, up to `max_bytes` (see
     /// [`cache`](crate::cache)); `0` keeps none.
     pub fn with_result_cache(mut self, max_bytes: usize) -> Self {
-        self.cache = (max_bytes > 0).then(|| ResultCache::new(max_bytes));
+        self.cache = (max_bytes > 0).then(|| Arc::new(ResultCache::new(max_bytes)));
         self
+    }
+
+    /// Holds the memory that sorts, joins, aggregates and windows of all running queries take
+    /// together to `bytes`; a query that needs more fails with [`Error::is_memory_exceeded`] and the
+    /// others go on. Nothing spills to disk.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Result<Self> {
+        self.ctx = session(&self.shared, Some(bytes), &self.udfs)?;
+        self.memory_limit = Some(bytes);
+        Ok(self)
+    }
+
+    /// Adds a scalar function to the SQL every query may use.
+    pub fn with_udf(mut self, udf: ScalarUDF) -> Self {
+        self.ctx.register_udf(udf.clone());
+        self.udfs.push(udf);
+        self
+    }
+
+    /// Refuses statements larger or deeper than `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits statements are held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The memory limit of queries, when there is one.
+    pub fn memory_limit(&self) -> Option<usize> {
+        self.memory_limit
     }
 
     /// What the result cache has done, when there is one.
     pub fn cache_stats(&self) -> Option<CacheStats> {
-        self.cache.as_ref().map(ResultCache::stats)
+        self.cache.as_ref().map(|c| c.stats())
     }
 
     /// Plans one read-only statement (a query, `EXPLAIN`, `SHOW ...`): statements that would create,
@@ -82,20 +132,7 @@ impl Connector {
     /// Like [`sql`](Self::sql), with unqualified table names looked up in `schema` (`lake`, `kafka`
     /// or `live`) instead of `lake`.
     pub async fn sql_in(&self, sql: &str, schema: Option<&str>) -> Result<DataFrame> {
-        let sql = rewrite_time_travel(sql)?;
-        let mut state = self.ctx.state();
-        if let Some(schema) = schema {
-            state.config_mut().options_mut().catalog.default_schema = schema.to_string();
-        }
-        let statement =
-            state.sql_to_statement(&sql, &Dialect::Generic).map_err(|e| Error::Syntax(e.strip_backtrace()))?;
-        let plan = state.statement_to_plan(statement).await?;
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)?;
-        Ok(DataFrame::new(state, plan))
+        plan(&self.ctx, &self.limits, sql, schema).await.map_err(Error::unwrapped)
     }
 
     /// Runs one statement and collects its rows.
@@ -105,21 +142,190 @@ impl Connector {
 
     /// Like [`query`](Self::query), with unqualified table names looked up in `schema`.
     pub async fn query_in(&self, sql: &str, schema: Option<&str>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let mut frame = self.sql_in(sql, schema).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        if let Some(cache) = &self.cache {
-            let (state, plan) = frame.into_parts();
-            let optimized = state.optimize(&plan)?;
-            frame = match cache.rewrite(&state, &optimized).await? {
-                Some(split) => DataFrame::new(state, split),
-                None => DataFrame::new(state, plan),
-            };
+        let mut rows = self.stream_in(sql, schema).await?;
+        let mut batches = Vec::new();
+        while let Some(batch) = rows.next().await {
+            batches.push(batch?);
         }
-        Ok((schema, frame.collect().await?))
+        Ok((rows.schema(), batches))
+    }
+
+    /// Starts one statement on the connector's query threads and hands its rows over as they come:
+    /// the query runs ahead of its reader by a couple of batches at most, so a result nobody reads
+    /// holds no memory. A panic while planning or running ends the rows with an internal error.
+    pub async fn stream_in(&self, sql: &str, schema: Option<&str>) -> Result<Rows> {
+        let (sender, mut receiver) = mpsc::channel(READY_BATCHES);
+        let (ctx, limits, cache, memory_limit) = (self.ctx.clone(), self.limits, self.cache.clone(), self.memory_limit);
+        let (sql, schema) = (sql.to_string(), schema.map(str::to_string));
+        let to_reader = sender.clone();
+        let run = async move {
+            let frame = plan(&ctx, &limits, &sql, schema.as_deref()).await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let frame = match &cache {
+                Some(cache) => {
+                    let (state, plan) = frame.into_parts();
+                    let optimized = state.optimize(&plan)?;
+                    match cache.rewrite(&state, &optimized).await? {
+                        Some(split) => DataFrame::new(state, split),
+                        None => DataFrame::new(state, plan),
+                    }
+                }
+                None => frame,
+            };
+            if to_reader.send(Ready::Schema(schema)).await.is_err() {
+                return Ok(());
+            }
+            let mut stream = frame.execute_stream().await?;
+            while let Some(batch) = stream.next().await {
+                if to_reader.send(Ready::Batch(batch?)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        let task = self.runtime.handle().spawn(async move {
+            let failure = match AssertUnwindSafe(run).catch_unwind().await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => match (Error::unwrapped(e), memory_limit) {
+                    (Error::Query(source), Some(bytes))
+                        if matches!(source.find_root(), DataFusionError::ResourcesExhausted(_)) =>
+                    {
+                        Error::MemoryExceeded { limit_mb: bytes >> 20, source }
+                    }
+                    (e, _) => e,
+                },
+                Err(panic) => Error::Panicked(panic_message(panic.as_ref())),
+            };
+            let _ = sender.send(Ready::Failed(failure)).await;
+        });
+        let task = Task(task);
+        match receiver.recv().await {
+            Some(Ready::Schema(schema)) => Ok(Rows { schema, receiver, _task: task }),
+            Some(Ready::Failed(e)) => Err(e),
+            Some(Ready::Batch(_)) | None => Err(Error::Panicked("the query ended before its schema was known".into())),
+        }
     }
 
     /// Records of Kafka tails skipped since start because they are not rows of their table.
     pub fn poison_skipped(&self) -> u64 {
         self.shared.poison_skipped()
+    }
+}
+
+/// The rows of a running statement, in the order the plan gives them.
+#[derive(Debug)]
+pub struct Rows {
+    schema: SchemaRef,
+    receiver: mpsc::Receiver<Ready>,
+    _task: Task,
+}
+
+impl Rows {
+    /// The columns of every batch.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The next batch; `None` once the statement has given all its rows. A failure ends the rows.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        match self.receiver.recv().await? {
+            Ready::Batch(batch) => Some(Ok(batch)),
+            Ready::Failed(e) => Some(Err(e)),
+            Ready::Schema(_) => Some(Err(Error::Panicked("a second schema in one result".into()))),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Ready {
+    Schema(SchemaRef),
+    Batch(RecordBatch),
+    Failed(Error),
+}
+
+/// The running statement: stopped when its rows are dropped.
+#[derive(Debug)]
+struct Task(tokio::task::JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The threads queries are planned and run on, apart from whatever serves their clients: their
+/// stacks are deep enough for [`Limits::max_depth`], and a query that keeps its threads busy
+/// leaves the caller's threads free.
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl QueryRuntime {
+    fn new() -> Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("tidelake-query")
+            .thread_stack_size(QUERY_STACK_BYTES)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Panicked(format!("starting the query threads: {e}")))?;
+        Ok(QueryRuntime(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("the runtime lives until drop").handle()
+    }
+}
+
+impl Drop for QueryRuntime {
+    /// Stops the query threads without waiting for them, so a connector may be dropped anywhere,
+    /// also inside an async task.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The session every query plans in: the catalog, `sketch_distinct` and `udfs`, checked integer
+/// arithmetic, and the memory pool.
+fn session(shared: &Arc<Shared>, memory_limit: Option<usize>, udfs: &[ScalarUDF]) -> Result<SessionContext> {
+    let config = SessionConfig::new().with_default_catalog_and_schema(CATALOG, "lake").with_information_schema(true);
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(bytes) = memory_limit {
+        runtime = runtime
+            .with_memory_limit(bytes, 1.0)
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled));
+    }
+    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+    let catalog = MemoryCatalogProvider::new();
+    catalog.register_schema("lake", Arc::new(LakeSchema(shared.clone())))?;
+    catalog.register_schema("kafka", Arc::new(KafkaSchema(shared.clone())))?;
+    catalog.register_schema("live", Arc::new(LiveSchema(shared.clone())))?;
+    ctx.register_catalog(CATALOG, Arc::new(catalog));
+    ctx.register_udaf(crate::functions::sketch_distinct());
+    for udf in udfs {
+        ctx.register_udf(udf.clone());
+    }
+    ctx.add_analyzer_rule(Arc::new(crate::overflow::CheckedArithmetic));
+    Ok(ctx)
+}
+
+/// Parses `sql` within `limits` and plans it read-only, unqualified names in `schema`.
+async fn plan(ctx: &SessionContext, limits: &Limits, sql: &str, schema: Option<&str>) -> Result<DataFrame> {
+    let statement = statement::parse(sql, limits)?;
+    let mut state = ctx.state();
+    if let Some(schema) = schema {
+        state.config_mut().options_mut().catalog.default_schema = schema.to_string();
+    }
+    let plan = state.statement_to_plan(statement).await?;
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan)?;
+    Ok(DataFrame::new(state, plan))
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => text.to_string(),
+        (_, Some(text)) => text.clone(),
+        _ => "a panic without a message".into(),
     }
 }

@@ -25,6 +25,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// The statement is longer, or its expressions nest deeper, than the connector takes.
+    #[error("statement too large: {0}")]
+    TooLarge(String),
+
+    /// The query needed more memory than the connector gives all running queries together.
+    #[error("the query needs more memory than the {limit_mb} MiB queries may hold together (--memory-mb): {source}")]
+    MemoryExceeded {
+        /// The limit, in MiB.
+        limit_mb: usize,
+        /// DataFusion's account of what asked for the memory.
+        source: DataFusionError,
+    },
+
+    /// Planning or running the query panicked: a bug in tidelake, never the client's doing.
+    #[error("internal error while running the query: {0}")]
+    Panicked(String),
+
     /// A Delta table could not be read.
     #[error("delta table {table}: {source}")]
     Delta {
@@ -45,20 +62,60 @@ impl Error {
         move |source| Error::Delta { table, source: Box::new(source) }
     }
 
-    /// Whether the query itself is at fault (syntax, unknown names, types), as opposed to the lake,
-    /// storage or Kafka failing while it ran.
+    /// The error itself when DataFusion wrapped it (an error of a table provider comes back from
+    /// the planner as `External`), so it is classified as what it is.
+    pub fn unwrapped(self) -> Self {
+        match self {
+            Error::Query(DataFusionError::External(inner)) => match inner.downcast::<Error>() {
+                Ok(own) => own.unwrapped(),
+                Err(other) => Error::Query(DataFusionError::External(other)),
+            },
+            Error::Query(DataFusionError::Context(context, inner))
+                if matches!(*inner, DataFusionError::External(_)) =>
+            {
+                match Error::Query(*inner).unwrapped() {
+                    Error::Query(inner) => Error::Query(DataFusionError::Context(context, Box::new(inner))),
+                    own => own,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the query itself is at fault (syntax, unknown names, types, a value out of range),
+    /// as opposed to the lake, storage or Kafka failing while it ran.
     pub fn is_user_error(&self) -> bool {
         match self {
-            Error::Syntax(_) | Error::Version { .. } => true,
-            Error::Query(e) => matches!(
-                e.find_root(),
-                DataFusionError::Plan(_)
-                    | DataFusionError::SchemaError(..)
-                    | DataFusionError::SQL(..)
-                    | DataFusionError::NotImplemented(_)
-            ),
-            Error::Delta { .. } | Error::Lake(_) => false,
+            Error::Syntax(_) | Error::Version { .. } | Error::TooLarge(_) => true,
+            Error::Query(e) => {
+                self.is_overflow()
+                    || matches!(
+                        e.find_root(),
+                        DataFusionError::Plan(_)
+                            | DataFusionError::SchemaError(..)
+                            | DataFusionError::SQL(..)
+                            | DataFusionError::NotImplemented(_)
+                    )
+            }
+            Error::MemoryExceeded { .. } | Error::Panicked(_) | Error::Delta { .. } | Error::Lake(_) => false,
         }
+    }
+
+    /// Whether the query needed more memory than the connector's limit gives all queries.
+    pub fn is_memory_exceeded(&self) -> bool {
+        match self {
+            Error::MemoryExceeded { .. } => true,
+            Error::Query(e) => matches!(e.find_root(), DataFusionError::ResourcesExhausted(_)),
+            _ => false,
+        }
+    }
+
+    /// Whether a value did not fit its type (integer overflow).
+    pub fn is_overflow(&self) -> bool {
+        matches!(self, Error::Query(e) if matches!(
+            e.find_root(),
+            DataFusionError::ArrowError(source, _) if matches!(source.as_ref(), arrow::error::ArrowError::ArithmeticOverflow(_))
+        ))
     }
 }
 

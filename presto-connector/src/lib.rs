@@ -20,10 +20,13 @@
 //! - [`cache`]: the result cache: aggregates over closed days computed once per day.
 //! - [`catalog`]: the `lake`, `kafka` and `live` schemas, resolved per query.
 //! - [`tail`]: the Kafka records above a snapshot's offsets, read_committed, decoded.
+//! - [`lake_table`]: one Delta snapshot as a DataFusion table, below the catalog, `live` and the cache.
 //! - [`functions`]: `sketch_distinct`, the merge of rollup sketches.
 //! - [`live`]: a snapshot and its tail as one table.
+//! - [`overflow`]: integer `+`, `-`, `*` that fail on overflow instead of wrapping.
+//! - [`statement`]: SQL text to the planner's statement: limits, and time travel on the parsed statement.
 //! - [`server`]: the Trino client protocol over HTTP (`tidelake serve`).
-//! - [`version`]: time travel (`FOR VERSION AS OF`, `FOR TIMESTAMP AS OF`, `"t@v3"`).
+//! - [`version`]: which version of a lake table a name asks for (`"t@v3"`, `"t@2026-11-23"`).
 //! - [`error`]: the crate's [`Error`].
 
 #![warn(missing_docs)]
@@ -33,8 +36,11 @@ pub mod catalog;
 pub mod connector;
 pub mod error;
 pub mod functions;
+pub mod lake_table;
 pub mod live;
+pub mod overflow;
 pub mod server;
+pub mod statement;
 pub mod tail;
 pub mod version;
 

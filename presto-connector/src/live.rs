@@ -27,8 +27,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use tidelake_lake::dedup::{self, UuidIndex};
 use tidelake_lake::TableSpec;
 
-use crate::catalog::LakeTable;
 use crate::error::Result;
+use crate::lake_table::LakeTable;
 use crate::tail::Tail;
 
 /// The lake snapshot (when the table exists) and the new rows of its tail.

@@ -13,17 +13,17 @@ use tidelake_presto::Connector;
 use crate::helpers::*;
 
 /// A server on a free loopback port, stopped when dropped.
-struct Served {
-    port: u16,
+pub(crate) struct Served {
+    pub(crate) port: u16,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Served {
-    async fn start(config: tidelake_lake::PipelineConfig, credentials: Credentials) -> Served {
+    pub(crate) async fn start(config: tidelake_lake::PipelineConfig, credentials: Credentials) -> Served {
         Served::start_with(Connector::new(config).unwrap(), credentials).await
     }
 
-    async fn start_with(connector: Connector, credentials: Credentials) -> Served {
+    pub(crate) async fn start_with(connector: Connector, credentials: Credentials) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -170,7 +170,8 @@ async fn a_query_no_client_polls_is_dropped_with_its_rows() {
             let _ = stopped.await;
         };
         let abandon = std::time::Duration::from_millis(600);
-        server::run_with(listener, connector, Credentials::default(), abandon, shutdown).await.expect("serve");
+        let options = server::Options { abandon_after: abandon, ..Default::default() };
+        server::run_with(listener, connector, options, shutdown).await.expect("serve");
     });
     let next = |body: &str| {
         let posted: Value = serde_json::from_str(body).unwrap();

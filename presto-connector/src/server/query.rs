@@ -1,0 +1,199 @@
+//! A posted query, from `QUEUED` to its last page.
+//!
+//! The statement starts as soon as it is posted. Its rows are not kept: each poll takes the next
+//! page from the running plan, so a result is held one page at a time however large it is, and a
+//! result nobody polls stops the plan a couple of batches ahead (the connector's backpressure).
+//! Page `n` answers the request for token `n`; asking for the page just served again gets it
+//! again (a client retrying a lost response), any other token is refused.
+
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use super::wire::{self, ErrorCode};
+use crate::connector::Rows;
+use crate::error::{Error, Result};
+
+/// Rows per page of a result.
+pub const PAGE_ROWS: usize = 4096;
+
+/// One posted query.
+#[derive(Debug)]
+pub(crate) struct Query {
+    /// The user that posted it: the only one who may poll or cancel it.
+    pub user: String,
+    pub started: Instant,
+    pager: tokio::sync::Mutex<Pager>,
+}
+
+/// What a poll gets.
+#[derive(Debug)]
+pub(crate) enum Page {
+    /// A page: its body, and whether it is the last (the query is then over).
+    Served { body: Value, last: bool, failed: bool },
+    /// A token that is neither the next page nor the one just served.
+    WrongToken { next: u64 },
+}
+
+#[derive(Debug)]
+struct Pager {
+    stage: Stage,
+    /// The token the next page answers.
+    next: u64,
+    /// The last page served, for a client that asks for it again.
+    again: Option<(u64, Value)>,
+    schema: Option<SchemaRef>,
+    rows_served: u64,
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// Parsing, planning, reading Kafka tails: until the first rows can come.
+    Starting(AbortOnDrop<Result<Rows>>),
+    /// Rows coming; `pending` holds what a batch had beyond the last page.
+    Streaming { rows: Rows, pending: Option<RecordBatch> },
+    /// Over: finished or failed.
+    Over,
+}
+
+/// A task stopped when its handle is dropped.
+#[derive(Debug)]
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Query {
+    /// A query whose rows `start` brings (it runs on its own from now on).
+    pub fn new(user: &str, start: JoinHandle<Result<Rows>>) -> Query {
+        let pager =
+            Pager { stage: Stage::Starting(AbortOnDrop(start)), next: 0, again: None, schema: None, rows_served: 0 };
+        Query { user: user.to_string(), started: Instant::now(), pager: tokio::sync::Mutex::new(pager) }
+    }
+
+    /// The page for `token`, waiting up to `wait` for rows; `uri(n)` is the `nextUri` of page `n`.
+    pub async fn page(
+        &self,
+        id: &str,
+        token: u64,
+        wait: Duration,
+        info_uri: &str,
+        uri: impl Fn(u64) -> String,
+    ) -> Page {
+        let mut pager = self.pager.lock().await;
+        if let Some((served, body)) = &pager.again {
+            if *served == token {
+                let last = body.get("nextUri").is_none();
+                let failed = body.get("error").is_some();
+                return Page::Served { body: body.clone(), last, failed };
+            }
+        }
+        if token != pager.next {
+            return Page::WrongToken { next: pager.next };
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let outcome = pager.fill(deadline).await;
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        let mut body = json!({"id": id, "infoUri": info_uri, "warnings": []});
+        if let Some(schema) = &pager.schema {
+            body["columns"] = wire::columns_json(schema);
+        }
+        let (last, failed) = match outcome {
+            Filled::Rows(data, more) => {
+                pager.rows_served += data.len() as u64;
+                if !data.is_empty() {
+                    body["data"] = Value::Array(data);
+                }
+                let state = match (&pager.stage, more) {
+                    (_, false) => "FINISHED",
+                    (Stage::Starting(_), true) => "QUEUED",
+                    _ => "RUNNING",
+                };
+                body["stats"] = wire::stats(state, elapsed, pager.rows_served);
+                (!more, false)
+            }
+            Filled::Failed(code, message) => {
+                body["stats"] = wire::stats("FAILED", elapsed, pager.rows_served);
+                body["error"] = wire::error_json(code, &message);
+                (true, true)
+            }
+        };
+        if !last {
+            body["nextUri"] = json!(uri(token + 1));
+        }
+        pager.next = token + 1;
+        pager.again = Some((token, body.clone()));
+        Page::Served { body, last, failed }
+    }
+}
+
+/// What a page holds.
+enum Filled {
+    /// Rows (maybe none yet) and whether more may come.
+    Rows(Vec<Value>, bool),
+    /// The query failed.
+    Failed(ErrorCode, String),
+}
+
+impl Pager {
+    /// Takes up to [`PAGE_ROWS`] rows, waiting for them until `deadline`.
+    async fn fill(&mut self, deadline: tokio::time::Instant) -> Filled {
+        if let Stage::Starting(start) = &mut self.stage {
+            let started = match tokio::time::timeout_at(deadline, &mut start.0).await {
+                Err(_) => return Filled::Rows(Vec::new(), true),
+                Ok(Ok(started)) => started,
+                Ok(Err(e)) => Err(Error::Panicked(format!("the query's task ended: {e}"))),
+            };
+            match started {
+                Ok(rows) => {
+                    self.schema = Some(rows.schema());
+                    self.stage = Stage::Streaming { rows, pending: None };
+                }
+                Err(e) => return self.fail(&e),
+            }
+        }
+        let Stage::Streaming { rows, pending } = &mut self.stage else {
+            return Filled::Rows(Vec::new(), false);
+        };
+        let mut data = Vec::new();
+        loop {
+            let batch = match pending.take() {
+                Some(batch) => batch,
+                None if !data.is_empty() && tokio::time::Instant::now() >= deadline => return Filled::Rows(data, true),
+                None => match tokio::time::timeout_at(deadline, rows.next()).await {
+                    Err(_) => return Filled::Rows(data, true),
+                    Ok(None) => {
+                        self.stage = Stage::Over;
+                        return Filled::Rows(data, false);
+                    }
+                    Ok(Some(Err(e))) => return self.fail(&e),
+                    Ok(Some(Ok(batch))) => batch,
+                },
+            };
+            let room = PAGE_ROWS - data.len();
+            let (take, rest) = match batch.num_rows() > room {
+                true => (batch.slice(0, room), Some(batch.slice(room, batch.num_rows() - room))),
+                false => (batch, None),
+            };
+            if let Err(e) = wire::push_rows(&take, &mut data) {
+                let e = Error::Panicked(format!("a value has no Trino JSON form: {e}"));
+                return self.fail(&e);
+            }
+            *pending = rest;
+            if data.len() == PAGE_ROWS {
+                return Filled::Rows(data, true);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: &Error) -> Filled {
+        self.stage = Stage::Over;
+        Filled::Failed(wire::error_code(e), e.to_string())
+    }
+}
