@@ -1,15 +1,20 @@
 """Queries `tidelake serve` through the real Trino and Presto Python clients and prints what they got.
 
-Usage: python trino_clients.py HOST PORT TOPIC [USER PASSWORD]
+Usage: python trino_clients.py HOST PORT TOPIC [USER PASSWORD CERT TOKEN_USER TOKEN]
 
 Prints one JSON object: for each named query the rows as the client's DB-API returned them (values
 rendered as `type:repr` so the Rust test sees the Python types the clients mapped), or the error
 the client raised (`error`: its class, `name`: Trino's errorName). With USER and PASSWORD it logs
-in with HTTP basic auth, and also tries a wrong password.
+in with HTTP basic auth over https (trusting CERT), also tries a wrong password, an unknown user, no
+credentials and a bearer token, and checks that one user cannot see another's query.
 """
 
+import base64
 import json
+import os
+import ssl
 import sys
+import urllib.error
 import urllib.request
 
 import prestodb
@@ -30,12 +35,42 @@ def run(cursor, sql):
         return {"error": type(e).__name__, "name": getattr(e, "error_name", None), "message": str(e)[:300]}
 
 
-def main(host, port, topic, user=None, password=None):
+def raw(method, url, cert, authorization, body=None):
+    """One request as it is: the status, and the JSON body when there is one."""
+    request = urllib.request.Request(url, data=body, method=method, headers={"Authorization": authorization})
+    context = ssl.create_default_context(cafile=cert)
+    try:
+        with urllib.request.urlopen(request, context=context) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def others_query(host, port, cert, user, password, token):
+    """Alice posts a query; the token's user can neither poll nor cancel it; alice still can."""
+    alice = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    other = f"Bearer {token}"
+    base = f"https://{host}:{port}"
+    _, posted = raw("POST", f"{base}/v1/statement", cert, alice, b"SELECT 7 AS seven")
+    nxt = posted["nextUri"]
+    seen = {"other_poll": raw("GET", nxt, cert, other)[0], "other_cancel": raw("DELETE", nxt, cert, other)[0]}
+    status, page = raw("GET", nxt, cert, alice)
+    seen["owner_poll"] = status
+    seen["owner_rows"] = page.get("data") if page else None
+    seen["next_uri_scheme"] = nxt.split(":")[0]
+    return seen
+
+
+def main(host, port, topic, user=None, password=None, cert=None, token_user=None, token=None):
     out = {}
+    # requests lets these variables override a session's own `verify`: trust CERT alone.
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        os.environ.pop(name, None)
     auth = trino.auth.BasicAuthentication(user, password) if user else None
     conn = trino.dbapi.connect(
-        host=host, port=int(port), user=user or "analyst", catalog="tidelake", schema="live",
-        auth=auth, http_scheme="http", allow_insecure_auth=True,
+        host=host, port=int(port), user=user, catalog="tidelake", schema="live",
+        auth=auth, http_scheme="https", verify=cert,
     ) if auth else trino.dbapi.connect(host=host, port=int(port), user="analyst", catalog="tidelake", schema="live")
     cur = conn.cursor()
     out["live_totals"] = run(cur, "SELECT count(*), count(DISTINCT event_id), sum(cost) FROM ad_events")
@@ -56,18 +91,17 @@ def main(host, port, topic, user=None, password=None):
     out["write_refused"] = run(cur, "CREATE TABLE x AS SELECT 1")
 
     if user:
-        wrong = trino.dbapi.connect(
-            host=host, port=int(port), user=user, catalog="tidelake", schema="live",
-            auth=trino.auth.BasicAuthentication(user, password + "x"), http_scheme="http", allow_insecure_auth=True,
-        )
-        out["wrong_password"] = run(wrong.cursor(), "SELECT 1")
-        unknown = trino.dbapi.connect(
-            host=host, port=int(port), user="mallory", catalog="tidelake", schema="live",
-            auth=trino.auth.BasicAuthentication("mallory", password), http_scheme="http", allow_insecure_auth=True,
-        )
-        out["unknown_user"] = run(unknown.cursor(), "SELECT 1")
-        none = trino.dbapi.connect(host=host, port=int(port), user=user, catalog="tidelake", schema="live")
-        out["no_credentials"] = run(none.cursor(), "SELECT 1")
+        def login(name, authentication):
+            return trino.dbapi.connect(
+                host=host, port=int(port), user=name, catalog="tidelake", schema="live",
+                auth=authentication, http_scheme="https", verify=cert,
+            ).cursor()
+        out["wrong_password"] = run(login(user, trino.auth.BasicAuthentication(user, password + "x")), "SELECT 1")
+        out["unknown_user"] = run(login("mallory", trino.auth.BasicAuthentication("mallory", password)), "SELECT 1")
+        out["no_credentials"] = run(login(user, None), "SELECT 1")
+        out["token"] = run(login(token_user, trino.auth.JWTAuthentication(token)), "SELECT count(*) FROM lake.ad_events")
+        out["token_as_other"] = run(login(user, trino.auth.JWTAuthentication(token)), "SELECT 1")
+        out["others_query"] = others_query(host, port, cert, user, password, token)
     else:
         presto = prestodb.dbapi.connect(host=host, port=int(port), user="analyst", catalog="tidelake", schema="live")
         pcur = presto.cursor()

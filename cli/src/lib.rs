@@ -118,12 +118,12 @@ enum Command {
     /// Serve the lake, the Kafka tail and live tables over the Trino client protocol, so Trino and
     /// Presto clients, JDBC drivers and BI tools connect as they would to Trino (catalog
     /// `tidelake`, schemas `lake`, `kafka`, `live`). Bound to 127.0.0.1 by default; any other
-    /// address needs --users or --tokens, and unknown users are refused.
+    /// address needs --users or --tokens and TLS, and unknown users are refused.
     ///
     /// Example:
     ///   tidelake serve --config tidelake.toml --listen 127.0.0.1:8080
     ///   echo 's3cret' | tidelake serve --hash-password | sed 's/^/alice:/' > users
-    ///   tidelake serve --listen 0.0.0.0:8443 --users users
+    ///   tidelake serve --listen 0.0.0.0:8443 --users users --tls-cert cert.pem --tls-key key.pem
     #[command(verbatim_doc_comment)]
     Serve(serve::Args),
     /// Replay a table's archived records (all, or a range of Kafka timestamps) through the same

@@ -20,6 +20,10 @@ pub struct Args {
     /// How to print the rows.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// Kafka records a `kafka.*` or `live.*` table reads at most; a longer tail (ingest that far
+    /// behind) is refused, saying by how much.
+    #[arg(long, env = "TIDELAKE_MAX_TAIL_RECORDS", default_value_t = tidelake_presto::catalog::MAX_TAIL_RECORDS)]
+    max_tail_records: u64,
     /// The statement, for example `SELECT count(*) FROM live.ad_events`.
     sql: String,
 }
@@ -38,7 +42,7 @@ enum Format {
 /// Runs the statement and prints its rows.
 pub async fn run(args: Args) -> Result<(), BoxError> {
     let config = PipelineConfig::for_function(&args.config).await?;
-    let connector = Connector::new(config)?;
+    let connector = Connector::new(config)?.with_max_tail_records(args.max_tail_records);
     let (schema, batches) = connector.query(&args.sql).await?;
     let mut out = std::io::stdout().lock();
     match args.format {

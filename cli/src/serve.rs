@@ -1,6 +1,5 @@
 //! `tidelake serve`: the lake, the Kafka tail and live tables behind the Trino client protocol.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,12 +19,18 @@ pub struct Args {
     /// Address to listen on; any address but a loopback one needs --users or --tokens.
     #[arg(long, env = "TIDELAKE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Users allowed in, one `name:sha256:salt:digest` per line (make a line with --hash-password).
+    /// Users allowed in, one `name:<argon2 hash>` per line (make the hash with --hash-password).
     #[arg(long, env = "TIDELAKE_USERS")]
     users: Option<std::path::PathBuf>,
-    /// Bearer tokens allowed in, one per line.
+    /// Bearer tokens allowed in, one `name:token` per line: the user each token stands for.
     #[arg(long, env = "TIDELAKE_TOKENS")]
     tokens: Option<std::path::PathBuf>,
+    /// Serve https with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, env = "TIDELAKE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "TIDELAKE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Memory for the result cache in MiB: per-day partial results of aggregates over closed days
     /// (0 turns it off). Its hits and misses are in `GET /v1/metrics`.
     #[arg(long, env = "TIDELAKE_CACHE_MB", default_value_t = 256)]
@@ -40,6 +45,10 @@ pub struct Args {
     /// Queries running at once; one more is refused with QUERY_QUEUE_FULL.
     #[arg(long, env = "TIDELAKE_MAX_QUERIES", default_value_t = 32)]
     max_queries: usize,
+    /// Kafka records a `kafka.*` or `live.*` query reads at most; a longer tail (ingest that far
+    /// behind) is refused, saying by how much.
+    #[arg(long, env = "TIDELAKE_MAX_TAIL_RECORDS", default_value_t = tidelake_presto::catalog::MAX_TAIL_RECORDS)]
+    max_tail_records: u64,
     /// Longest statement taken, in bytes (a longer request body is refused unread).
     #[arg(long, env = "TIDELAKE_MAX_STATEMENT_BYTES", default_value_t = Limits::default().max_statement_bytes)]
     max_statement_bytes: usize,
@@ -56,35 +65,40 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
         println!("{}", server::hash_password(password.trim_end_matches(['\r', '\n'])));
         return Ok(());
     }
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
     let mut credentials = Credentials::default();
     if let Some(path) = &args.users {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        credentials.users = Credentials::read_users(&text, &path.display().to_string())?;
+        credentials.users = Credentials::read_users(&read(path)?, &path.display().to_string())?;
     }
     if let Some(path) = &args.tokens {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        credentials.tokens = text
-            .lines()
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && !t.starts_with('#'))
-            .map(str::to_string)
-            .collect::<HashSet<_>>();
+        credentials.tokens = Credentials::read_tokens(&read(path)?, &path.display().to_string())?;
     }
-    server::check_exposure(args.listen, &credentials)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::tls::config(cert, key)?),
+        _ => None,
+    };
+    server::check_exposure(args.listen, &credentials, tls.is_some())?;
     let config = PipelineConfig::for_function(&args.config).await?;
     let limits = Limits { max_statement_bytes: args.max_statement_bytes, ..Limits::default() };
     let connector = Connector::new(config)?
         .with_result_cache(args.cache_mb << 20)
         .with_memory_limit(args.memory_mb << 20)?
+        .with_max_tail_records(args.max_tail_records)
         .with_limits(limits);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("listening on {}: {e}", args.listen))?;
-    eprintln!("tidelake serve: Trino client protocol on http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("tidelake serve: Trino client protocol on {scheme}://{}", listener.local_addr()?);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let options =
-        Options { credentials, abandon_after: args.abandon_after, max_queries: args.max_queries, ..Options::default() };
+    let options = Options {
+        credentials,
+        abandon_after: args.abandon_after,
+        max_queries: args.max_queries,
+        tls,
+        ..Options::default()
+    };
     server::run_with(listener, Arc::new(connector), options, shutdown).await?;
     Ok(())
 }

@@ -47,18 +47,41 @@ pub struct Shared {
     latest: std::sync::Mutex<HashMap<String, DeltaTable>>,
     readers: Arc<tail::Readers>,
     poison: AtomicU64,
+    max_tail_records: AtomicU64,
 }
+
+/// Records of a Kafka tail a query reads at most, unless the connector is told otherwise.
+pub const MAX_TAIL_RECORDS: u64 = 500_000;
 
 impl Shared {
     /// The state for `config`'s tables.
     pub fn new(config: PipelineConfig) -> Self {
         let indexes = config.tables.iter().map(|t| (t.name.clone(), Mutex::new(UuidIndex::default()))).collect();
-        Shared { config, indexes, latest: Default::default(), readers: Default::default(), poison: AtomicU64::new(0) }
+        Shared {
+            config,
+            indexes,
+            latest: Default::default(),
+            readers: Default::default(),
+            poison: AtomicU64::new(0),
+            max_tail_records: AtomicU64::new(MAX_TAIL_RECORDS),
+        }
     }
 
     /// Records of Kafka tails skipped since start because they are not rows of their table.
     pub fn poison_skipped(&self) -> u64 {
         self.poison.load(Ordering::Relaxed)
+    }
+
+    /// Reads no Kafka tail of more than `records` records: a query that would is refused.
+    pub fn set_max_tail_records(&self, records: u64) {
+        self.max_tail_records.store(records, Ordering::Relaxed);
+    }
+
+    async fn tail(&self, spec: &TableSpec, lake: Option<&DeltaTable>) -> Result<tail::Tail> {
+        let max = self.max_tail_records.load(Ordering::Relaxed);
+        let tail = tail::read(&self.config, spec, lake, &self.readers, max).await?;
+        self.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
+        Ok(tail)
     }
 
     fn spec(&self, name: &str) -> Option<&TableSpec> {
@@ -99,8 +122,7 @@ impl Shared {
         let location = rollup.location(Grain::Minute).expect("a minute table has a location");
         let mut index = self.indexes[&spec.name].lock().await;
         let minute = self.open(&name, location, &TableVersion::Latest).await?;
-        let tail = tail::read(&self.config, spec, minute.as_ref(), &self.readers).await?;
-        self.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
+        let tail = self.tail(spec, minute.as_ref()).await?;
         let data = self.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
         let latest = data.as_ref().and_then(|d| d.version());
         let covered = match data {
@@ -288,8 +310,7 @@ impl SchemaProvider for KafkaSchema {
             return Ok(None);
         };
         let lake = self.0.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
-        let tail = tail::read(&self.0.config, spec, lake.as_ref(), &self.0.readers).await?;
-        self.0.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
+        let tail = self.0.tail(spec, lake.as_ref()).await?;
         let rows = with_positions(&tail)?;
         Ok(Some(Arc::new(MemTable::try_new(rows.schema(), vec![vec![rows]])?)))
     }
@@ -341,8 +362,7 @@ impl SchemaProvider for LiveSchema {
         // time per table moves the index, and only forward.
         let mut index = self.0.indexes[name].lock().await;
         let lake = self.0.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
-        let tail = tail::read(&self.0.config, spec, lake.as_ref(), &self.0.readers).await?;
-        self.0.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
+        let tail = self.0.tail(spec, lake.as_ref()).await?;
         let lake = match lake {
             Some(table) => Some(LakeTable::new(table).await?),
             None => None,

@@ -102,6 +102,13 @@ impl Connector {
         self
     }
 
+    /// Reads no Kafka tail (`kafka.*`, `live.*`) of more than `records` records: a query that would
+    /// is refused, saying how far ingest is behind (default [`MAX_TAIL_RECORDS`](crate::catalog::MAX_TAIL_RECORDS)).
+    pub fn with_max_tail_records(self, records: u64) -> Self {
+        self.shared.set_max_tail_records(records);
+        self
+    }
+
     /// Refuses statements larger or deeper than `limits`.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;

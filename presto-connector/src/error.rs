@@ -25,6 +25,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A table's Kafka tail is longer than a query may read: ingest is that far behind.
+    #[error(
+        "the Kafka tail of `{table}` ({topic}) holds {behind} records the lake does not have yet, more than the {max} a query \
+         reads (--max-tail-records): ingest is behind by {behind} records; query `lake.{table}` for what it has, or run ingest"
+    )]
+    TailTooLarge {
+        /// The data table.
+        table: String,
+        /// Its topic.
+        topic: String,
+        /// Offsets above the lake's, summed over the partitions.
+        behind: u64,
+        /// The limit.
+        max: u64,
+    },
+
     /// The statement is longer, or its expressions nest deeper, than the connector takes.
     #[error("statement too large: {0}")]
     TooLarge(String),
@@ -86,7 +102,7 @@ impl Error {
     /// as opposed to the lake, storage or Kafka failing while it ran.
     pub fn is_user_error(&self) -> bool {
         match self {
-            Error::Syntax(_) | Error::Version { .. } | Error::TooLarge(_) => true,
+            Error::Syntax(_) | Error::Version { .. } | Error::TooLarge(_) | Error::TailTooLarge { .. } => true,
             Error::Query(e) => {
                 self.is_overflow()
                     || matches!(

@@ -16,7 +16,7 @@ use tidelake_lake::decode::decode;
 use tidelake_lake::kafka::RangeReader;
 use tidelake_lake::{KafkaRecord, PipelineConfig, TableSpec, TopicPartition};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The tail of one table as of one snapshot of its data table.
 #[derive(Debug)]
@@ -34,12 +34,14 @@ pub struct Tail {
 }
 
 /// Reads the tail of `spec`'s topic above the offsets `lake` (the data table, loaded at the
-/// snapshot the query reads) holds.
+/// snapshot the query reads) holds; a tail of more than `max_records` offsets is refused before
+/// anything is read (ingest is that far behind).
 pub async fn read(
     config: &PipelineConfig,
     spec: &TableSpec,
     lake: Option<&DeltaTable>,
     readers: &Arc<Readers>,
+    max_records: u64,
 ) -> Result<Tail> {
     let (reader_config, topic, pool) = (config.clone(), spec.topic.clone(), readers.clone());
     let (reader, bounds) = blocking(move || {
@@ -65,6 +67,16 @@ pub async fn read(
         })
         .collect();
 
+    let behind: u64 = ranges.values().map(|(start, end)| (end - start).max(0) as u64).sum();
+    if behind > max_records {
+        readers.give(reader);
+        return Err(Error::TailTooLarge {
+            table: spec.name.clone(),
+            topic: spec.topic.clone(),
+            behind,
+            max: max_records,
+        });
+    }
     let (topic, read_ranges) = (spec.topic.clone(), ranges.clone());
     let pool = readers.clone();
     let records = blocking(move || {
@@ -117,5 +129,5 @@ impl Readers {
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| crate::Error::Query(datafusion::error::DataFusionError::External(Box::new(e))))?
+        .map_err(|e| Error::Query(datafusion::error::DataFusionError::External(Box::new(e))))?
 }

@@ -16,8 +16,9 @@
 //! turn them into the right types.
 //!
 //! Bound to a loopback address it needs no credentials; on any other address it refuses to start
-//! without users or tokens, and then every request must carry HTTP basic credentials of a known
-//! user or a known bearer token.
+//! without users or tokens and without TLS, and then every request must carry HTTP basic
+//! credentials of a known user or a known bearer token. A query is visible, pollable and
+//! cancellable only by the user that posted it.
 //!
 //! ## Layout
 //!
@@ -25,11 +26,13 @@
 //! - `routes`: requests to answers: submit, poll, cancel, info, metrics.
 //! - [`query`]: a posted query from `QUEUED` to its last page.
 //! - [`auth`]: users, passwords and tokens.
+//! - [`tls`]: the certificate and key of `https`.
 //! - [`wire`]: the protocol's JSON: types, values, stats and errors.
 
 pub mod auth;
 pub mod query;
 mod routes;
+pub mod tls;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -60,8 +63,10 @@ pub struct Options {
     /// Queries running at once; one more is refused with `QUERY_QUEUE_FULL`.
     pub max_queries: usize,
     /// Time a client has to send a request's headers once it has connected or sent the last
-    /// request (a connection that sends nothing is closed after it).
+    /// request (a connection that sends nothing is closed after it), and to finish a TLS handshake.
     pub header_timeout: Duration,
+    /// Serve `https` with this certificate (see [`tls::config`]); plain `http` without.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Options {
@@ -71,6 +76,7 @@ impl Default for Options {
             abandon_after: ABANDON_AFTER,
             max_queries: 32,
             header_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -91,6 +97,9 @@ struct Metrics {
 struct State {
     connector: Arc<Connector>,
     options: Options,
+    auth: auth::Authenticator,
+    /// `http` or `https`, for the URIs the responses give.
+    scheme: &'static str,
     queries: Mutex<HashMap<String, Entry>>,
     next_id: AtomicU64,
     metrics: Metrics,
@@ -121,19 +130,22 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    check_exposure(addr, &options.credentials)
+    check_exposure(addr, &options.credentials, options.tls.is_some())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))?;
     let mut sweep = tokio::time::interval((options.abandon_after / 4).max(Duration::from_millis(100)));
     let header_timeout = options.header_timeout;
+    let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let state = Arc::new(State {
         connector,
+        auth: auth::Authenticator::new(options.credentials.clone()),
+        scheme: if acceptor.is_some() { "https" } else { "http" },
         options,
         queries: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         metrics: Metrics::default(),
         started: Instant::now(),
     });
-    tracing::info!(%addr, "serving the Trino client protocol");
+    tracing::info!(%addr, scheme = state.scheme, "serving the Trino client protocol");
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -154,21 +166,36 @@ pub async fn run_with(
             }
             () = &mut shutdown => break,
         };
-        let state = state.clone();
+        let (state, acceptor) = (state.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(routes::handle(&state, request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended");
+            let Some(acceptor) = acceptor else {
+                return serve(state, TokioIo::new(stream), peer, header_timeout).await;
+            };
+            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve(state, TokioIo::new(stream), peer, header_timeout).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
     state.queries.lock().await.clear();
     Ok(())
+}
+
+/// Serves the requests of one connection.
+async fn serve<I>(state: Arc<State>, io: I, peer: std::net::SocketAddr, header_timeout: Duration)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(routes::handle(&state, request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(io, service);
+    if let Err(e) = connection.await {
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
 }

@@ -11,6 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use rand::Rng;
 use serde_json::{json, Value};
 
+use super::auth::Refusal;
 use super::query::{Page, Query};
 use super::{wire, Entry, State};
 
@@ -23,14 +24,19 @@ const LOGGED_SQL_BYTES: usize = 1024;
 pub(super) async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let claimed = header("x-trino-user").or_else(|| header("x-presto-user"));
-    let credentials = &state.options.credentials;
-    let user = match credentials.is_empty() {
+    let user = match state.auth.is_open() {
         true => claimed.clone().unwrap_or_else(|| "anonymous".into()),
-        false => match credentials.authenticate(header("authorization").as_deref(), claimed.as_deref()) {
-            Some(user) => user,
-            None => {
+        false => match state.auth.authenticate(header("authorization").as_deref(), claimed.as_deref()).await {
+            Ok(user) => user,
+            Err(refusal) => {
                 state.metrics.refused.fetch_add(1, Ordering::Relaxed);
-                let mut response = text(StatusCode::UNAUTHORIZED, "unknown user or wrong password or token\n");
+                let message = match refusal {
+                    Refusal::Unauthenticated => "unknown user or wrong password or token\n".to_string(),
+                    Refusal::NotThatUser { authenticated, claimed } => {
+                        format!("the credentials of `{authenticated}` may not act as `{claimed}`\n")
+                    }
+                };
+                let mut response = text(StatusCode::UNAUTHORIZED, &message);
                 response
                     .headers_mut()
                     .insert("www-authenticate", "Basic realm=\"tidelake\"".parse().expect("valid header"));
@@ -38,7 +44,7 @@ pub(super) async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Re
             }
         },
     };
-    let base = format!("http://{}", header("host").unwrap_or_else(|| "localhost".into()));
+    let base = format!("{}://{}", state.scheme, header("host").unwrap_or_else(|| "localhost".into()));
     let schema = header("x-trino-schema").or_else(|| header("x-presto-schema"));
     let path: Vec<String> = request.uri().path().trim_matches('/').split('/').map(str::to_string).collect();
     let path: Vec<&str> = path.iter().map(String::as_str).collect();

@@ -394,3 +394,29 @@ pub async fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, Stri
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
 }
+
+/// `tidelake serve --config <config> --listen 127.0.0.1:0 <args>` in a process of its own: the
+/// process, the port it listens on, and the rest of what it writes on stderr.
+pub fn spawn_serve(
+    config: &Path,
+    args: &[&str],
+    log_level: &str,
+) -> (std::process::Child, u16, std::io::Lines<std::io::BufReader<std::process::ChildStderr>>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
+        .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", log_level)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start tidelake serve");
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(address) = line.strip_prefix("tidelake serve: Trino client protocol on http://") {
+            break address.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    (child, port, lines)
+}

@@ -2,8 +2,7 @@
 //! a normal query, its memory stays bounded, and its log holds no panic. The server is the real
 //! binary in a process of its own, so its RSS is its own.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,22 +25,9 @@ struct Server {
 
 impl Server {
     fn start(config: &std::path::Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
-            .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-            .args(["--memory-mb", &MEMORY_MB.to_string()])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start tidelake serve");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let port = loop {
-            let line = lines.next().expect("serve printed its address").unwrap();
-            if let Some(address) = line.strip_prefix("tidelake serve: Trino client protocol on http://") {
-                break address.rsplit(':').next().unwrap().parse().unwrap();
-            }
-        };
+        let memory = MEMORY_MB.to_string();
+        let args: Vec<&str> = ["--memory-mb", memory.as_str()].into_iter().chain(extra.iter().copied()).collect();
+        let (child, port, lines) = spawn_serve(config, &args, "info");
         let log = Arc::new(Mutex::new(String::new()));
         let collected = log.clone();
         std::thread::spawn(move || {

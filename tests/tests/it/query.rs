@@ -162,6 +162,16 @@ async fn fresh_records_are_live_before_any_commit_and_join_the_lake() {
     let later = "SELECT count(*) FROM lake.ad_events FOR TIMESTAMP AS OF TIMESTAMP '2100-01-01 00:00:00'";
     assert_eq!(number(&connector, later).await, 2_000);
 
+    // A tail longer than a query may read is refused, saying how far ingest is behind; the lake
+    // still answers.
+    let capped = Connector::new(config.clone()).unwrap().with_max_tail_records(300);
+    for sql in [format!("SELECT count(*) FROM {kafka}"), "SELECT count(*) FROM live.ad_events".into()] {
+        let refused = capped.query(&sql).await.unwrap_err();
+        assert!(refused.is_user_error(), "{refused}");
+        assert!(refused.to_string().contains("ingest is behind by 311 records"), "{sql}: {refused}");
+    }
+    assert_eq!(number(&capped, "SELECT count(*) FROM lake.ad_events").await, 2_000);
+
     // Once ingested, the lake holds what live showed, and the tail is empty.
     ingest_to_end(&path);
     assert_eq!(number(&connector, "SELECT count(*) FROM live.ad_events").await, 2_300);

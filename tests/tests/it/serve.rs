@@ -24,6 +24,10 @@ impl Served {
     }
 
     pub(crate) async fn start_with(connector: Connector, credentials: Credentials) -> Served {
+        Served::start_with_options(connector, server::Options { credentials, ..Default::default() }).await
+    }
+
+    pub(crate) async fn start_with_options(connector: Connector, options: server::Options) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -32,7 +36,7 @@ impl Served {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            server::run(listener, connector, credentials, shutdown).await.expect("serve");
+            server::run_with(listener, connector, options, shutdown).await.expect("serve");
         });
         Served { port, stop: Some(stop) }
     }
@@ -46,12 +50,11 @@ impl Drop for Served {
     }
 }
 
-/// Runs the Python clients against the server and returns what they printed.
-async fn clients(port: u16, topic: &str, login: Option<(&str, &str)>) -> Value {
+/// Runs the Python clients against the server and returns what they printed; `login` is a user,
+/// their password, the server's certificate, and a token's user and token.
+async fn clients(port: u16, topic: &str, login: Option<[&str; 5]>) -> Value {
     let mut args = vec!["127.0.0.1".to_string(), port.to_string(), topic.to_string()];
-    if let Some((user, password)) = login {
-        args.extend([user.to_string(), password.to_string()]);
-    }
+    args.extend(login.iter().flatten().map(|s| s.to_string()));
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python())
             .arg(repo().join("tests/trino_clients.py"))
@@ -137,24 +140,41 @@ async fn trino_and_presto_clients_get_rows_types_and_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn logins_are_checked_and_other_addresses_need_them() {
+async fn logins_over_tls_are_checked_and_each_user_sees_only_their_queries() {
     let open = Credentials::default();
-    let everywhere = "0.0.0.0:8080".parse().unwrap();
-    let refused = server::check_exposure(everywhere, &open).unwrap_err();
-    assert!(refused.contains("--users"), "{refused}");
+    let everywhere = "0.0.0.0:8443".parse().unwrap();
+    assert!(server::check_exposure(everywhere, &open, true).unwrap_err().contains("--users"));
     let (dir, topic, distinct) = lake_with_tail("login", 300, 20, 0).await;
-    let users = Credentials::read_users(&format!("alice:{}", server::hash_password("s3cret")), "users").unwrap();
-    let credentials = Credentials { users, ..Default::default() };
-    assert!(server::check_exposure(everywhere, &credentials).is_ok());
+    let token = "tok-7f3a9c1e5b2d4f60";
+    let credentials = Credentials {
+        users: Credentials::read_users(&format!("alice:{}", server::hash_password("s3cret")), "users").unwrap(),
+        tokens: Credentials::read_tokens(&format!("carol:{token}"), "tokens").unwrap(),
+    };
+    assert!(server::check_exposure(everywhere, &credentials, false).unwrap_err().contains("--tls-cert"));
+    assert!(server::check_exposure(everywhere, &credentials, true).is_ok());
 
-    let served = Served::start(load_config(&dir.path().join("tidelake.toml")), credentials).await;
-    let out = clients(served.port, &topic, Some(("alice", "s3cret"))).await;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new(python()).arg(repo().join("tests/make_cert.py")).args([&cert, &key]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let tls = Some(server::tls::config(&cert, &key).unwrap());
+    assert!(server::tls::config(&key, &cert).unwrap_err().contains("key.pem"));
+    let connector = Connector::new(load_config(&dir.path().join("tidelake.toml"))).unwrap();
+    let served =
+        Served::start_with_options(connector, server::Options { credentials, tls, ..Default::default() }).await;
+    let login = ["alice", "s3cret", cert.to_str().unwrap(), "carol", token];
+    let out = clients(served.port, &topic, Some(login)).await;
     assert_eq!(out["live_totals"]["rows"][0][0], "int:320", "{}", out["live_totals"]);
     assert_eq!(distinct.len(), 320);
-    for refused in ["wrong_password", "unknown_user", "no_credentials"] {
+    for refused in ["wrong_password", "unknown_user", "no_credentials", "token_as_other"] {
         assert_eq!(out[refused]["error"], "HttpError", "{refused}: {}", out[refused]);
         assert!(out[refused]["message"].as_str().unwrap().contains("401"), "{refused}: {}", out[refused]);
     }
+    assert_eq!(out["token"]["rows"], json!([["int:300"]]), "{}", out["token"]);
+    // Another user's query is not there for carol, to poll or to cancel; alice gets its rows.
+    let seen = &out["others_query"];
+    assert_eq!((seen["other_poll"].as_u64(), seen["other_cancel"].as_u64()), (Some(404), Some(204)), "{seen}");
+    assert_eq!((seen["owner_poll"].as_u64(), &seen["owner_rows"]), (Some(200), &json!([[7]])), "{seen}");
+    assert_eq!(seen["next_uri_scheme"], "https");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
