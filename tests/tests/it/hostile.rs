@@ -277,3 +277,25 @@ async fn a_panicking_query_fails_with_an_internal_error_and_the_server_goes_on()
     let metrics: Value = serde_json::from_str(&metrics).unwrap();
     assert_eq!((metrics["internal_errors"].as_u64(), metrics["running"].as_u64()), (Some(1), Some(0)), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_at_the_size_limit_answers_and_one_byte_more_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = load_config(&crate::literals::lake(dir.path()).await);
+    let limit = tidelake_presto::statement::Limits::default().max_statement_bytes;
+    let served = crate::serve::Served::start(config, Default::default()).await;
+    let mut sql = String::from("SELECT count(*) AS n FROM ad_events WHERE ad_id IN (0");
+    let mut next = 1;
+    while sql.len() + 8 < limit {
+        sql.push_str(&format!(", {next}"));
+        next += 1;
+    }
+    sql.push(')');
+    sql.push_str(&" ".repeat(limit - sql.len()));
+    assert_eq!(sql.len(), limit);
+    assert_eq!(query(served.port, &sql).await, Ok(vec![json!([150])]));
+    sql.push(' ');
+    let (status, body) = raw(served.port, &request("POST", "/v1/statement", sql.as_bytes())).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("--max-statement-bytes"), "{body}");
+}
