@@ -120,11 +120,6 @@ impl Connector {
         &self.limits
     }
 
-    /// The memory limit of queries, when there is one.
-    pub fn memory_limit(&self) -> Option<usize> {
-        self.memory_limit
-    }
-
     /// What the result cache has done, when there is one.
     pub fn cache_stats(&self) -> Option<CacheStats> {
         self.cache.as_ref().map(|c| c.stats())
