@@ -158,6 +158,10 @@ struct IngestArgs {
     /// Stop once every partition is consumed up to where it ended at start.
     #[arg(long, env = "TIDELAKE_STOP_AT_END")]
     stop_at_end: bool,
+    /// How long a fault (storage errors, the broker unreachable) is retried, with backoff, before
+    /// ingest gives up and exits non-zero.
+    #[arg(long, env = "TIDELAKE_MAX_RETRY_TIME", default_value = "15m", value_parser = humantime::parse_duration)]
+    max_retry_time: Duration,
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -231,7 +235,8 @@ pub(crate) fn progress(terminal: bool, what: &str) -> ProgressBar {
 
 async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
     let config = PipelineConfig::for_function(&args.config).await?;
-    let options = PollerOptions { batch: config.batch, stop_at_end: args.stop_at_end };
+    let options =
+        PollerOptions { max_retry_time: args.max_retry_time, ..PollerOptions::new(config.batch, args.stop_at_end) };
     let mut ingestor = Ingestor::open(config).await?;
     let bar = progress(terminal, "waiting for records");
     let (mut records, mut rows, mut dead, mut dup) = (0, 0, 0, 0);

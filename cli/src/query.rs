@@ -24,6 +24,10 @@ pub struct Args {
     /// behind) is refused, saying by how much.
     #[arg(long, env = "TIDELAKE_MAX_TAIL_RECORDS", default_value_t = tidelake_presto::catalog::MAX_TAIL_RECORDS)]
     max_tail_records: u64,
+    /// Answer `kafka.*` and `live.*` queries whose Kafka tail lost records to the topic's retention
+    /// (deleted before ingest read them) without those records, instead of refusing them.
+    #[arg(long, env = "TIDELAKE_ALLOW_LOST_TAIL")]
+    allow_lost_tail: bool,
     /// The statement, for example `SELECT count(*) FROM live.ad_events`.
     sql: String,
 }
@@ -42,7 +46,8 @@ enum Format {
 /// Runs the statement and prints its rows.
 pub async fn run(args: Args) -> Result<(), BoxError> {
     let config = PipelineConfig::for_function(&args.config).await?;
-    let connector = Connector::new(config)?.with_max_tail_records(args.max_tail_records);
+    let connector =
+        Connector::new(config)?.with_max_tail_records(args.max_tail_records).with_allow_lost_tail(args.allow_lost_tail);
     let (schema, batches) = connector.query(&args.sql).await?;
     let mut out = std::io::stdout().lock();
     match args.format {

@@ -110,7 +110,7 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     let mut ingestor = Ingestor::open(config.clone()).await?;
     let bar = progress(terminal, "ingesting");
     let mut seen = 0;
-    let options = PollerOptions { batch: config.batch, stop_at_end: true };
+    let options = PollerOptions::new(config.batch, true);
     let report = poller::run(&mut ingestor, options, std::future::pending(), |batch| {
         seen += batch.records;
         bar.set_message(format!("ingested {seen} of {} records", records.len()));

@@ -49,6 +49,10 @@ pub struct Args {
     /// behind) is refused, saying by how much.
     #[arg(long, env = "TIDELAKE_MAX_TAIL_RECORDS", default_value_t = tidelake_presto::catalog::MAX_TAIL_RECORDS)]
     max_tail_records: u64,
+    /// Answer `kafka.*` and `live.*` queries whose Kafka tail lost records to the topic's retention
+    /// (deleted before ingest read them) without those records, instead of refusing them.
+    #[arg(long, env = "TIDELAKE_ALLOW_LOST_TAIL")]
+    allow_lost_tail: bool,
     /// Longest statement taken, in bytes (a longer request body is refused unread).
     #[arg(long, env = "TIDELAKE_MAX_STATEMENT_BYTES", default_value_t = Limits::default().max_statement_bytes)]
     max_statement_bytes: usize,
@@ -84,6 +88,7 @@ pub async fn run(args: Args) -> Result<(), BoxError> {
         .with_result_cache(args.cache_mb << 20)
         .with_memory_limit(args.memory_mb << 20)?
         .with_max_tail_records(args.max_tail_records)
+        .with_allow_lost_tail(args.allow_lost_tail)
         .with_limits(limits);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("listening on {}: {e}", args.listen))?;

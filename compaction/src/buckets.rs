@@ -2,18 +2,18 @@
 //! statistics give, reading them back with the partition column, and replacing some of them with new
 //! rows in one commit that records its lineage.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, Date32Array, RecordBatch};
 use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Remove};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
-use tidelake_lake::ledger::RollupInfo;
+use tidelake_lake::commit::{Depends, Prepared};
+use tidelake_lake::ledger::{RollupInfo, RollupKind};
 use tidelake_lake::rollup::{DATE_COLUMN, MICROS_PER_DAY};
 
 use crate::error::{Error, Result};
@@ -219,73 +219,28 @@ pub(crate) async fn replace(
         partition_by: Some(vec![DATE_COLUMN.to_string()]),
         predicate: None,
     };
-    let version = commit_rewrite(table, name, actions, info.to_commit_info(), operation).await?;
+    let lineage = (info.kind == RollupKind::Rollup).then_some(RollupKind::Rollup);
+    let version = commit_rewrite(table, name, actions, info.to_commit_info(), operation, lineage).await?;
     tidelake_lake::fault::point(&format!("{job}-after-commit"));
     Ok(Replaced { version, files_added })
 }
 
-/// How many times a rewrite is put on top of commits that landed meanwhile.
-const MAX_REBASES: usize = 50;
-
 /// Commits `actions` (new files and the removal of the files they replace) on top of whatever
-/// landed since `table` was read, as long as none of that removed one of the same files: Delta's
-/// conflict check does not see removals marked `dataChange = false` (optimize), so two jobs
-/// rewriting the same file would both commit and the rows would count twice. Ingest commits, which
-/// only add files, never stop a rewrite.
+/// landed since `table` was read, by the lake's commit policy ([`tidelake_lake::commit`]): refused
+/// when a commit in between removed one of the same files, or, for a rollup (`lineage`), when
+/// another rollup commit landed (the source version this one was computed from is no longer the
+/// one the table covers). Ingest commits, which only add files, never stop a rewrite.
 pub(crate) async fn commit_rewrite(
     table: &mut DeltaTable,
     name: &str,
     actions: Vec<Action>,
     info: serde_json::Map<String, serde_json::Value>,
     operation: DeltaOperation,
+    lineage: Option<RollupKind>,
 ) -> Result<u64> {
-    let removed: HashSet<String> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Remove(r) => Some(r.path.clone()),
-            _ => None,
-        })
-        .collect();
-    let mut rebases = 0;
-    loop {
-        let snapshot = table.snapshot().map_err(Error::delta(name))?.clone();
-        let read_version = snapshot.version();
-        let properties = CommitProperties::default().with_metadata(info.clone()).with_max_retries(0);
-        let attempt = CommitBuilder::from(properties)
-            .with_actions(actions.clone())
-            .build(Some(&snapshot), table.log_store(), operation.clone())
-            .await;
-        match attempt {
-            Ok(finalized) => {
-                let version = finalized.version();
-                table.state = Some(finalized.snapshot());
-                return Ok(version);
-            }
-            Err(e) if rebases < MAX_REBASES && is_conflict(&e) => {
-                rebases += 1;
-                table.update_incremental(None).await.map_err(Error::delta(name))?;
-                let latest = table.version().unwrap_or(read_version);
-                for version in read_version + 1..=latest {
-                    let Some(commit) = tidelake_lake::ledger::read_commit(name, table, version).await? else {
-                        continue;
-                    };
-                    if let Some(file) = commit.removes.iter().find(|r| removed.contains(&r.path)) {
-                        return Err(Error::ConcurrentRewrite {
-                            table: name.to_string(),
-                            path: file.path.clone(),
-                            version,
-                        });
-                    }
-                }
-                tracing::debug!(table = %name, rebases, "commits landed meanwhile; committing on top of them");
-            }
-            Err(e) => return Err(Error::CommitFailed { table: name.to_string(), source: Box::new(e) }),
-        }
-    }
-}
-
-fn is_conflict(e: &deltalake::DeltaTableError) -> bool {
-    matches!(e, deltalake::DeltaTableError::Transaction { .. } | deltalake::DeltaTableError::VersionAlreadyExists(_))
+    let depends = Depends { lineage, ..Depends::of(&actions, &[]) };
+    let prepared = Prepared { actions, operation, info, txns: Vec::new() };
+    Ok(tidelake_lake::commit::commit(table, name, prepared, &depends).await?)
 }
 
 /// Groups values by key, keeping key order.

@@ -15,30 +15,6 @@ pub enum Error {
         source: Box<deltalake::DeltaTableError>,
     },
 
-    /// The job's commit failed for another reason than a concurrent rewrite (storage, too many
-    /// commits landing meanwhile); running the job again plans on top of what is there now.
-    #[error("delta table {table}: the compaction commit was refused, run the job again: {source}")]
-    CommitFailed {
-        /// Table name.
-        table: String,
-        /// The delta-rs failure.
-        source: Box<deltalake::DeltaTableError>,
-    },
-
-    /// Another job removed a file this one rewrote while it ran (two compactions of one table at
-    /// once); nothing of this run is committed, and running the job again plans on the new table.
-    #[error(
-        "delta table {table}: file {path} was rewritten by version {version} while this job ran; run the job again"
-    )]
-    ConcurrentRewrite {
-        /// Table name.
-        table: String,
-        /// The file both jobs rewrote.
-        path: String,
-        /// The commit that removed it first.
-        version: u64,
-    },
-
     /// A data file could not be read.
     #[error("delta table {table}, file {path}: {reason}")]
     File {
@@ -69,6 +45,13 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether a commit that landed while the job ran touched what it rewrote (see
+    /// [`tidelake_lake::commit`]): nothing of it was committed, and running it again plans on the
+    /// new table.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Lake(tidelake_lake::Error::Conflict { .. }))
+    }
+
     pub(crate) fn delta(table: impl Into<String>) -> impl FnOnce(deltalake::DeltaTableError) -> Self {
         let table = table.into();
         move |source| Error::Delta { table, source: Box::new(source) }

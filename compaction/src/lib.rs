@@ -14,8 +14,9 @@
 //! [`compact_table`] runs the chosen jobs over a configured table: finalize and the rollups first
 //! (when the table declares a rollup), then the file jobs over the data, dead-letter, archive and
 //! rollup tables. Re-running any job on a table it has just handled commits nothing. A job that
-//! rewrites files commits on top of ingest commits that land meanwhile, and refuses to commit when
-//! another job removed one of its files first (see `buckets::commit_rewrite`).
+//! rewrites files commits by the lake's one commit policy ([`tidelake_lake::commit`]): on top of
+//! ingest commits that land meanwhile, never when another job removed one of its files first or,
+//! for a rollup, when another rollup commit landed; [`compact_table`] then plans the job again.
 //!
 //! ## Layout
 //!
@@ -45,6 +46,7 @@ pub mod vacuum;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use deltalake::DeltaTable;
 use serde::Serialize;
 use tidelake_lake::rollup::{Grain, RollupSpec};
 use tidelake_lake::TableSpec;
@@ -152,10 +154,20 @@ pub async fn compact_table(
             match job {
                 Job::Finalize | Job::Rollup => {}
                 Job::Optimize => {
-                    let (t, m) = Optimize::new(table, &name)
-                        .with_target_size(options.target_size)
-                        .with_dry_run(options.dry_run)
-                        .await?;
+                    let (mut attempt, mut current) = (0, Some(table));
+                    let (t, m) = loop {
+                        let table = match current.take() {
+                            Some(table) => table,
+                            None => reopen(&name, location, storage_options).await?,
+                        };
+                        let run = Optimize::new(table, &name)
+                            .with_target_size(options.target_size)
+                            .with_dry_run(options.dry_run);
+                        match run.await {
+                            Ok(done) => break done,
+                            Err(e) => replan(e, &mut attempt, &name, *job).await?,
+                        }
+                    };
                     table = t;
                     report.optimize = Some(m);
                 }
@@ -179,6 +191,30 @@ pub async fn compact_table(
     Ok(out)
 }
 
+/// How many times a job whose commit conflicted with one that landed meanwhile plans again.
+pub const MAX_REPLANS: usize = 8;
+
+/// Whether a job that failed with `e` plans again: when its commit conflicted with one that landed
+/// while it ran (another compaction of the same table, a replace), up to [`MAX_REPLANS`] times,
+/// after a pause; otherwise the error.
+async fn replan(e: Error, attempt: &mut usize, name: &str, job: Job) -> Result<()> {
+    if !e.is_conflict() || *attempt >= MAX_REPLANS {
+        return Err(e);
+    }
+    *attempt += 1;
+    tracing::info!(table = %name, ?job, attempt = *attempt, reason = %e, "a commit landed while the job ran; planning again");
+    tidelake_lake::commit::backoff(*attempt).await;
+    Ok(())
+}
+
+/// The table `name` at `location`, which a run has seen.
+async fn reopen(name: &str, location: &url::Url, storage_options: &HashMap<String, String>) -> Result<DeltaTable> {
+    tidelake_lake::delta::open_existing(name, location, storage_options, None).await?.ok_or_else(|| Error::Delta {
+        table: name.to_string(),
+        source: Box::new(deltalake::DeltaTableError::NotATable(format!("{location} is no longer a Delta table"))),
+    })
+}
+
 /// Finalize, then each coarser grain from the one below it, as `options.jobs` asks.
 async fn roll_up(
     rollup: &RollupSpec,
@@ -189,8 +225,15 @@ async fn roll_up(
     if options.jobs.contains(&Job::Finalize) {
         let name = rollup.table_name(Grain::Minute);
         let at = rollup.location(Grain::Minute).expect("validated: a rollup keeps minutes");
-        if let Some(table) = tidelake_lake::delta::open_existing(&name, at, storage_options, None).await? {
-            let (_, m) = Finalize::new(table, rollup).with_dry_run(options.dry_run).await?;
+        if tidelake_lake::delta::open_existing(&name, at, storage_options, None).await?.is_some() {
+            let mut attempt = 0;
+            let (_, m) = loop {
+                let table = reopen(&name, at, storage_options).await?;
+                match Finalize::new(table, rollup).with_dry_run(options.dry_run).await {
+                    Ok(done) => break done,
+                    Err(e) => replan(e, &mut attempt, &name, Job::Finalize).await?,
+                }
+            };
             out.push(TableCompaction { table: name, finalize: Some(m), ..TableCompaction::default() });
         }
     }
@@ -199,32 +242,32 @@ async fn roll_up(
             let from = grain.source().expect("coarser grains have a source");
             let (source_name, target_name) = (rollup.table_name(from), rollup.table_name(grain));
             let source_at = rollup.location(from).expect("validated: a grain's source is kept");
-            let Some(source) =
-                tidelake_lake::delta::open_existing(&source_name, source_at, storage_options, None).await?
-            else {
+            if tidelake_lake::delta::open_existing(&source_name, source_at, storage_options, None).await?.is_none() {
                 continue;
-            };
+            }
             let target_at = rollup.location(grain).expect("a kept grain has a location");
-            let target = match options.dry_run {
-                // A dry run creates nothing: without a target table yet, there is nothing to compare.
-                true => {
-                    match tidelake_lake::delta::open_existing(&target_name, target_at, storage_options, None).await? {
-                        Some(t) => t,
-                        None => continue,
-                    }
-                }
-                false => {
-                    tidelake_lake::delta::open_or_create(
-                        &target_name,
-                        target_at,
-                        &rollup.schema(grain),
-                        &RollupSpec::partition_columns(),
-                        storage_options,
-                    )
-                    .await?
+            // A dry run creates nothing: without a target table yet, there is nothing to compare.
+            if options.dry_run
+                && tidelake_lake::delta::open_existing(&target_name, target_at, storage_options, None).await?.is_none()
+            {
+                continue;
+            }
+            let mut attempt = 0;
+            let (_, m) = loop {
+                let source = reopen(&source_name, source_at, storage_options).await?;
+                let target = tidelake_lake::delta::open_or_create(
+                    &target_name,
+                    target_at,
+                    &rollup.schema(grain),
+                    &RollupSpec::partition_columns(),
+                    storage_options,
+                )
+                .await?;
+                match Rollup::new(source, target, rollup, grain).with_dry_run(options.dry_run).await {
+                    Ok(done) => break done,
+                    Err(e) => replan(e, &mut attempt, &target_name, Job::Rollup).await?,
                 }
             };
-            let (_, m) = Rollup::new(source, target, rollup, grain).with_dry_run(options.dry_run).await?;
             out.push(TableCompaction { table: target_name, rollup: Some(m), ..TableCompaction::default() });
         }
     }

@@ -235,7 +235,8 @@ impl Optimize {
         tidelake_lake::fault::point("optimize-after-write");
         let info = serde_json::Map::from_iter([("tidelake_compaction".to_string(), info)]);
         let operation = DeltaOperation::Optimize { predicate: None, target_size: self.target_size as i64 };
-        let version = crate::buckets::commit_rewrite(&mut self.table, &self.name, actions, info, operation).await?;
+        let version =
+            crate::buckets::commit_rewrite(&mut self.table, &self.name, actions, info, operation, None).await?;
         metrics.version = Some(version);
         tidelake_lake::fault::point("optimize-after-commit");
         metrics.files_after = plan.files - metrics.files_removed + metrics.files_added;

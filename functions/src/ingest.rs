@@ -42,6 +42,8 @@ struct TableSinks {
     /// The rollup's minute table, when the table declares a rollup.
     minute: Option<OffsetTable>,
     index: UuidIndex,
+    /// Where ingest started each partition the lake had not held (see [`Ingestor::set_start_offsets`]).
+    starts: HashMap<TopicPartition, i64>,
 }
 
 /// What one batch did to one table.
@@ -165,6 +167,7 @@ impl Ingestor {
                 data,
                 minute,
                 index: UuidIndex::default(),
+                starts: HashMap::new(),
             });
         }
         Ok(Ingestor { config, tables })
@@ -173,6 +176,17 @@ impl Ingestor {
     /// The pipeline config this handler was built from.
     pub fn config(&self) -> &PipelineConfig {
         &self.config
+    }
+
+    /// Where the poller starts each partition the lake has not held yet: the first commit of such
+    /// a partition records it (`start` in its commit info), and the audit checks every offset
+    /// from there.
+    pub fn set_start_offsets(&mut self, starts: impl IntoIterator<Item = (TopicPartition, i64)>) {
+        let starts: HashMap<TopicPartition, i64> = starts.into_iter().collect();
+        for sinks in &mut self.tables {
+            sinks.starts =
+                starts.iter().filter(|(tp, _)| tp.topic == sinks.spec.topic).map(|(t, o)| (t.clone(), *o)).collect();
+        }
     }
 
     /// The next offset to consume for each of `partitions`: one past the offset the lake holds
@@ -265,7 +279,7 @@ impl TableSinks {
                             info: ingest_info(
                                 TableKind::Archive,
                                 records,
-                                c,
+                                (c, &self.starts),
                                 |_| Outcome::Row,
                                 |_| true,
                                 DedupCounts::default(),
@@ -292,8 +306,19 @@ impl TableSinks {
             .dead_letters
             .append_once(&last, CommitMode::Blind, async |_, c| {
                 // Only letters this commit writes: a batch delivered again does not log them twice.
-                for letter in letters.iter().filter(|l| sinks::is_pending(l.record, c)) {
-                    tracing::warn!(table = %spec_name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
+                // Each at debug level; the batch's summary, with the first reason, once at info.
+                let pending: Vec<&DeadLetter<'_>> = letters.iter().filter(|l| sinks::is_pending(l.record, c)).collect();
+                for letter in &pending {
+                    tracing::debug!(table = %spec_name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
+                }
+                if let Some(first) = pending.first() {
+                    tracing::info!(
+                        table = %spec_name,
+                        dead_letters = pending.len(),
+                        first = %first.record.position(),
+                        reason = %first.reason,
+                        "dead letters in this batch (each logged at debug level)"
+                    );
                 }
                 Ok(Planned {
                     rows: sinks::dead_letter_rows(&letters, c, now_us)?,
@@ -301,7 +326,7 @@ impl TableSinks {
                     info: ingest_info(
                         TableKind::DeadLetters,
                         records,
-                        c,
+                        (c, &self.starts),
                         |i| outcomes[i],
                         |o| o == Outcome::DeadLetter,
                         DedupCounts::default(),
@@ -314,7 +339,7 @@ impl TableSinks {
         let sources = &decoded.row_sources;
         // The rows depend on which event UUIDs the table holds, so every commit that lands first
         // sends this one back to check again.
-        let (spec, index) = (&self.spec, &mut self.index);
+        let (spec, index, starts) = (&self.spec, &mut self.index, &self.starts);
         let mut dedup_counts = DedupCounts::default();
         let mut written = None;
         let mut held_before = HashMap::new();
@@ -339,7 +364,8 @@ impl TableSinks {
                 for (row, source) in sources.iter().enumerate() {
                     outcomes[*source] = if keep.value(row) { Outcome::Row } else { Outcome::Duplicate };
                 }
-                let info = ingest_info(TableKind::Data, records, c, |i| outcomes[i], |o| o == Outcome::Row, counts);
+                let info =
+                    ingest_info(TableKind::Data, records, (c, starts), |i| outcomes[i], |o| o == Outcome::Row, counts);
                 let rows = match keep.true_count() {
                     0 => None,
                     _ => Some(filter_record_batch(rows, &keep).map_err(|e| tidelake_lake::Error::Arrow {
@@ -415,20 +441,26 @@ enum Outcome {
 
 /// The commit info of an ingest commit into a `kind` table: per topic-partition, the offsets above
 /// `committed` and what became of their records, with `written` saying which outcomes are rows of
-/// this table. An audit reads these instead of scanning the data.
+/// this table, and, for a partition the table has not held yet, where ingest started it (`starts`).
+/// An audit reads these instead of scanning the data.
 fn ingest_info(
     kind: TableKind,
     records: &[KafkaRecord],
-    committed: &HashMap<TopicPartition, i64>,
+    (committed, starts): (&HashMap<TopicPartition, i64>, &HashMap<TopicPartition, i64>),
     outcome: impl Fn(usize) -> Outcome,
     written: impl Fn(Outcome) -> bool,
     dedup: DedupCounts,
 ) -> Map<String, Value> {
     let mut offsets: BTreeMap<String, PartitionCounts> = BTreeMap::new();
     for (i, r) in records.iter().enumerate().filter(|(_, r)| sinks::is_pending(r, committed)) {
-        let counts = offsets
-            .entry(partition_key(&TopicPartition::new(r.topic.as_str(), r.partition)))
-            .or_insert(PartitionCounts { first: r.offset, last: r.offset, ..PartitionCounts::default() });
+        let tp = TopicPartition::new(r.topic.as_str(), r.partition);
+        let start = starts.get(&tp).copied().filter(|_| !committed.contains_key(&tp));
+        let counts = offsets.entry(partition_key(&tp)).or_insert(PartitionCounts {
+            first: r.offset,
+            last: r.offset,
+            start,
+            ..PartitionCounts::default()
+        });
         counts.first = counts.first.min(r.offset);
         counts.last = counts.last.max(r.offset);
         counts.records += 1;

@@ -1,9 +1,13 @@
 //! The local entry point: an rdkafka consumer that cuts micro-batches the way a Lambda event source
 //! mapping does (by record count, bytes and a wait window) and hands each to the same [`Ingestor`].
 //!
-//! Where to start reading comes from the lake, not only from the consumer group: when partitions are
-//! assigned, each one starts one past the offset its data table holds. The consumer group's offsets
-//! are committed only after the lake commit, and only as a courtesy to lag monitors.
+//! Where to start reading comes from the lake, never from the consumer group alone: each partition
+//! starts one past the offset its data table holds, or, for a partition the lake has never held,
+//! where the config's `start_from` says. The consumer group's offsets are committed only after the
+//! lake commit, and only as a courtesy to lag monitors. With `stop_at_end` the poller stops only
+//! when every partition of its topics has reached the end it had at start: its own, and those of
+//! other members of the group, as the lake shows them; partitions a member holds without moving
+//! for [`STALL`] (a dead one whose session never ends) are named in the error.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -17,7 +21,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tidelake_lake::kafka::{to_record, RangeReader};
-use tidelake_lake::{BatchConfig, KafkaBatch, KafkaRecord, PipelineConfig, TopicPartition};
+use tidelake_lake::{BatchConfig, KafkaBatch, KafkaRecord, PipelineConfig, StartFrom, TopicPartition};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
@@ -30,6 +34,61 @@ pub struct PollerOptions {
     pub batch: BatchConfig,
     /// Stop once every partition is consumed up to the end it had when the poller started.
     pub stop_at_end: bool,
+    /// How long a fault (storage failing, the broker gone) is retried before the poller gives up.
+    pub max_retry_time: Duration,
+}
+
+/// How long a fault is retried unless told otherwise.
+pub const MAX_RETRY_TIME: Duration = Duration::from_secs(15 * 60);
+
+impl PollerOptions {
+    /// Options with `batch` cuts, the default retry time.
+    pub fn new(batch: BatchConfig, stop_at_end: bool) -> Self {
+        PollerOptions { batch, stop_at_end, max_retry_time: MAX_RETRY_TIME }
+    }
+}
+
+/// A fault being ridden out: logged when it starts and when it ends, retried with capped
+/// exponential backoff and jitter until `max` has passed.
+struct Weather {
+    what: &'static str,
+    since: Option<(Instant, usize)>,
+    max: Duration,
+}
+
+impl Weather {
+    fn new(what: &'static str, max: Duration) -> Self {
+        Weather { what, since: None, max }
+    }
+
+    /// Waits before trying again after `error`, or gives it back when it is not worth retrying or
+    /// has lasted longer than `max`.
+    async fn retry(&mut self, error: Error) -> Result<()> {
+        if !error.is_retryable() {
+            return Err(error);
+        }
+        let (since, tries) = self.since.get_or_insert((Instant::now(), 0));
+        *tries += 1;
+        if *tries == 1 {
+            tracing::warn!(error = %error, what = self.what, "failing; retrying with backoff until it recovers");
+        } else {
+            tracing::debug!(error = %error, what = self.what, tries = *tries, "still failing");
+        }
+        if since.elapsed() > self.max {
+            tracing::error!(what = self.what, tries = *tries, "giving up after --max-retry-time");
+            return Err(error);
+        }
+        let ceiling = (100u64 << (*tries).min(8)).min(10_000);
+        tokio::time::sleep(Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
+        Ok(())
+    }
+
+    /// The fault is over.
+    fn recovered(&mut self) {
+        if let Some((since, tries)) = self.since.take() {
+            tracing::info!(what = self.what, tries, seconds = since.elapsed().as_secs_f64(), "recovered");
+        }
+    }
 }
 
 /// Totals of a poller run.
@@ -128,20 +187,32 @@ pub async fn run(
     let consumer = consumer(&config, options.stop_at_end, Arc::clone(&resume))?;
     let topics = config.topics();
     let partitions = partitions(&consumer, &topics)?;
-    *resume.lock().expect("resume offsets lock") = ingestor.resume_offsets(&partitions).await?;
+    let held = ingestor.resume_offsets(&partitions).await?;
+    let starts = start_offsets(&consumer, &partitions, &held, config.kafka.start_from)?;
+    ingestor.set_start_offsets(starts.iter().filter(|(tp, _)| !held.contains_key(*tp)).map(|(tp, o)| (tp.clone(), *o)));
+    *resume.lock().expect("resume offsets lock") = starts.clone();
     let ends = if options.stop_at_end { end_offsets(&consumer, &partitions)? } else { BTreeMap::new() };
+    let mut end_watch = EndWatch {
+        partitions: partitions.clone(),
+        progress: Instant::now(),
+        seen: HashMap::new(),
+        group: config.kafka.group_id.clone(),
+    };
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).map_err(kafka("subscribing"))?;
     tracing::info!(topics = ?topics, partitions = partitions.len(), "consuming");
 
     let mut report = PollerReport::default();
     let mut stopping = false;
+    let mut lake_weather = Weather::new("writing the batch to the lake", options.max_retry_time);
+    let mut broker_weather = Weather::new("reading from Kafka", options.max_retry_time);
     let mut eof: HashSet<i32> = HashSet::new();
     tokio::pin!(shutdown);
     while !stopping {
         let mut records: Vec<KafkaRecord> = Vec::new();
         let mut bytes = 0;
         let mut deadline: Option<Instant> = None;
+        let mut idle = false;
         while records.len() < options.batch.max_records && bytes < options.batch.max_bytes {
             let wait = match deadline {
                 Some(at) => at.saturating_duration_since(Instant::now()),
@@ -155,14 +226,16 @@ pub async fn run(
                 _ = &mut shutdown => { stopping = true; break; }
                 received = tokio::time::timeout(wait, consumer.recv()) => match received {
                     Err(_elapsed) => {
-                        if deadline.is_none() && options.stop_at_end && at_end(&consumer, &ends, &resume, &eof, topics.len() == 1) {
-                            stopping = true;
+                        if deadline.is_none() && options.stop_at_end {
+                            idle = true;
                             break;
                         }
                     }
                     Ok(Err(KafkaError::PartitionEOF(partition))) => { eof.insert(partition); }
-                    Ok(Err(e)) => return Err(Error::Kafka { context: "receiving".into(), source: e }),
+                    // The client reconnects by itself; what it reports meanwhile is waited out.
+                    Ok(Err(e)) => broker_weather.retry(Error::Kafka { context: "receiving".into(), source: e }).await?,
                     Ok(Ok(message)) => {
+                        broker_weather.recovered();
                         eof.remove(&message.partition());
                         let record = to_record(&message);
                         bytes += record.payload_len();
@@ -173,10 +246,21 @@ pub async fn run(
             }
         }
         if records.is_empty() {
+            if idle {
+                stopping = end_watch.at_end(&consumer, ingestor, &ends, &resume, &eof, topics.len() == 1).await?;
+            }
             continue;
         }
         let batch = KafkaBatch::new(records);
-        let done = ingestor.handle(&batch).await?;
+        // A batch that fails on a fault is handled again, whole: every commit of it is exactly
+        // once, so what landed before the fault is not written twice.
+        let done = loop {
+            match ingestor.handle(&batch).await {
+                Ok(done) => break done,
+                Err(e) => lake_weather.retry(e).await?,
+            }
+        };
+        lake_weather.recovered();
         tidelake_lake::fault::point("after-batch");
         commit_offsets(&consumer, &batch, &resume)?;
         report.batches += 1;
@@ -233,6 +317,48 @@ fn partitions(consumer: &StreamConsumer<LakeContext>, topics: &[String]) -> Resu
     Ok(all)
 }
 
+/// Where each partition starts: one past the lake's last offset where the lake holds it
+/// (`held`), else where `start_from` says (the low watermark for `earliest`, the high one for
+/// `latest`, Kafka's time index for a time).
+fn start_offsets(
+    consumer: &StreamConsumer<LakeContext>,
+    partitions: &[TopicPartition],
+    held: &HashMap<TopicPartition, i64>,
+    start_from: StartFrom,
+) -> Result<HashMap<TopicPartition, i64>> {
+    let timeout = Duration::from_secs(30);
+    let mut starts = HashMap::new();
+    for tp in partitions {
+        let start = match held.get(tp) {
+            Some(next) => *next,
+            None => {
+                let (low, high) = consumer
+                    .fetch_watermarks(&tp.topic, tp.partition, timeout)
+                    .map_err(kafka("fetching watermarks"))?;
+                let start = match start_from {
+                    StartFrom::Earliest => low,
+                    StartFrom::Latest => high,
+                    StartFrom::Time(ms) => {
+                        let mut list = TopicPartitionList::new();
+                        list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(ms))
+                            .map_err(kafka("looking offsets up by time"))?;
+                        let found =
+                            consumer.offsets_for_times(list, timeout).map_err(kafka("looking offsets up by time"))?;
+                        match found.find_partition(&tp.topic, tp.partition).map(|e| e.offset()) {
+                            Some(Offset::Offset(o)) => o,
+                            _ => high,
+                        }
+                    }
+                };
+                tracing::info!(partition = %tp, offset = start, ?start_from, "the lake has never held this partition; starting here");
+                start
+            }
+        };
+        starts.insert(tp.clone(), start);
+    }
+    Ok(starts)
+}
+
 fn end_offsets(
     consumer: &StreamConsumer<LakeContext>,
     partitions: &[TopicPartition],
@@ -249,33 +375,92 @@ fn end_offsets(
     Ok(ends)
 }
 
-/// Whether every partition assigned to this consumer has been consumed to the end it had at start.
-/// Partitions of other group members are theirs to finish; with no assignment yet, it is not done.
-///
-/// A partition is done when the lake holds offsets up to its end, or when the consumer reported
-/// reaching its end since its last record (the end can lie past the last record: transaction
-/// markers and aborted records take offsets too). Only called between batches, so every record
-/// before that end has been handled. End-of-partition events carry no topic; with several topics
-/// only the lake's offsets count.
-fn at_end(
-    consumer: &StreamConsumer<LakeContext>,
-    ends: &BTreeMap<TopicPartition, i64>,
-    resume: &ResumeOffsets,
-    eof: &HashSet<i32>,
-    single_topic: bool,
-) -> bool {
-    let Ok(assignment) = consumer.assignment() else {
-        return false;
-    };
-    if assignment.count() == 0 {
-        return false;
+/// With `--stop-at-end`, whether every partition of the topics has reached the end it had at
+/// start: this consumer's own, and those the group gave other members, which the lake shows.
+struct EndWatch {
+    partitions: Vec<TopicPartition>,
+    /// When a partition left to others last moved, and where they were then.
+    progress: Instant,
+    seen: HashMap<TopicPartition, i64>,
+    group: String,
+}
+
+/// How long the partitions of other members may stand still before `--stop-at-end` gives up on
+/// them: longer than a dead member's session, after which the group gives them to this one.
+const STALL: Duration = Duration::from_secs(120);
+
+impl EndWatch {
+    /// Whether every partition is at its end; only called between batches, so every record of
+    /// this consumer before that end has been handled. A partition is at its end when the lake
+    /// holds offsets up to it, or when this consumer reported reaching it since its last record
+    /// (the end can lie past the last record: transaction markers and aborted records take offsets
+    /// too; end-of-partition events carry no topic, so with several topics only the lake counts).
+    async fn at_end(
+        &mut self,
+        consumer: &StreamConsumer<LakeContext>,
+        ingestor: &mut Ingestor,
+        ends: &BTreeMap<TopicPartition, i64>,
+        resume: &ResumeOffsets,
+        eof: &HashSet<i32>,
+        single_topic: bool,
+    ) -> Result<bool> {
+        let assigned: HashSet<TopicPartition> = consumer
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect())
+            .unwrap_or_default();
+        let left = |resume: &HashMap<TopicPartition, i64>| -> Vec<(TopicPartition, i64)> {
+            ends.iter()
+                .filter(|(tp, end)| {
+                    let done = resume.get(*tp).is_some_and(|next| next >= *end);
+                    let reached = single_topic && assigned.contains(*tp) && eof.contains(&tp.partition);
+                    !done && !reached
+                })
+                .map(|(tp, end)| (tp.clone(), *end))
+                .collect()
+        };
+        let before = left(&resume.lock().expect("resume offsets lock"));
+        if before.is_empty() {
+            return Ok(true);
+        }
+        if before.iter().any(|(tp, _)| assigned.contains(tp)) || assigned.is_empty() {
+            return Ok(false);
+        }
+        // What is left belongs to other members: the lake shows how far they are.
+        let held = ingestor.resume_offsets(&self.partitions).await?;
+        let after = {
+            let mut resume = resume.lock().expect("resume offsets lock");
+            for (tp, next) in held {
+                let at = resume.entry(tp).or_insert(next);
+                *at = (*at).max(next);
+            }
+            left(&resume)
+        };
+        if after.is_empty() {
+            return Ok(true);
+        }
+        let resume = resume.lock().expect("resume offsets lock").clone();
+        let now: HashMap<TopicPartition, i64> =
+            after.iter().filter_map(|(tp, _)| Some((tp.clone(), *resume.get(tp)?))).collect();
+        if now != self.seen {
+            self.progress = Instant::now();
+            self.seen = now;
+        }
+        if self.progress.elapsed() > STALL {
+            let partitions = after
+                .iter()
+                .map(|(tp, end)| {
+                    format!(
+                        "{tp} (lake at {}, end {end})",
+                        resume.get(tp).map_or("nothing".into(), |n| (n - 1).to_string())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::Unfinished { partitions, group: self.group.clone(), seconds: STALL.as_secs() });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(false)
     }
-    let resume = resume.lock().expect("resume offsets lock");
-    assignment.elements().iter().all(|element| {
-        let tp = TopicPartition::new(element.topic(), element.partition());
-        let Some(end) = ends.get(&tp) else { return true };
-        resume.get(&tp).is_some_and(|next| next >= end) || (single_topic && eof.contains(&tp.partition))
-    })
 }
 
 fn commit_offsets(consumer: &StreamConsumer<LakeContext>, batch: &KafkaBatch, resume: &ResumeOffsets) -> Result<()> {

@@ -10,11 +10,11 @@
 //! transaction shows the shadow version is in, and nothing is committed.
 
 use chrono::NaiveDate;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use object_store::ObjectStoreExt;
 use serde::Serialize;
+use tidelake_lake::commit::{Depends, Prepared, Region};
 use tidelake_lake::ledger::ReplaceInfo;
 use tidelake_lake::rollup::DATE_COLUMN;
 use tidelake_lake::PipelineConfig;
@@ -41,9 +41,34 @@ pub struct Swapped {
     pub rows_added: u64,
 }
 
+/// How many times a swap whose commit conflicted with one that landed meanwhile is planned again.
+const MAX_REPLANS: usize = 8;
+
 /// Swaps the `event_date` partitions `from..=to` of table `name` at `live` for those of the shadow
-/// table at `shadow`.
+/// table at `shadow`. A commit that lands meanwhile and touches those days (ingest adding a late
+/// event to one, a compaction rewriting one of its files) sends the swap back to plan on the new
+/// table, by the lake's commit policy ([`tidelake_lake::commit`]).
 pub async fn swap(
+    config: &PipelineConfig,
+    name: &str,
+    live: &Url,
+    shadow: &Url,
+    range: (NaiveDate, NaiveDate),
+) -> Result<Swapped> {
+    let mut attempt = 0;
+    loop {
+        match swap_once(config, name, live, shadow, range).await {
+            Err(Error::Lake(e @ tidelake_lake::Error::Conflict { .. })) if attempt < MAX_REPLANS => {
+                attempt += 1;
+                tracing::info!(table = %name, attempt, reason = %e, "a commit landed while swapping; planning again");
+                tidelake_lake::commit::backoff(attempt).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn swap_once(
     config: &PipelineConfig,
     name: &str,
     live: &Url,
@@ -142,26 +167,18 @@ pub async fn swap(
         partition_by: Some(snapshot.metadata().partition_columns().to_vec()),
         predicate: Some(format!("{DATE_COLUMN} >= '{from}' AND {DATE_COLUMN} <= '{to}'")),
     };
-    let properties = CommitProperties::default()
-        .with_application_transactions(vec![Transaction::new(app_id, shadow_version as i64)])
-        .with_metadata(info.to_commit_info());
-    let finalized = CommitBuilder::from(properties)
-        .with_actions(actions)
-        .build(Some(&snapshot), table.log_store(), operation)
-        .await
-        .map_err(|e| {
-            Error::Lake(tidelake_lake::Error::CommitFailed {
-                table: name.to_string(),
-                attempts: 1,
-                source: Box::new(e),
-            })
-        })?;
-    report.version = Some(finalized.version());
-    table.state = Some(finalized.snapshot());
+    let txns = vec![Transaction::new(app_id, shadow_version as i64)];
+    let depends = Depends {
+        region: Some(Region { column: DATE_COLUMN.to_string(), from: from.to_string(), to: to.to_string() }),
+        ..Depends::of(&actions, &txns)
+    };
+    let prepared = Prepared { actions, operation, info: info.to_commit_info(), txns };
+    let version = tidelake_lake::commit::commit(&mut table, name, prepared, &depends).await?;
+    report.version = Some(version);
     tidelake_lake::fault::point("replace-after-commit");
     tracing::info!(
         table = %name,
-        version = finalized.version(),
+        version,
         %from,
         %to,
         rows_removed = report.rows_removed,

@@ -209,6 +209,11 @@ pub async fn audit(ledgers: &TableLedgers, range: CommitRange) -> Result<AuditRe
                 });
             }
         }
+        // Ingest recorded where it started the partition: offsets from there to the first one a
+        // commit covers are a hole too (a lake that skipped history).
+        if let Some(start) = parts[0].0.start.filter(|start| *start < parts[0].0.first) {
+            holes.push(Hole { partition: tp.clone(), from: start, to: parts[0].0.first - 1 });
+        }
         for pair in parts.windows(2) {
             let (a, b) = (&pair[0].0, &pair[1].0);
             if b.first > a.last + 1 {
@@ -351,7 +356,9 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
         |kind, partition: Option<String>, message| Problem { kind, table: ledger.name.clone(), partition, message };
     let mut summary = TableSummary::default();
     let mut removed_by: HashMap<&str, &Commit> = HashMap::new();
-    let mut rows_of: HashMap<&str, Option<u64>> = HashMap::new();
+    // Files the log's oldest rebuildable version holds (after a cleanup) count as those commits
+    // counted them.
+    let mut rows_of: HashMap<&str, Option<u64>> = ledger.base.iter().map(|(p, rows)| (p.as_str(), *rows)).collect();
     for commit in &ledger.commits {
         for remove in &commit.removes {
             removed_by.insert(&remove.path, commit);
@@ -377,9 +384,11 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
             None => Some("is not in the table".into()),
         }
     };
-    // Rows of the files a commit removed, as the commits that added them counted.
-    let removed_rows = |commit: &Commit| -> u64 {
-        commit.removes.iter().filter_map(|r| rows_of.get(r.path.as_str())?.to_owned()).sum()
+    // Rows of the files a commit removed, as the commits that added them counted; `None` when one
+    // of them was added before the log's start and after its checkpoint's state (a commit the
+    // checkpoint already holds): nothing left says how many rows it had.
+    let removed_rows = |commit: &Commit| -> Option<u64> {
+        commit.removes.iter().map(|r| rows_of.get(r.path.as_str()).map(|rows| rows.unwrap_or(0))).sum()
     };
     // A gap for each file a rewrite or a replace added that the table no longer holds.
     let lost_files = |commit: &Commit, origin: &str| -> Vec<Problem> {
@@ -438,7 +447,7 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
             None if commit.replace.is_some() => {
                 let info = commit.replace.as_ref().expect("matched");
                 summary.replaces += 1;
-                let removed = removed_rows(commit);
+                let removed = removed_rows(commit).unwrap_or(info.rows_removed);
                 if removed != info.rows_removed || commit.added_rows() != info.rows_added {
                     problems.push(problem(
                         ProblemKind::Mismatch,
@@ -460,7 +469,7 @@ fn check_table(ledger: &Ledger, kind: TableKind, range: CommitRange, problems: &
             None => {
                 let rewrite = commit.adds.iter().chain(&commit.removes).all(|a| !a.data_change);
                 if rewrite {
-                    let removed = removed_rows(commit);
+                    let removed = removed_rows(commit).unwrap_or(commit.added_rows());
                     if removed != commit.added_rows() {
                         problems.push(problem(
                             ProblemKind::Mismatch,

@@ -18,6 +18,7 @@
 //!     event_time = "event_time"
 //!     partition_by = ["date"]
 //!     dedup_window = "24h"
+//!     max_future = "1h"
 //!     columns = [
 //!       { name = "event_id", type = "string", nullable = false },
 //!       { name = "event_time", type = "timestamp", nullable = false },
@@ -66,6 +67,20 @@ pub struct KafkaConfig {
     pub isolation_level: String,
     /// Extra librdkafka settings, passed through as they are.
     pub properties: BTreeMap<String, String>,
+    /// Where ingest starts a partition the lake has never held (a partition it holds resumes one
+    /// past its last offset, whatever the consumer group says).
+    pub start_from: StartFrom,
+}
+
+/// Where ingest starts reading a partition the lake has never held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The oldest record the topic still holds (the default: the whole history).
+    Earliest,
+    /// The end of the partition when ingest starts: only what comes after.
+    Latest,
+    /// The first record at or after this time (epoch milliseconds, by Kafka's time index).
+    Time(i64),
 }
 
 /// Micro-batch limits of the local poller; the defaults match a Lambda Kafka event source mapping.
@@ -167,6 +182,7 @@ struct RawKafka {
     brokers: String,
     group_id: Option<String>,
     isolation_level: Option<String>,
+    start_from: Option<String>,
     #[serde(default)]
     properties: BTreeMap<String, String>,
 }
@@ -206,6 +222,7 @@ struct RawTable {
     dead_letters: Option<String>,
     archive: Option<String>,
     dedup_window: Option<String>,
+    max_future: Option<String>,
     columns: Vec<RawColumn>,
     rollup: Option<RawRollup>,
 }
@@ -256,7 +273,52 @@ impl Validator<'_> {
             }
             tables.push(self.table(&key, name, table, &root, base_dir)?);
         }
+        self.distinct_delta_tables(&tables)?;
+        let mut kafka = kafka;
+        if kafka.group_id.is_empty() {
+            kafka.group_id = default_group_id(&tables);
+        }
         Ok(PipelineConfig { source: self.source.to_string(), kafka, batch, storage_options: raw.lake.storage, tables })
+    }
+
+    /// Every Delta table of the config (data, dead letters, archive, rollups) has a name and a
+    /// location of its own: two tables in one place would take each other's offsets and rows for
+    /// their own (the second topic's records dropped as copies), and a name is a table of the
+    /// query schemas.
+    fn distinct_delta_tables(&self, tables: &[TableSpec]) -> Result<()> {
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut places: HashMap<String, String> = HashMap::new();
+        for spec in tables {
+            let key = format!("tables.{}", spec.name);
+            let side = spec.delta_tables().into_iter().zip(["location", "dead_letters", "archive"]);
+            let mut all: Vec<(String, &Url, String)> =
+                side.map(|((name, at), field)| (name, at, format!("{key}.{field}"))).collect();
+            if let Some(rollup) = &spec.rollup {
+                all.extend(
+                    rollup
+                        .tables()
+                        .map(|(grain, name, at)| (name, at, format!("{key}.rollup ({} table)", grain.name()))),
+                );
+            }
+            for (name, at, field) in all {
+                if let Some(first) = names.insert(name.clone(), field.clone()) {
+                    return Err(self.invalid(
+                        key.clone(),
+                        format!("makes a Delta table `{name}`, which {first} already names; rename the table"),
+                    ));
+                }
+                let place = at.as_str().trim_end_matches('/').to_string();
+                if let Some(first) = places.insert(place.clone(), field.clone()) {
+                    return Err(self.invalid(
+                        field,
+                        format!(
+                            "`{place}` is where {first} already lives; each Delta table needs a location of its own"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn kafka(&self, raw: RawKafka) -> Result<KafkaConfig> {
@@ -278,11 +340,25 @@ impl Validator<'_> {
                 ));
             }
         }
+        let start_from = match raw.start_from.as_deref().map(str::trim) {
+            None | Some("earliest") => StartFrom::Earliest,
+            Some("latest") => StartFrom::Latest,
+            Some(text) => StartFrom::Time(
+                chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis()).map_err(|e| {
+                    self.invalid(
+                        "kafka.start_from",
+                        format!("`{text}` is not \"earliest\", \"latest\" or an RFC 3339 time like \"2026-11-23T00:00:00Z\": {e}"),
+                    )
+                })?,
+            ),
+        };
         Ok(KafkaConfig {
             brokers: raw.brokers,
-            group_id: raw.group_id.unwrap_or_else(|| "tidelake-ingest".into()),
+            // Filled in from the tables when the config does not name one.
+            group_id: raw.group_id.unwrap_or_default(),
             isolation_level,
             properties: raw.properties,
+            start_from,
         })
     }
 
@@ -357,6 +433,16 @@ impl Validator<'_> {
                 self.invalid(format!("{key}.{field}"), format!("names column `{wanted}`, which is not in `columns`"))
             })
         };
+        // A default on the event UUID would give every record without one the same id (dedup keeps
+        // one of them); on the event time, the same minute. Such records are dead letters instead.
+        for (field, wanted) in [("event_uuid", &raw.event_uuid), ("event_time", &raw.event_time)] {
+            if let Some(i) = columns.iter().position(|c| c.name == *wanted && c.default.is_some()) {
+                return Err(self.invalid(
+                    format!("{key}.columns[{i}].default"),
+                    format!("column `{wanted}` is the table's {field}, which takes no default: a record without it is a dead letter"),
+                ));
+            }
+        }
         let uuid = find("event_uuid", &raw.event_uuid)?;
         if uuid.kind != ColumnType::String || uuid.nullable {
             return Err(self.invalid(
@@ -415,6 +501,7 @@ impl Validator<'_> {
             located("archive", raw.archive, format!("_archive/{name}"))?,
         )
         .with_dedup_window(self.dedup_window(key, raw.dedup_window)?)
+        .with_max_future(self.max_future(key, raw.max_future)?)
         .with_rollup(rollup))
     }
 
@@ -435,9 +522,28 @@ impl Validator<'_> {
         Ok(Some(window))
     }
 
+    fn max_future(&self, key: &str, raw: Option<String>) -> Result<Option<Duration>> {
+        let Some(text) = raw else { return Ok(Some(crate::schema::DEFAULT_MAX_FUTURE)) };
+        if text.trim() == "off" {
+            return Ok(None);
+        }
+        humantime::parse_duration(&text).map(Some).map_err(|e| {
+            self.invalid(format!("{key}.max_future"), format!("`{text}` is not a duration like \"1h\" or \"off\": {e}"))
+        })
+    }
+
     fn location(&self, key: &str, text: &str, base_dir: &Path) -> Result<Url> {
         parse_location(text, base_dir).map_err(|reason| self.invalid(key, reason))
     }
+}
+
+/// The consumer group of a pipeline that names none: its tables and where the first one lives, so
+/// two pipelines never share a group by default (`tidelake-ad_events-1a2b3c4d`).
+fn default_group_id(tables: &[TableSpec]) -> String {
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let place = tables.iter().map(|t| t.location.as_str()).collect::<Vec<_>>().join(",");
+    let hash = place.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("tidelake-{}-{hash:08x}", names.join("+"))
 }
 
 /// Turns `s3://bucket/prefix`, `file:///abs/path` or a plain path (relative to `base_dir`) into a URL.
@@ -543,7 +649,18 @@ mod tests {
         assert_eq!(table.partition_by, vec![PartitionGrain::Date, PartitionGrain::Hour]);
         assert_eq!(config.batch.max_bytes, 6_000_000);
         assert_eq!(config.batch.max_wait, Duration::from_millis(250));
-        assert_eq!(config.kafka.group_id, "tidelake-ingest");
+        assert!(config.kafka.group_id.starts_with("tidelake-ad_events-"), "{}", config.kafka.group_id);
+        assert_eq!(config.kafka.start_from, StartFrom::Earliest);
+        let elsewhere = parse(&GOOD.replace("root = \"lake\"", "root = \"other\"")).unwrap();
+        assert_ne!(elsewhere.kafka.group_id, config.kafka.group_id, "two lakes, two groups");
+        let from =
+            parse(&GOOD.replace("brokers = \"k:9092\"", "brokers = \"k:9092\"\nstart_from = \"2026-11-23T00:00:00Z\""))
+                .unwrap();
+        assert_eq!(from.kafka.start_from, StartFrom::Time(1_795_392_000_000));
+        assert_eq!(
+            invalid_key(&GOOD.replace("brokers = \"k:9092\"", "brokers = \"k:9092\"\nstart_from = \"yesterday\"")),
+            "kafka.start_from"
+        );
         assert_eq!(table.dedup_window, Some(Duration::from_secs(24 * 3600)));
     }
 
@@ -576,6 +693,34 @@ mod tests {
             invalid_key(&GOOD.replace("brokers = \"k:9092\"", "brokers = \"k:9092\"\nisolation_level = \"dirty\"")),
             "kafka.isolation_level"
         );
+    }
+
+    #[test]
+    fn each_delta_table_has_a_name_and_a_place_of_its_own_and_ids_take_no_default() {
+        let second = |extra: &str| {
+            let table = GOOD[GOOD.find("[tables.ad_events]").unwrap()..]
+                .replace("[tables.ad_events]", "[tables.clicks]")
+                .replace("topic = \"ad_events\"", &format!("topic = \"clicks\"\n{extra}"));
+            format!("{GOOD}\n{table}")
+        };
+        assert_eq!(parse(&second("")).unwrap().tables.len(), 2);
+        let same_place = second("location = \"lake/ad_events/\"");
+        assert_eq!(invalid_key(&same_place), "tables.clicks.location");
+        let err = parse(&same_place).unwrap_err().to_string();
+        assert!(err.contains("tables.ad_events.location already lives"), "{err}");
+        assert_eq!(invalid_key(&second("archive = \"lake/_dead_letters/ad_events\"")), "tables.clicks.archive");
+        // A table named like another's rollup table.
+        let rollup = "[tables.ad_events.rollup]\ndimensions = []\ngrains = [\"minute\"]\nmeasures = [{ name = \"n\", fn = \"count\" }]\n";
+        let named = format!("{}\n{rollup}", second("").replace("[tables.clicks]", "[tables.ad_events_minute]"));
+        assert_eq!(invalid_key(&named), "tables.ad_events_minute");
+
+        let id = "{ name = \"event_id\", type = \"string\", nullable = false }";
+        let with_default = "{ name = \"event_id\", type = \"string\", nullable = false, default = \"x\" }";
+        assert_eq!(invalid_key(&GOOD.replace(id, with_default)), "tables.ad_events.columns[0].default");
+        let at = "{ name = \"event_time\", type = \"timestamp\", nullable = false }";
+        let at_default =
+            "{ name = \"event_time\", type = \"timestamp\", nullable = false, default = \"2026-01-01T00:00:00Z\" }";
+        assert_eq!(invalid_key(&GOOD.replace(at, at_default)), "tables.ad_events.columns[1].default");
     }
 
     #[test]

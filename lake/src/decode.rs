@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::concat_batches;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
 
 use crate::batch::KafkaRecord;
@@ -43,7 +43,21 @@ pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     let mut row_sources = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
     let indices: Vec<usize> = (0..records.len()).collect();
-    let group = Group { schema: &schema, defaults: &defaults, records };
+    // Every column is decoded as nullable, so a record that omits one gets its default, or is
+    // refused naming the field, rather than failing the decoder; and numbers as their text, to be
+    // made exact ([`crate::exact`]). The rows are checked against the declared schema after.
+    let filled: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    let decoded: Vec<Field> =
+        filled.iter().map(|f| f.clone().with_data_type(crate::exact::decoded_as(f.data_type()))).collect();
+    let group = Group {
+        spec,
+        schema: &schema,
+        filled_schema: &Arc::new(Schema::new(filled)),
+        decode_schema: &Arc::new(Schema::new(decoded)),
+        defaults: &defaults,
+        records,
+        now_us: chrono::Utc::now().timestamp_micros(),
+    };
     split_decode(&group, &indices, &mut parts, &mut row_sources, &mut rejected);
     rejected.sort_by_key(|(i, _)| *i);
     let decoded = if parts.is_empty() {
@@ -58,7 +72,14 @@ pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
 
 /// What every decode of a batch shares: the record schema, the columns' defaults, the records.
 struct Group<'a> {
+    spec: &'a TableSpec,
     schema: &'a SchemaRef,
+    /// `schema` with every column nullable.
+    filled_schema: &'a SchemaRef,
+    /// `filled_schema` with numbers as text.
+    decode_schema: &'a SchemaRef,
+    /// The clock, for records without a Kafka timestamp.
+    now_us: i64,
     defaults: &'a [(usize, ArrayRef)],
     records: &'a [&'a KafkaRecord],
 }
@@ -89,7 +110,8 @@ fn split_decode(
 
 fn decode_group(shared: &Group<'_>, group: &[usize]) -> Result<RecordBatch, String> {
     let (schema, records) = (shared.schema, shared.records);
-    let mut decoder = ReaderBuilder::new(schema.clone())
+    let mut decoder = ReaderBuilder::new(shared.decode_schema.clone())
+        .with_coerce_primitive(true)
         .with_batch_size(group.len() + 1)
         .build_decoder()
         .map_err(|e| e.to_string())?;
@@ -110,10 +132,58 @@ fn decode_group(shared: &Group<'_>, group: &[usize]) -> Result<RecordBatch, Stri
     let batch = decoder
         .flush()
         .map_err(|e| format!("does not fit the table schema: {e}"))?
-        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
-    let rows = with_defaults(batch, shared.defaults)?;
+        .unwrap_or_else(|| RecordBatch::new_empty(shared.decode_schema.clone()));
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(shared.filled_schema.fields())
+        .map(|(column, field)| {
+            crate::exact::convert(column, field.data_type())
+                .map_err(|(_, reason)| format!("column `{}`: {reason}", field.name()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let rows = RecordBatch::try_new(shared.filled_schema.clone(), columns).map_err(|e| e.to_string())?;
+    let rows = with_defaults(rows, shared.defaults)?;
     check_required(schema, &rows)?;
-    Ok(rows)
+    check_event_times(shared, group, &rows)?;
+    RecordBatch::try_new(schema.clone(), rows.columns().to_vec()).map_err(|e| e.to_string())
+}
+
+/// The first and last instants an event time may be: years 1 to 9999, what Delta, Parquet and
+/// the common readers (Python's `datetime`, DuckDB, Spark) all take.
+const EARLIEST_US: i64 = -62_135_596_800_000_000;
+const LATEST_US: i64 = 253_402_300_799_999_999;
+
+/// Event times within years 1-9999 and at most the table's `max_future` ahead of their record's
+/// Kafka timestamp (of the clock, for a record without one).
+fn check_event_times(shared: &Group<'_>, group: &[usize], rows: &RecordBatch) -> Result<(), String> {
+    let spec = shared.spec;
+    let times = rows
+        .column(spec.event_time_index())
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("event time is a microsecond timestamp");
+    let text = |t: i64| {
+        chrono::DateTime::from_timestamp_micros(t).map_or_else(|| format!("{t} µs since 1970"), |t| t.to_rfc3339())
+    };
+    for (row, &i) in group.iter().enumerate() {
+        let time = times.value(row);
+        if !(EARLIEST_US..=LATEST_US).contains(&time) {
+            return Err(format!("event time `{}` is outside years 1-9999", text(time)));
+        }
+        if let Some(ahead) = spec.max_future {
+            let clock = shared.records[i].timestamp_ms.map_or(shared.now_us, |ms| ms.saturating_mul(1_000));
+            if time > clock.saturating_add(ahead.as_micros() as i64) {
+                return Err(format!(
+                    "event time `{}` is more than {} ahead of the record's Kafka timestamp `{}` (max_future)",
+                    text(time),
+                    humantime::format_duration(ahead),
+                    text(clock)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Nulls (and fields a record omits) of columns with a default take the default.
@@ -224,6 +294,108 @@ mod tests {
     }
 
     #[test]
+    fn a_required_column_with_a_default_takes_it_when_a_record_omits_it() {
+        let config = PipelineConfig::parse(
+            r#"
+            [kafka]
+            brokers = "k:1"
+            [lake]
+            root = "/lake"
+            [tables.ev]
+            topic = "ev"
+            event_uuid = "id"
+            event_time = "at"
+            columns = [
+              { name = "id", type = "string", nullable = false },
+              { name = "at", type = "timestamp", nullable = false },
+              { name = "n", type = "int64", nullable = false, default = 7 },
+            ]
+            "#,
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        let values = [
+            r#"{"id":"a","at":"2026-11-23T10:15:00Z","n":1}"#,
+            r#"{"id":"b","at":"2026-11-23T10:15:00Z"}"#,
+            r#"{"id":"c","at":"2026-11-23T10:15:00Z","n":null}"#,
+            r#"{"at":"2026-11-23T10:15:00Z","n":2}"#,
+        ];
+        let records: Vec<KafkaRecord> = values.iter().enumerate().map(|(i, v)| record(i as i64, v)).collect();
+        let decoded = decode(&config.tables[0], &records.iter().collect::<Vec<_>>()).unwrap();
+        let n = decoded.rows.column(2).as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(n.iter().collect::<Vec<_>>(), vec![Some(1), Some(7), Some(7)]);
+        assert!(!decoded.rows.schema().field(2).is_nullable());
+        assert_eq!(decoded.rejected.len(), 1);
+        assert!(decoded.rejected[0].1.contains("required field `id`"), "{:?}", decoded.rejected);
+    }
+
+    /// A JSON number as text: digits, a fraction and an exponent of any length, any sign.
+    fn number() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (any::<bool>(), "[0-9]{1,24}", proptest::option::of("[0-9]{0,12}"), proptest::option::of(-400i32..400))
+            .prop_map(|(negative, int, fraction, exponent)| {
+                let mut text = format!("{}{int}", if negative { "-" } else { "" });
+                if let Some(f) = fraction.filter(|f| !f.is_empty()) {
+                    text += &format!(".{f}");
+                }
+                if let Some(e) = exponent {
+                    text += &format!("e{e}");
+                }
+                text
+            })
+    }
+
+    /// A value for the event time: a number, an RFC 3339 text of any year, or something else.
+    fn event_time() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            number(),
+            (0u32..=99_999, 1u32..=12, 1u32..=28, 0u32..24)
+                .prop_map(|(y, m, d, h)| format!("\"{y:04}-{m:02}-{d:02}T{h:02}:00:00Z\"")),
+            "\"[ -~]{0,12}\"".prop_map(|s| s.replace('\\', "")),
+            Just("null".to_string()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Whatever the bytes, every record is a row or a rejected record with a reason; nothing
+        /// panics, on decoding or on deriving the partitions.
+        #[test]
+        fn any_bytes_are_a_row_or_a_reason(values in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48), 1..8)) {
+            let spec = spec();
+            let records: Vec<KafkaRecord> = values.iter().enumerate().map(|(i, v)| KafkaRecord { value: Some(v.clone()), ..record(i as i64, "") }).collect();
+            let decoded = decode(&spec, &records.iter().collect::<Vec<_>>()).unwrap();
+            proptest::prop_assert_eq!(decoded.rows.num_rows() + decoded.rejected.len(), records.len());
+        }
+
+        /// Whatever the numbers and times, a row holds exactly the number sent, and its event day
+        /// is within years 1-9999.
+        #[test]
+        fn any_json_event_is_exact_or_a_reason(events in proptest::collection::vec((event_time(), number()), 1..8)) {
+            let spec = spec();
+            let values: Vec<String> = events
+                .iter()
+                .enumerate()
+                .map(|(i, (at, n))| format!(r#"{{"id":"e{i}","at":{at},"n":{n}}}"#))
+                .collect();
+            let records: Vec<KafkaRecord> = values.iter().enumerate().map(|(i, v)| record(i as i64, v)).collect();
+            let decoded = decode(&spec, &records.iter().collect::<Vec<_>>()).unwrap();
+            proptest::prop_assert_eq!(decoded.rows.num_rows() + decoded.rejected.len(), records.len());
+            let n = decoded.rows.column(2).as_primitive::<arrow::datatypes::Int64Type>();
+            let days = decoded.rows.column(3).as_primitive::<arrow::datatypes::Date32Type>();
+            for (row, source) in decoded.row_sources.iter().enumerate() {
+                let sent = &events[*source].1;
+                let exact: f64 = sent.parse().unwrap();
+                proptest::prop_assert!((n.value(row) as f64 - exact).abs() <= exact.abs() * 1e-12, "{} -> {}", sent, n.value(row));
+                let day = days.value(row);
+                proptest::prop_assert!((-719_162..=2_932_896).contains(&day), "day {}", day);
+            }
+        }
+    }
+
+    #[test]
     fn isolates_each_poison_record() {
         let spec = spec();
         let values = [
@@ -242,7 +414,7 @@ mod tests {
         assert_eq!(decoded.row_sources, vec![0, 2, 7]);
         let bad: Vec<usize> = decoded.rejected.iter().map(|(i, _)| *i).collect();
         assert_eq!(bad, vec![1, 3, 4, 5, 6]);
-        assert!(decoded.rejected[2].1.contains("\"id\""), "{:?}", decoded.rejected[2]);
+        assert!(decoded.rejected[2].1.contains("required field `id`"), "{:?}", decoded.rejected[2]);
         assert!(decoded.rejected[0].1.contains("many"), "{:?}", decoded.rejected[0]);
         let ids: &StringArray = decoded.rows.column(0).as_string();
         assert_eq!(ids.iter().flatten().collect::<Vec<_>>(), vec!["a", "c", "g"]);

@@ -110,6 +110,9 @@ impl UuidIndex {
             }
             _ => {
                 load.full = true;
+                // Loaded or not: a load that fails halfway leaves the index unloaded, so the next
+                // batch loads it again rather than checking against what it missed.
+                self.version = None;
                 load.files = self.load_window(table, spec, window_start).await?;
             }
         }
@@ -143,6 +146,11 @@ impl UuidIndex {
     /// Whether a row of the table in the window holds `uuid`.
     pub fn contains(&self, uuid: &str) -> bool {
         self.ids.contains_key(&hash(uuid))
+    }
+
+    /// The table version the index reflects; `None` until loaded (or after a load that failed).
+    pub fn version(&self) -> Option<u64> {
+        self.version
     }
 
     /// Event UUIDs in the index.

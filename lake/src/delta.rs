@@ -4,8 +4,9 @@
 //! topic-partition: app id `tidelake-ingest:<topic>:<partition>`, version = the last offset the commit
 //! covers. Before writing, the table is refreshed and records at or below the committed offset are
 //! dropped; so a batch delivered again (a Lambda retry, a poller restart, a crash between writing files
-//! and committing them) writes nothing twice. When two writers race on the same topic-partition, Delta's
-//! conflict check rejects the second commit; it refreshes, drops what the winner committed, and retries.
+//! and committing them) writes nothing twice. When two writers race on the same topic-partition, the
+//! lake's commit policy ([`crate::commit`]) refuses the second commit; it refreshes, drops what the
+//! winner committed, and retries.
 //! Writers of different partitions do not conflict ([`CommitMode::Blind`]), unless the rows depend on
 //! what the table holds ([`CommitMode::OnReadVersion`]): then every commit in between sends the
 //! writer back to plan its rows again.
@@ -15,7 +16,6 @@ use std::collections::{BTreeMap, HashMap};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -24,6 +24,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
 use crate::batch::TopicPartition;
+use crate::commit::{Depends, Prepared};
 use crate::error::{Error, Result};
 
 /// How many times a commit that lost a race is planned and tried again.
@@ -339,19 +340,12 @@ impl OffsetTable {
                     crate::fault::point("after-commit");
                     return Ok(AppendOutcome { version: Some(version), rows, races });
                 }
-                Err(e) if is_race(&e) && races < MAX_RACE_RETRIES => {
+                Err(Error::Conflict { reason, version, .. }) if races < MAX_RACE_RETRIES => {
                     races += 1;
-                    tracing::debug!(table = %self.name, races, "another commit landed first; planning again");
-                    let pause = rand::random_range(0..20 * races.min(10) as u64);
-                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    tracing::debug!(table = %self.name, races, version, %reason, "another commit landed first; planning again");
+                    crate::commit::backoff(races).await;
                 }
-                Err(source) => {
-                    return Err(Error::CommitFailed {
-                        table: self.name.clone(),
-                        attempts: races + 1,
-                        source: Box::new(source),
-                    })
-                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -369,33 +363,21 @@ impl OffsetTable {
         txns: Vec<Transaction>,
         info: serde_json::Map<String, serde_json::Value>,
         mode: CommitMode,
-    ) -> Result<u64, DeltaTableError> {
-        let snapshot = self.table.snapshot()?;
+    ) -> Result<u64> {
+        let snapshot = self.table.snapshot().map_err(Error::delta(&self.name))?;
         let partition_by = snapshot.metadata().partition_columns().to_vec();
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: (!partition_by.is_empty()).then_some(partition_by),
             predicate: None,
         };
-        let properties = CommitProperties::default()
-            .with_application_transactions(txns)
-            .with_metadata(info)
-            .with_max_retries(match mode {
-                CommitMode::Blind => 100,
-                CommitMode::OnReadVersion => 0,
-            });
-        let finalized = CommitBuilder::from(properties)
-            .with_actions(actions)
-            .build(Some(snapshot), self.table.log_store(), operation)
-            .await?;
-        let version = finalized.version();
-        self.table.state = Some(finalized.snapshot());
-        Ok(version as u64)
+        let depends = match mode {
+            CommitMode::Blind => Depends::of(&actions, &txns),
+            CommitMode::OnReadVersion => Depends::everything(),
+        };
+        let prepared = Prepared { actions, operation, info, txns };
+        crate::commit::commit(&mut self.table, &self.name, prepared, &depends).await
     }
-}
-
-fn is_race(e: &DeltaTableError) -> bool {
-    matches!(e, DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_))
 }
 
 /// Rows and data files of a table as of its loaded version, from the Delta log's file statistics

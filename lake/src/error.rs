@@ -87,6 +87,18 @@ pub enum Error {
         source: Box<deltalake::DeltaTableError>,
     },
 
+    /// A commit that landed first touched what this one depends on (see [`crate::commit`]):
+    /// nothing was committed, and the writer plans again on the new table.
+    #[error("delta table {table}: version {version} landed first and conflicts with this commit: {reason}")]
+    Conflict {
+        /// Table name.
+        table: String,
+        /// The commit that landed first.
+        version: u64,
+        /// What it touched.
+        reason: String,
+    },
+
     /// A record batch could not be built from decoded rows.
     #[error("arrow error while {context}: {source}")]
     Arrow {
@@ -145,17 +157,38 @@ impl Error {
     /// to errors that will fail the same way every time (bad config, schema mismatch).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::ObjectStore(_) | Error::CommitFailed { .. } => true,
+            Error::ObjectStore(_) | Error::CommitFailed { .. } | Error::Conflict { .. } => true,
             #[cfg(feature = "kafka")]
             Error::Kafka { .. } => true,
-            Error::Delta { source, .. } => matches!(
-                source.as_ref(),
-                deltalake::DeltaTableError::ObjectStore { .. }
-                    | deltalake::DeltaTableError::Io { .. }
-                    | deltalake::DeltaTableError::VersionAlreadyExists(_)
-                    | deltalake::DeltaTableError::Transaction { .. }
-            ),
+            Error::Delta { source, .. } => {
+                matches!(
+                    source.as_ref(),
+                    deltalake::DeltaTableError::ObjectStore { .. }
+                        | deltalake::DeltaTableError::Io { .. }
+                        | deltalake::DeltaTableError::VersionAlreadyExists(_)
+                        | deltalake::DeltaTableError::Transaction { .. }
+                ) || caused_by_storage(source.as_ref())
+            }
+            Error::Arrow { source, .. } => caused_by_storage(source),
             _ => false,
         }
     }
+}
+
+/// Whether storage failing (an object store or I/O error) is somewhere in `error`'s chain: a data
+/// file write that failed on a full disk or a 503 comes back from the Parquet writer as its error,
+/// and a log listing that failed from the Delta kernel as its own (which wraps the object store
+/// error of its own `object_store` version, so only its text says so).
+fn caused_by_storage(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(error);
+    while let Some(e) = at {
+        if e.is::<object_store::Error>() || e.is::<std::io::Error>() {
+            return true;
+        }
+        if e.to_string().starts_with("Error interacting with object store") {
+            return true;
+        }
+        at = e.source();
+    }
+    false
 }

@@ -7,7 +7,7 @@
 //! read_committed stops at the last stable offset, so the last offsets of a range may hold nothing
 //! to read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -101,6 +101,17 @@ impl RangeReader {
     /// The records of `topic` in `ranges` (partition -> `[start, end)`), in offset order per
     /// partition.
     pub fn read(&self, topic: &str, ranges: &BTreeMap<i32, (i64, i64)>) -> Result<Vec<KafkaRecord>> {
+        Ok(self.read_to_end(topic, ranges)?.0)
+    }
+
+    /// Like [`read`](Self::read), with the partitions that ended before their range did (Kafka
+    /// reported the end of the partition first): nothing past the records read is there to read.
+    pub fn read_to_end(
+        &self,
+        topic: &str,
+        ranges: &BTreeMap<i32, (i64, i64)>,
+    ) -> Result<(Vec<KafkaRecord>, BTreeSet<i32>)> {
+        let mut ended = BTreeSet::new();
         let mut end_of: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         let mut assignment = TopicPartitionList::new();
         for (p, (start, end)) in ranges {
@@ -113,7 +124,7 @@ impl RangeReader {
         }
         let mut records = Vec::new();
         if end_of.is_empty() {
-            return Ok(records);
+            return Ok((records, ended));
         }
         self.consumer.assign(&assignment).map_err(kafka(format!("assigning partitions of {topic}")))?;
         while !end_of.is_empty() {
@@ -125,20 +136,23 @@ impl RangeReader {
                     })
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
-                    end_of.remove(&p);
+                    if end_of.remove(&p).is_some() {
+                        ended.insert(p);
+                    }
                 }
                 Some(Err(e)) => return Err(Error::Kafka { context: format!("reading {topic}"), source: e }),
                 Some(Ok(message)) => {
                     // A reader used before may still hand over a record fetched for an earlier
-                    // range: only the asked range counts.
-                    let Some((start, end)) = end_of.get(&message.partition()).copied() else { continue };
-                    if message.offset() < start {
+                    // range: only the asked range counts, and each offset once.
+                    let Some((next, end)) = end_of.get_mut(&message.partition()) else { continue };
+                    if message.offset() < *next {
                         continue;
                     }
-                    if message.offset() < end {
+                    if message.offset() < *end {
                         records.push(to_record(&message));
                     }
-                    if message.offset() >= end - 1 {
+                    *next = message.offset() + 1;
+                    if message.offset() >= *end - 1 {
                         end_of.remove(&message.partition());
                     }
                 }
@@ -146,7 +160,7 @@ impl RangeReader {
         }
         self.consumer.unassign().map_err(kafka(format!("releasing partitions of {topic}")))?;
         records.sort_by_key(|r| (r.partition, r.offset));
-        Ok(records)
+        Ok((records, ended))
     }
 }
 

@@ -47,6 +47,10 @@ pub struct PartitionCounts {
     pub dead_letters: u64,
     /// Records dropped as copies of an event UUID.
     pub duplicates: u64,
+    /// In the first commit of a partition the table had not held: the offset ingest started it at
+    /// (the config's `start_from`), so offsets from there to `first` are checked as a hole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<i64>,
 }
 
 /// The commit info of an ingest commit (key [`INFO_KEY`]).
@@ -188,6 +192,8 @@ pub struct FileAction {
     pub rows: Option<u64>,
     /// Whether the action changes the table's data (`false`: a rewrite such as compaction).
     pub data_change: bool,
+    /// Its partition values (column -> value; `None`: null).
+    pub partition_values: BTreeMap<String, Option<String>>,
 }
 
 /// One commit of the Delta log.
@@ -209,6 +215,8 @@ pub struct Commit {
     pub adds: Vec<FileAction>,
     /// Files removed.
     pub removes: Vec<FileAction>,
+    /// Application transactions it records: app id and version (for ingest, the last offset).
+    pub txns: Vec<(String, i64)>,
 }
 
 impl Commit {
@@ -229,6 +237,9 @@ pub struct Ledger {
     pub active: HashMap<String, Option<u64>>,
     /// Files of the current version that storage no longer holds.
     pub missing: HashSet<String>,
+    /// When the log no longer holds the first commits (cleaned up past a checkpoint): the files of
+    /// the oldest version it can rebuild, with their row counts, which the commits kept build on.
+    pub base: HashMap<String, Option<u64>>,
     /// The table's object store, rooted at the table.
     pub store: Arc<dyn ObjectStore>,
 }
@@ -267,8 +278,39 @@ impl Ledger {
         let store = table.object_store();
         let listed: HashSet<String> = store.list(None).map_ok(|meta| meta.location.to_string()).try_collect().await?;
         let missing = active.keys().filter(|p| !listed.contains(*p)).cloned().collect();
-        Ok(Ledger { name: name.to_string(), commits, active, missing, store })
+        let base = match commits.first().map(|c| c.version) {
+            Some(first) if first > 0 => base_files(name, table, first, &listed).await?,
+            _ => HashMap::new(),
+        };
+        Ok(Ledger { name: name.to_string(), commits, active, missing, store, base })
     }
+}
+
+/// The files, with row counts, of the oldest version of `table` its log can rebuild when the
+/// commits before `first` are gone: the first checkpoint at or after `first - 1` (`listed` is the
+/// table's storage listing).
+async fn base_files(
+    name: &str,
+    table: &DeltaTable,
+    first: u64,
+    listed: &HashSet<String>,
+) -> Result<HashMap<String, Option<u64>>> {
+    let checkpoint = listed
+        .iter()
+        .filter_map(|path| path.strip_prefix("_delta_log/"))
+        .filter(|file| file.contains(".checkpoint."))
+        .filter_map(|file| file.get(..20)?.parse::<u64>().ok())
+        .filter(|version| *version + 1 >= first)
+        .min();
+    let Some(version) = checkpoint else { return Ok(HashMap::new()) };
+    let mut at = table.clone();
+    at.load_version(version).await.map_err(Error::delta(name))?;
+    let snapshot = at.snapshot().map_err(Error::delta(name))?;
+    Ok(snapshot
+        .log_data()
+        .iter()
+        .map(|f| (f.object_store_path().to_string(), f.num_records().map(|n| n as u64)))
+        .collect())
 }
 
 /// Reads commit `version` of `table` (named `name` in errors); `None` when the log no longer holds it.
@@ -289,6 +331,7 @@ fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
         replace: None,
         adds: vec![],
         removes: vec![],
+        txns: vec![],
     };
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
         let action: serde_json::Value =
@@ -323,6 +366,11 @@ fn parse_commit(table: &str, version: u64, bytes: &[u8]) -> Result<Commit> {
             commit.adds.push(file_action(add, rows));
         } else if let Some(remove) = action.get("remove") {
             commit.removes.push(file_action(remove, None));
+        } else if let Some(txn) = action.get("txn") {
+            let app_id = txn.get("appId").and_then(|a| a.as_str());
+            if let Some((app_id, version)) = app_id.zip(txn.get("version").and_then(|v| v.as_i64())) {
+                commit.txns.push((app_id.to_string(), version));
+            }
         }
     }
     Ok(commit)
@@ -332,7 +380,17 @@ fn file_action(action: &serde_json::Value, rows: Option<u64>) -> FileAction {
     let raw = action.get("path").and_then(|p| p.as_str()).unwrap_or_default();
     // Paths in the log are URL-encoded; the object store path is the decoded one.
     let path = object_store::path::Path::from_url_path(raw).map(|p| p.to_string()).unwrap_or_else(|_| raw.to_string());
-    FileAction { path, rows, data_change: action.get("dataChange").and_then(|d| d.as_bool()).unwrap_or(true) }
+    let partition_values = action
+        .get("partitionValues")
+        .and_then(|v| v.as_object())
+        .map(|values| values.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string))).collect())
+        .unwrap_or_default();
+    FileAction {
+        path,
+        rows,
+        data_change: action.get("dataChange").and_then(|d| d.as_bool()).unwrap_or(true),
+        partition_values,
+    }
 }
 
 #[cfg(test)]
@@ -348,6 +406,7 @@ mod tests {
         let commit = parse_commit("t", 3, log).unwrap();
         assert_eq!(commit.added_rows(), 7);
         assert_eq!(commit.operation, "WRITE");
+        assert_eq!(commit.txns, vec![("tidelake-ingest:ads-0".to_string(), 41)]);
         let info = commit.info.unwrap();
         let (tp, counts) = info.partitions().next().unwrap();
         assert_eq!(tp, TopicPartition::new("ad-events", 0));

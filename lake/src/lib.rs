@@ -21,8 +21,10 @@
 //! - [`schema`]: column types, table specs, the derived partition columns `event_date`/`event_hour`.
 //! - [`batch`]: [`KafkaBatch`] and [`KafkaRecord`], the micro-batch all functions handle.
 //! - [`decode`]: JSON values to Arrow with the arrow-json push decoder, isolating poison records.
+//! - `exact`: numbers as sent to their column's type, or the reason they do not fit.
 //! - [`dedup`]: drops copies of an event UUID, within a batch and against the table's window.
 //! - [`delta`]: Delta tables whose commits carry Kafka offsets ([`OffsetTable`]).
+//! - [`commit`]: the one commit policy every writer uses: what conflicts, what is rebased, backoff.
 //! - [`sinks`]: rows of the dead-letter and archive tables.
 //! - [`rollup`]: rollup specs (dimensions, grains, mergeable measures) and their tables' schemas.
 //! - [`aggregate`]: events to partial minute rows, and rollup rows merged into coarser buckets.
@@ -41,11 +43,13 @@
 pub mod aggregate;
 pub mod audit;
 pub mod batch;
+pub mod commit;
 pub mod config;
 pub mod decode;
 pub mod dedup;
 pub mod delta;
 pub mod error;
+mod exact;
 pub mod fault;
 pub mod files;
 #[cfg(feature = "kafka")]
@@ -59,7 +63,7 @@ pub mod sinks;
 pub mod sketch;
 
 pub use batch::{KafkaBatch, KafkaRecord, TopicPartition};
-pub use config::{BatchConfig, KafkaConfig, PipelineConfig};
+pub use config::{BatchConfig, KafkaConfig, PipelineConfig, StartFrom};
 pub use delta::{AppendOutcome, CommitMode, OffsetTable, Planned};
 pub use error::{Error, Result};
 pub use schema::{ColumnSpec, ColumnType, PartitionGrain, TableSpec};

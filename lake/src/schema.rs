@@ -160,6 +160,9 @@ impl PartitionGrain {
     }
 }
 
+/// How far ahead of its Kafka timestamp an event time may lie unless the table says otherwise.
+pub const DEFAULT_MAX_FUTURE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Everything tidelake knows about one table: its source topic, columns, keys and locations.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -185,6 +188,9 @@ pub struct TableSpec {
     /// event UUID; `None` turns deduplication against the table off (copies within one batch are
     /// still dropped).
     pub dedup_window: Option<std::time::Duration>,
+    /// How far an event time may lie ahead of its record's Kafka timestamp (of the clock, for a
+    /// record without one); a later one is a dead letter. `None`: no bound but the year 9999.
+    pub max_future: Option<std::time::Duration>,
     /// The table's rollup, if it declares one.
     pub rollup: Option<RollupSpec>,
     record_schema: SchemaRef,
@@ -230,6 +236,7 @@ impl TableSpec {
             dead_letters,
             archive,
             dedup_window: None,
+            max_future: Some(DEFAULT_MAX_FUTURE),
             rollup: None,
             record_schema: Arc::new(Schema::new(record_fields)),
             table_schema: Arc::new(Schema::new(table_fields)),
@@ -239,6 +246,12 @@ impl TableSpec {
     /// Sets the dedup window.
     pub fn with_dedup_window(mut self, window: Option<std::time::Duration>) -> Self {
         self.dedup_window = window;
+        self
+    }
+
+    /// Sets how far ahead of its Kafka timestamp an event time may lie.
+    pub fn with_max_future(mut self, max_future: Option<std::time::Duration>) -> Self {
+        self.max_future = max_future;
         self
     }
 

@@ -18,10 +18,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::Schema;
 use async_trait::async_trait;
-use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::TableType;
 use deltalake::DeltaTable;
@@ -31,6 +30,7 @@ use tidelake_lake::{PipelineConfig, TableSpec, TopicPartition};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::kafka_table::KafkaTable;
 use crate::lake_table::{DayColumns, LakeTable};
 use crate::live::LiveTable;
 use crate::tail;
@@ -48,6 +48,8 @@ pub struct Shared {
     readers: Arc<tail::Readers>,
     poison: AtomicU64,
     max_tail_records: AtomicU64,
+    tail_offsets_read: AtomicU64,
+    allow_lost_tail: std::sync::atomic::AtomicBool,
 }
 
 /// Records of a Kafka tail a query reads at most, unless the connector is told otherwise.
@@ -64,6 +66,8 @@ impl Shared {
             readers: Default::default(),
             poison: AtomicU64::new(0),
             max_tail_records: AtomicU64::new(MAX_TAIL_RECORDS),
+            tail_offsets_read: AtomicU64::new(0),
+            allow_lost_tail: Default::default(),
         }
     }
 
@@ -77,11 +81,73 @@ impl Shared {
         self.max_tail_records.store(records, Ordering::Relaxed);
     }
 
+    /// Answers from a Kafka tail whose oldest offsets retention deleted before ingest read them,
+    /// without them (with a warning), instead of refusing the query.
+    pub fn set_allow_lost_tail(&self, allow: bool) {
+        self.allow_lost_tail.store(allow, Ordering::Relaxed);
+    }
+
+    pub(crate) fn allow_lost_tail(&self) -> bool {
+        self.allow_lost_tail.load(Ordering::Relaxed)
+    }
+
+    /// The most records of a Kafka tail a query reads.
+    pub(crate) fn max_tail_records(&self) -> u64 {
+        self.max_tail_records.load(Ordering::Relaxed)
+    }
+
+    /// Offsets of Kafka tails read since start (records and transaction markers).
+    pub fn tail_offsets_read(&self) -> u64 {
+        self.tail_offsets_read.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_poison(&self, records: usize) {
+        self.poison.fetch_add(records as u64, Ordering::Relaxed);
+    }
+
     async fn tail(&self, spec: &TableSpec, lake: Option<&DeltaTable>) -> Result<tail::Tail> {
-        let max = self.max_tail_records.load(Ordering::Relaxed);
-        let tail = tail::read(&self.config, spec, lake, &self.readers, max).await?;
-        self.poison.fetch_add(tail.poison as u64, Ordering::Relaxed);
+        let tail = tail::read(&self.config, spec, lake, &self.readers, self.max_tail_records(), self.allow_lost_tail())
+            .await?;
+        self.count_poison(tail.poison);
+        self.tail_offsets_read.fetch_add(tail::count(&tail.ranges), Ordering::Relaxed);
         Ok(tail)
+    }
+
+    /// Offsets `[start, end)` of one partition of `topic`, and whether the partition ended first.
+    pub(crate) async fn read_chunk(
+        &self,
+        topic: &str,
+        partition: i32,
+        (start, end): (i64, i64),
+    ) -> Result<(Vec<tidelake_lake::KafkaRecord>, bool)> {
+        let (config, topic, pool) = (self.config.clone(), topic.to_string(), self.readers.clone());
+        let range = std::collections::BTreeMap::from([(partition, (start, end))]);
+        let (records, ended) = tail::blocking(move || {
+            let reader = pool.take(&config)?;
+            let read = reader.read_to_end(&topic, &range);
+            pool.give(reader);
+            Ok(read?)
+        })
+        .await?;
+        self.tail_offsets_read.fetch_add((end - start).max(0) as u64, Ordering::Relaxed);
+        Ok((records, ended.contains(&partition)))
+    }
+
+    /// Per partition of `topic`, the first offset whose record is at or after `ms`.
+    pub(crate) async fn offsets_for_time(
+        &self,
+        topic: &str,
+        partitions: Vec<i32>,
+        ms: i64,
+    ) -> Result<std::collections::BTreeMap<i32, Option<i64>>> {
+        let (config, topic, pool) = (self.config.clone(), topic.to_string(), self.readers.clone());
+        tail::blocking(move || {
+            let reader = pool.take(&config)?;
+            let found = reader.offsets_for_time(&topic, &partitions, ms);
+            pool.give(reader);
+            Ok(found?)
+        })
+        .await
     }
 
     fn spec(&self, name: &str) -> Option<&TableSpec> {
@@ -305,14 +371,15 @@ impl SchemaProvider for KafkaSchema {
         self.0.config.tables.iter().map(|t| t.topic.clone()).collect()
     }
 
+    /// Plans a read of the tail: where it lies, no record yet (see [`KafkaTable`]).
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let Some(spec) = self.0.config.tables.iter().find(|t| t.topic == name) else {
             return Ok(None);
         };
         let lake = self.0.open(&spec.name, &spec.location, &TableVersion::Latest).await?;
-        let tail = self.0.tail(spec, lake.as_ref()).await?;
-        let rows = with_positions(&tail)?;
-        Ok(Some(Arc::new(MemTable::try_new(rows.schema(), vec![vec![rows]])?)))
+        let bounds = tail::bounds(&self.0.config, spec, lake.as_ref(), &self.0.readers).await?;
+        bounds.check_lost(spec, self.0.allow_lost_tail())?;
+        Ok(Some(Arc::new(KafkaTable::new(self.0.clone(), spec.clone(), bounds)?)))
     }
 
     /// Listing tables (`information_schema`, `SHOW TABLES`) reads no Kafka tail.
@@ -323,21 +390,6 @@ impl SchemaProvider for KafkaSchema {
     fn table_exist(&self, name: &str) -> bool {
         self.0.config.tables.iter().any(|t| t.topic == name)
     }
-}
-
-/// The tail's rows with the Kafka position of each: `_partition`, `_offset`, `_timestamp`.
-fn with_positions(tail: &tail::Tail) -> Result<RecordBatch> {
-    let sources = || tail.row_sources.iter().map(|i| &tail.records[*i]);
-    let mut fields: Vec<Field> = tail.rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut columns: Vec<ArrayRef> = tail.rows.columns().to_vec();
-    fields.push(Field::new("_partition", DataType::Int32, false));
-    columns.push(Arc::new(Int32Array::from_iter_values(sources().map(|r| r.partition))));
-    fields.push(Field::new("_offset", DataType::Int64, false));
-    columns.push(Arc::new(Int64Array::from_iter_values(sources().map(|r| r.offset))));
-    fields.push(Field::new("_timestamp", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true));
-    columns
-        .push(Arc::new(TimestampMillisecondArray::from_iter(sources().map(|r| r.timestamp_ms)).with_timezone("UTC")));
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(DataFusionError::from)?)
 }
 
 /// The `live` schema: per data table, the lake and its Kafka tail, no gap and no double count.

@@ -109,6 +109,13 @@ impl Connector {
         self
     }
 
+    /// Answers `kafka.*` and `live.*` queries whose tail lost offsets to Kafka's retention without
+    /// them, logging a warning, instead of refusing them with what was lost.
+    pub fn with_allow_lost_tail(self, allow: bool) -> Self {
+        self.shared.set_allow_lost_tail(allow);
+        self
+    }
+
     /// Refuses statements larger or deeper than `limits`.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -211,6 +218,11 @@ impl Connector {
     /// Records of Kafka tails skipped since start because they are not rows of their table.
     pub fn poison_skipped(&self) -> u64 {
         self.shared.poison_skipped()
+    }
+
+    /// Offsets of Kafka tails read since start: what `LIMIT` and position filters save.
+    pub fn tail_offsets_read(&self) -> u64 {
+        self.shared.tail_offsets_read()
     }
 }
 

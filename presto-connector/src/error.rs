@@ -27,18 +27,37 @@ pub enum Error {
 
     /// A table's Kafka tail is longer than a query may read: ingest is that far behind.
     #[error(
-        "the Kafka tail of `{table}` ({topic}) holds {behind} records the lake does not have yet, more than the {max} a query \
-         reads (--max-tail-records): ingest is behind by {behind} records; query `lake.{table}` for what it has, or run ingest"
+        "the query would read {reads} records of the Kafka tail of `{table}` ({topic}), more than the {max} a query reads \
+         (--max-tail-records): ingest is behind by {behind} records; query `lake.{table}` for what it has, run ingest, \
+         or narrow a `kafka.*` query with a LIMIT or a filter on `_partition`, `_offset` or `_timestamp`"
     )]
     TailTooLarge {
         /// The data table.
         table: String,
         /// Its topic.
         topic: String,
+        /// Offsets the query would read.
+        reads: u64,
         /// Offsets above the lake's, summed over the partitions.
         behind: u64,
         /// The limit.
         max: u64,
+    },
+
+    /// Offsets above the lake's are gone from Kafka: its retention deleted them before ingest read
+    /// them, so an answer without them would be short.
+    #[error(
+        "the Kafka tail of `{table}` ({topic}) has lost records: {lost}; Kafka's retention deleted them before ingest \
+         read them, so the lake and the tail together miss them (reprocess them from the archive if it holds them); \
+         answer without them with --allow-lost-tail"
+    )]
+    TailLost {
+        /// The data table.
+        table: String,
+        /// Its topic.
+        topic: String,
+        /// The offsets lost, per partition.
+        lost: String,
     },
 
     /// The statement is longer, or its expressions nest deeper, than the connector takes.
@@ -113,7 +132,11 @@ impl Error {
                             | DataFusionError::NotImplemented(_)
                     )
             }
-            Error::MemoryExceeded { .. } | Error::Panicked(_) | Error::Delta { .. } | Error::Lake(_) => false,
+            Error::MemoryExceeded { .. }
+            | Error::Panicked(_)
+            | Error::TailLost { .. }
+            | Error::Delta { .. }
+            | Error::Lake(_) => false,
         }
     }
 

@@ -10,7 +10,8 @@
 //! ```text
 //! SQL --Connector::sql--> DataFusion plan over the `tidelake` catalog:
 //!   lake.<table>   Delta snapshot (partition + file-statistics pruning; `FOR VERSION AS OF`)
-//!   kafka.<topic>  records above the snapshot's offsets, decoded with the table's schema
+//!   kafka.<topic>  records above the snapshot's offsets, decoded with the table's schema, read at
+//!                  scan time in chunks, narrowed by LIMIT and filters on _partition/_offset/_timestamp
 //!   live.<table>   lake snapshot UNION its Kafka tail, copies of an event UUID dropped as ingest would
 //! ```
 //!
@@ -20,6 +21,7 @@
 //! - [`cache`]: the result cache: aggregates over closed days computed once per day.
 //! - [`catalog`]: the `lake`, `kafka` and `live` schemas, resolved per query.
 //! - [`tail`]: the Kafka records above a snapshot's offsets, read_committed, decoded.
+//! - [`kafka_table`]: `kafka.<topic>`: the tail read at scan time, in chunks, as far as the query needs.
 //! - [`lake_table`]: one Delta snapshot as a DataFusion table, below the catalog, `live` and the cache.
 //! - [`functions`]: `sketch_distinct`, the merge of rollup sketches.
 //! - [`live`]: a snapshot and its tail as one table.
@@ -36,6 +38,7 @@ pub mod catalog;
 pub mod connector;
 pub mod error;
 pub mod functions;
+pub mod kafka_table;
 pub mod lake_table;
 pub mod live;
 pub mod overflow;

@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 #[cfg(feature = "kafka-client")]
 async fn poll(config: PipelineConfig, stop_at_end: bool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use tidelake_functions::{poller, PollerOptions};
-    let options = PollerOptions { batch: config.batch, stop_at_end };
+    let options = PollerOptions::new(config.batch, stop_at_end);
     let mut ingestor = Ingestor::open(config).await?;
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

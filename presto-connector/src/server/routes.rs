@@ -99,6 +99,7 @@ pub(super) async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Re
                 "accept_errors": count(&m.accept_errors),
                 "running": state.queries.lock().await.len(),
                 "kafka_poison_skipped": state.connector.poison_skipped(),
+                "kafka_offsets_read": state.connector.tail_offsets_read(),
                 "result_cache": state.connector.cache_stats(),
             }))
         }

@@ -17,7 +17,7 @@ pub struct ErrorCode {
     pub name: &'static str,
     /// `errorCode`.
     pub code: i64,
-    /// `errorType`: `USER_ERROR`, `INTERNAL_ERROR` or `INSUFFICIENT_RESOURCES`.
+    /// `errorType`: `USER_ERROR`, `INTERNAL_ERROR`, `INSUFFICIENT_RESOURCES` or `EXTERNAL`.
     pub kind: &'static str,
 }
 
@@ -47,12 +47,17 @@ pub const QUERY_QUEUE_FULL: ErrorCode =
 pub const EXCEEDED_LOCAL_MEMORY_LIMIT: ErrorCode =
     ErrorCode { name: "EXCEEDED_LOCAL_MEMORY_LIMIT", code: 131079, kind: "INSUFFICIENT_RESOURCES" };
 
+/// Records the query must read are gone from Kafka (retention deleted them before ingest read them).
+pub const KAFKA_TAIL_RECORDS_LOST: ErrorCode =
+    ErrorCode { name: "KAFKA_TAIL_RECORDS_LOST", code: 16_777_217, kind: "EXTERNAL" };
+
 /// The Trino error a query failure is reported as.
 pub fn error_code(e: &Error) -> ErrorCode {
     match e {
         Error::Syntax(_) => SYNTAX_ERROR,
         Error::TooLarge(_) => QUERY_TEXT_TOO_LARGE,
         Error::Version { .. } => INVALID_ARGUMENTS,
+        Error::TailLost { .. } => KAFKA_TAIL_RECORDS_LOST,
         _ if e.is_memory_exceeded() => EXCEEDED_LOCAL_MEMORY_LIMIT,
         _ if e.is_overflow() => NUMERIC_VALUE_OUT_OF_RANGE,
         _ if e.is_user_error() && e.to_string().contains("not supported") => NOT_SUPPORTED,

@@ -179,6 +179,18 @@ async fn the_scheduled_compact_function_packs_once_and_then_has_nothing_to_do() 
         serde_json::from_str(include_str!("../../../compaction/fixtures/schedule-event.json")).unwrap();
     let invoke = |payload: serde_json::Value| handle(LambdaEvent::new(payload, Context::default()), &function);
 
+    // A mistyped input fails the invocation, naming its field, and runs nothing.
+    let version = open(&config.tables[0].location, &HashMap::new()).await.version();
+    for (bad, says) in [
+        (serde_json::json!({"jobs": ["optimise"]}), "field `jobs`"),
+        (serde_json::json!({"dry_run": "true"}), "field `dry_run`"),
+        (serde_json::json!({"tables": "ad_events"}), "unknown field `tables`"),
+    ] {
+        let refused = invoke(bad.clone()).await.unwrap_err().to_string();
+        assert!(refused.contains(says), "{bad}: {refused}");
+    }
+    assert_eq!(open(&config.tables[0].location, &HashMap::new()).await.version(), version, "nothing ran");
+
     // An input that narrows the run to a dry run of optimize on the data table.
     let plan = invoke(serde_json::json!({"table": "ad_events", "jobs": ["optimize"], "dry_run": true})).await.unwrap();
     assert_eq!(plan["tables"].as_array().unwrap().len(), 3, "data, dead letters and archive: {plan}");
@@ -248,8 +260,9 @@ async fn optimize_killed_at_any_step_then_run_again_gives_the_same_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_jobs_rewriting_the_same_files_never_both_commit() {
-    use tidelake_compaction::{Error, Optimize};
+async fn two_jobs_rewriting_the_same_files_never_both_commit_and_vacuum_deletes_the_loser_s_file() {
+    use std::time::Duration;
+    use tidelake_compaction::{Optimize, Vacuum};
     let dir = tempfile::tempdir().unwrap();
     let (_, config) = write_local_config(dir.path());
     let spec = &config.tables[0];
@@ -263,7 +276,29 @@ async fn two_jobs_rewriting_the_same_files_never_both_commit() {
     let (_, first) = Optimize::new(open(&spec.location, &none).await, &spec.name).await.unwrap();
     assert_eq!(first.files_removed, 6);
     let second = Optimize::new(stale, &spec.name).await.unwrap_err();
-    assert!(matches!(second, Error::ConcurrentRewrite { .. }), "{second}");
+    assert!(second.is_conflict() && second.to_string().contains("removed"), "{second}");
+    assert_eq!(tidelake_lake::delta::row_and_file_count(&open(&spec.location, &none).await).unwrap(), (300, 1));
+
+    // The loser's packed file is an orphan: no commit adds it. Vacuum keeps it and the six removed
+    // files while they are younger than the retention, lists exactly those seven past it, and
+    // deletes them.
+    let on_disk = || data_files_on_disk(&spec.location.to_file_path().unwrap());
+    assert_eq!(on_disk(), 6 + 1 + 1);
+    let vacuum = |retention: u64, dry_run: bool| {
+        let location = spec.location.clone();
+        async move {
+            let table = open(&location, &HashMap::new()).await;
+            Vacuum::new(table, "ad_events").with_retention(Duration::from_secs(retention)).with_dry_run(dry_run).await
+        }
+    };
+    assert_eq!(vacuum(3600, false).await.unwrap().1.files, Vec::<String>::new());
+    let mut listed = vacuum(0, true).await.unwrap().1.files;
+    assert_eq!((listed.len(), on_disk()), (7, 8), "a dry run deletes nothing: {listed:?}");
+    let mut deleted = vacuum(0, false).await.unwrap().1.files;
+    listed.sort();
+    deleted.sort();
+    assert_eq!(deleted, listed);
+    assert_eq!(on_disk(), 1);
     assert_eq!(tidelake_lake::delta::row_and_file_count(&open(&spec.location, &none).await).unwrap(), (300, 1));
 
     // An ingest commit landing meanwhile only adds a file: the rewrite goes on top of it.
@@ -275,4 +310,61 @@ async fn two_jobs_rewriting_the_same_files_never_both_commit() {
     let (_, packed) = Optimize::new(stale, &spec.name).await.unwrap();
     assert_eq!(packed.files_removed, 3);
     assert_eq!(tidelake_lake::delta::row_and_file_count(&open(&spec.location, &none).await).unwrap(), (450, 2));
+}
+
+/// 60 events of round `round` at offsets `60 * round ..`: 40 in an hour of their own (a bucket no
+/// rollup file holds yet), 20 in the first round's hour (buckets whose files a rollup replaces).
+fn round_of_events(round: i64) -> KafkaBatch {
+    let records = (0..60)
+        .map(|i| {
+            let (day, hour) = if i < 40 { (20 + round / 12, round % 12) } else { (20, 0) };
+            let kind = if i % 3 == 0 { "click" } else { "impression" };
+            local_record(
+                round * 60 + i,
+                format!(
+                    r#"{{"event_id":"e-{round}-{i}","event_time":"2026-11-{day}T{hour:02}:{:02}:00Z","event_type":"{kind}","ad_id":{},"campaign_id":1000,"user_id":"u-{i}","cost":"0.25"}}"#,
+                    i % 60,
+                    i % 4
+                ),
+            )
+        })
+        .collect();
+    KafkaBatch::new(records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compactions_started_together_never_double_or_lose_a_bucket() {
+    use tidelake_compaction::{compact_table, CompactOptions, Job};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_local_config(dir.path());
+    let text = format!("{}\n{}", std::fs::read_to_string(&path).unwrap(), tidelake_lake::sample::AD_EVENTS_ROLLUP);
+    std::fs::write(&path, &text).unwrap();
+    let config = PipelineConfig::parse(&text, dir.path()).unwrap();
+    let spec = config.tables[0].clone();
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    let options = |jobs: &[Job]| CompactOptions { jobs: jobs.to_vec(), ..CompactOptions::default() };
+
+    // Each round: two rollups and an optimize started together while ingest commits.
+    for round in 0..20 {
+        ingestor.handle(&round_of_events(2 * round)).await.unwrap();
+        let runs: Vec<_> = [&[Job::Finalize, Job::Rollup][..], &[Job::Finalize, Job::Rollup], &[Job::Optimize]]
+            .into_iter()
+            .map(|jobs| {
+                let (spec, storage, options) = (spec.clone(), config.storage_options.clone(), options(jobs));
+                tokio::spawn(async move { compact_table(&spec, &storage, &options).await })
+            })
+            .collect();
+        ingestor.handle(&round_of_events(2 * round + 1)).await.unwrap();
+        for run in runs {
+            run.await.unwrap().unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+    compact_table(&spec, &config.storage_options, &options(&[Job::Finalize, Job::Rollup])).await.unwrap();
+
+    // Every minute, hour and day bucket is the raw table's aggregate: none counted twice, none lost.
+    let grains = ["minute", "hour", "day"];
+    assert_rollups_match(&rollup_check(&spec.location, &grains), &grains, 0.05);
+    let raw = tidelake_lake::delta::row_and_file_count(&open(&spec.location, &HashMap::new()).await).unwrap().0;
+    assert_eq!(raw, 40 * 60);
 }

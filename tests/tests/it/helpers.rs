@@ -52,6 +52,17 @@ pub async fn create_topic(topic: &str, partitions: i32) {
     }
 }
 
+/// Deletes the records of `topic`-`partition` below `offset`, as the topic's retention would.
+pub async fn delete_records_below(topic: &str, partition: i32, offset: i64) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", kafka()).create().expect("admin client");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset)).unwrap();
+    let done = admin.delete_records(&list, &AdminOptions::new()).await.expect("delete records");
+    let low = done.find_partition(topic, partition).expect("partition deleted from");
+    assert_eq!(low.error().map(|()| low.offset()), Ok(rdkafka::Offset::Offset(offset)), "low watermark moved");
+}
+
 /// A new topic (named after `label`) with `partitions` partitions, holding `records`.
 pub async fn filled_topic(label: &str, partitions: i32, records: &[SampleRecord]) -> String {
     let topic = unique(label);

@@ -603,3 +603,195 @@ async fn a_config_kept_in_s3_or_in_the_environment_drives_ingest_and_audit() {
     let said = String::from_utf8_lossy(&missing.stderr);
     assert!(!missing.status.success() && said.contains("nowhere.toml"), "{said}");
 }
+
+/// A record at `offset` of partition 0 with `value`, produced at `produced` (Kafka timestamp).
+fn record_at(offset: i64, produced: &str, value: &str) -> KafkaRecord {
+    let at = chrono::DateTime::parse_from_rfc3339(produced).unwrap().timestamp_millis();
+    KafkaRecord { timestamp_ms: Some(at), value: Some(value.as_bytes().to_vec()), ..event_at(0, offset, "-", produced) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_is_a_row_exactly_as_sent_or_a_dead_letter_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_config(dir.path(), str::to_string);
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    let produced = "2026-11-23T10:30:00Z";
+    let event = |id: &str, time: &str, ad: &str, cost: &str| {
+        format!(
+            r#"{{"event_id":"{id}","event_time":{time},"event_type":"click","ad_id":{ad},"campaign_id":1000,"cost":{cost}}}"#
+        )
+    };
+    let bad = [
+        ("far", event("far", "99999999999999999999", "1", "\"1\""), "event time"),
+        ("year0", event("year0", "\"0000-12-31T10:00:00Z\"", "1", "\"1\""), "event time"),
+        (
+            "fraction",
+            event("fraction", "\"2026-11-23T10:00:00Z\"", "1.5", "\"1\""),
+            "column `ad_id`: `1.5` has a fraction",
+        ),
+        ("below", event("below", "\"2026-11-23T10:00:00Z\"", "-9223372036854775809", "\"1\""), "column `ad_id`"),
+        ("places", event("places", "\"2026-11-23T10:00:00Z\"", "1", "\"1.1234567\""), "more than 6 decimal places"),
+        ("ahead", event("ahead", "\"2026-11-25T10:00:00Z\"", "1", "\"1\""), "ahead of the record's Kafka timestamp"),
+    ];
+    let good = [
+        event("whole", "\"2026-11-23T10:00:00Z\"", "1e3", "\"0.000001\""),
+        event("exact", "\"2026-11-23T10:01:00Z\"", "-9223372036854775808", "1.100000"),
+    ];
+    let records: Vec<KafkaRecord> = bad
+        .iter()
+        .map(|(_, value, _)| value.as_str())
+        .chain(good.iter().map(String::as_str))
+        .enumerate()
+        .map(|(offset, value)| record_at(offset as i64, produced, value))
+        .collect();
+    let report = ingestor.handle(&KafkaBatch::new(records)).await.unwrap();
+    assert_eq!((report.rows_written(), report.dead_letters()), (2, 6), "{report:?}");
+
+    // Each dead letter says why, in the dead-letter table.
+    let spec = &config.tables[0];
+    let letters = read_rows(&spec.dead_letters, &HashMap::new()).await;
+    let reasons = strings(&letters, "reason");
+    for ((id, _, says), reason) in bad.iter().zip(&reasons) {
+        assert!(reason.contains(says), "{id}: {reason}");
+    }
+    // The rows hold the values as sent, and every reader takes the table.
+    let rows = read_rows(&spec.location, &HashMap::new()).await;
+    let mut ads = int64s(&rows, "ad_id");
+    ads.sort();
+    assert_eq!(ads, vec![i64::MIN, 1_000]);
+    let seen = read_back(&spec.location, "event_id", "cost");
+    for engine in ["duckdb", "deltalake"] {
+        assert_eq!(seen[engine]["rows"], 2, "{engine}: {seen}");
+        assert_eq!(seen[engine]["sum"].as_str().unwrap().trim_end_matches('0'), "1.100001", "{engine}: {seen}");
+    }
+
+    // 100 events, then in one batch a copy of each and one event two days ahead of the rest: the
+    // copies are dropped against the table, the event ahead is a dead letter.
+    let originals: Vec<KafkaRecord> = (0..100)
+        .map(|i| record_at(100 + i, produced, &event(&format!("e{i}"), "\"2026-11-23T10:05:00Z\"", "2", "\"1\"")))
+        .collect();
+    ingestor.handle(&KafkaBatch::new(originals.clone())).await.unwrap();
+    let mut copies: Vec<KafkaRecord> =
+        originals.iter().enumerate().map(|(i, r)| KafkaRecord { offset: 200 + i as i64, ..r.clone() }).collect();
+    copies.push(record_at(300, produced, &event("later", "\"2026-11-25T10:05:00Z\"", "2", "\"1\"")));
+    let report = ingestor.handle(&KafkaBatch::new(copies)).await.unwrap();
+    assert_eq!((report.rows_written(), report.duplicates(), report.dead_letters()), (0, 100, 1), "{report:?}");
+    let ids = strings(&read_rows(&spec.location, &HashMap::new()).await, "event_id");
+    assert_eq!(ids.len(), 102, "one row per event id");
+    let (passed, audit, stderr) = audit(&dir.path().join("tidelake.toml"), &["--offline"]);
+    assert!(passed, "{audit} {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedup_index_whose_load_failed_is_loaded_again_before_it_is_trusted() {
+    use tidelake_lake::dedup::UuidIndex;
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_config(dir.path(), str::to_string);
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    for batch in 0..3 {
+        let records = (0..10).map(|i| event_at(0, batch * 10 + i, &format!("b{batch}-{i}"), "2026-11-23T10:00:00Z"));
+        ingestor.handle(&KafkaBatch::new(records.collect())).await.unwrap();
+    }
+    let spec = &config.tables[0];
+    let table = open(&spec.location, &HashMap::new()).await;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().timestamp_micros();
+    let range = (at, at);
+    // A file of the table cannot be read: the load fails, and the index is not loaded.
+    let file = table.snapshot().unwrap().log_data().iter().next().unwrap().object_store_path().to_string();
+    let on_disk = spec.location.to_file_path().unwrap().join(&file);
+    let kept = std::fs::read(&on_disk).unwrap();
+    std::fs::remove_file(&on_disk).unwrap();
+    let mut index = UuidIndex::default();
+    assert!(index.prepare(&table, spec, range).await.is_err());
+    assert_eq!(index.version(), None, "a failed load leaves the index unloaded");
+    // Once the file is back, the next batch loads the whole window and finds every id.
+    std::fs::write(&on_disk, kept).unwrap();
+    let load = index.prepare(&table, spec, range).await.unwrap();
+    assert!(load.full, "{load:?}");
+    assert_eq!(index.len(), 30);
+    assert!(index.contains("b0-0") && index.contains("b2-9"));
+}
+
+/// Commits the end of every partition of `topic` as the offsets of consumer group `group`.
+fn commit_group_at_end(topic: &str, partitions: i32, group: &str) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", kafka()).set("group.id", group).create().unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for (p, end) in high_watermarks(topic, partitions) {
+        list.add_partition_offset(topic, p, rdkafka::Offset::Offset(end)).unwrap();
+    }
+    consumer.commit(&list, rdkafka::consumer::CommitMode::Sync).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_ingest_starts_is_the_lake_s_to_say_never_the_group_s_alone() {
+    let records = events(3_000, 0.0, 0.0, 81);
+    let topic = filled_topic("start", 3, &records).await;
+    let group = unique("group");
+    // Another pipeline on the same group has consumed the whole topic.
+    commit_group_at_end(&topic, 3, &group);
+    // And a member of the group is alive, holding partitions, for the first seconds of the ingest.
+    let member = {
+        let (topic, group) = (topic.clone(), group.clone());
+        std::thread::spawn(move || {
+            use rdkafka::consumer::{BaseConsumer, Consumer};
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", kafka())
+                .set("group.id", &group)
+                .set("session.timeout.ms", "6000")
+                .create()
+                .unwrap();
+            consumer.subscribe(&[&topic]).unwrap();
+            let until = std::time::Instant::now() + Duration::from_secs(8);
+            while std::time::Instant::now() < until {
+                let _ = consumer.poll(Duration::from_millis(100));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+
+    // A fresh lake on that group reads the whole topic, every partition to its end: its own at
+    // once, the member's once it has left.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &group, 500);
+    let report = ingest_to_end(&config);
+    member.join().unwrap();
+    assert_eq!(report["rows_written"], 3_000, "{report}");
+    let audit = audit_passes(&config);
+    assert_eq!(audit_sum(&audit, "rows"), 3_000);
+    let spec = load_config(&config).tables[0].clone();
+    let held = lake_offsets(&spec.location, &HashMap::new(), &topic, 3).await;
+    assert_eq!(held, high_watermarks(&topic, 3).into_iter().map(|(p, end)| (p, Some(end - 1))).collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_fails_on_a_lake_that_skipped_the_history_it_started_from() {
+    let records = events(2_000, 0.0, 0.0, 82);
+    let topic = filled_topic("skipped", 1, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &topic, &unique("group"), 500);
+    let config = load_config(&path);
+    // Ingest said it started partition 0 at offset 0, then committed only offsets 1000 and above.
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    let tp = tidelake_lake::TopicPartition::new(&topic, 0);
+    ingestor.set_start_offsets([(tp, 0)]);
+    let batch: Vec<KafkaRecord> = records[1_000..]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| KafkaRecord {
+            topic: topic.clone(),
+            partition: 0,
+            offset: 1_000 + i as i64,
+            timestamp_ms: None,
+            key: Some(r.key.clone()),
+            value: Some(r.value.clone()),
+            headers: vec![],
+        })
+        .collect();
+    ingestor.handle(&KafkaBatch::new(batch)).await.unwrap();
+    let (passed, report, stderr) = audit(&path, &[]);
+    assert!(!passed, "{report}");
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("1000 records at offsets 0..=999"), "{problems} {stderr}");
+}

@@ -5,6 +5,7 @@ mod audit;
 mod compact;
 mod deploy;
 mod duckdb;
+mod faults;
 mod helpers;
 mod hostile;
 mod ingest;

@@ -30,6 +30,13 @@ async fn row(connector: &Connector, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// The single bigint of a query, and the Kafka offsets the connector read for it.
+async fn reads(connector: &Connector, sql: String) -> (i64, u64) {
+    let before = connector.tail_offsets_read();
+    let answer = number(connector, &sql).await;
+    (answer, connector.tail_offsets_read() - before)
+}
+
 /// The single bigint of a query.
 async fn number(connector: &Connector, sql: &str) -> i64 {
     let (_, batches) = connector.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -169,6 +176,7 @@ async fn fresh_records_are_live_before_any_commit_and_join_the_lake() {
         let refused = capped.query(&sql).await.unwrap_err();
         assert!(refused.is_user_error(), "{refused}");
         assert!(refused.to_string().contains("ingest is behind by 311 records"), "{sql}: {refused}");
+        assert!(refused.to_string().contains("would read 311 records"), "{sql}: {refused}");
     }
     assert_eq!(number(&capped, "SELECT count(*) FROM lake.ad_events").await, 2_000);
 
@@ -177,6 +185,84 @@ async fn fresh_records_are_live_before_any_commit_and_join_the_lake() {
     assert_eq!(number(&connector, "SELECT count(*) FROM live.ad_events").await, 2_300);
     assert_eq!(number(&connector, "SELECT count(*) FROM lake.ad_events").await, 2_300);
     assert_eq!(number(&connector, &format!("SELECT count(*) FROM {kafka}")).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kafka_tail_is_read_as_far_as_the_query_needs() {
+    // 60,000 records no lake holds yet, over 3 partitions; a query may read 40,000 of them.
+    let topic = filled_topic("tail-reads", 3, &events(60_000, 0.0, 0.0, 61)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = load_config(&write_config(dir.path(), &topic, &unique("group"), 1_000));
+    let capped = Connector::new(config.clone()).unwrap().with_max_tail_records(40_000);
+    let whole = Connector::new(config).unwrap();
+    let kafka = format!("kafka.\"{topic}\"");
+
+    // The whole tail is past the cap: refused, saying how much the query would read.
+    let refused = capped.query(&format!("SELECT count(*) FROM {kafka}")).await.unwrap_err();
+    assert!(refused.is_user_error(), "{refused}");
+    assert!(refused.to_string().contains("would read 60000 records"), "{refused}");
+
+    // A LIMIT stops the reading: a chunk per partition at most, not the tail.
+    let (rows, read) = reads(&capped, format!("SELECT count(*) FROM (SELECT * FROM {kafka} LIMIT 10)")).await;
+    assert_eq!(rows, 10);
+    let chunk = tidelake_presto::kafka_table::CHUNK_RECORDS as u64;
+    assert!(read <= 3 * chunk, "{read} offsets read for 10 rows");
+
+    // Filters on the positions read exactly the offsets they name; the same filter written so that
+    // no read can be narrowed (a full read, uncapped) gives the same rows.
+    let (per_partition, _) = reads(&whole, format!("SELECT count(*) FROM {kafka} WHERE _partition + 0 = 1")).await;
+    assert!(per_partition > 10_000, "partition 1 holds {per_partition} of 60,000");
+    for (narrow, open) in [
+        ("_partition = 1 AND _offset >= 1000", "_partition + 0 = 1 AND _offset + 0 >= 1000"),
+        (
+            "_partition IN (0, 2) AND _offset BETWEEN 10 AND 4009",
+            "_partition + 0 <> 1 AND _offset + 0 BETWEEN 10 AND 4009",
+        ),
+        ("_offset < 100 AND 2 > _partition", "_offset + 0 < 100 AND _partition + 0 < 2"),
+        ("_partition = 7", "_partition + 0 = 7"),
+    ] {
+        let (rows, read) = reads(&capped, format!("SELECT count(*) FROM {kafka} WHERE {narrow}")).await;
+        let (expected, _) = reads(&whole, format!("SELECT count(*) FROM {kafka} WHERE {open}")).await;
+        assert_eq!(rows, expected, "{narrow}");
+        assert_eq!(read, rows as u64, "{narrow}: only its rows' offsets are read");
+    }
+    assert_eq!(
+        reads(&capped, format!("SELECT count(*) FROM {kafka} WHERE _partition = 1 AND _offset >= 1000")).await.0,
+        per_partition - 1_000
+    );
+
+    // A lower bound on the timestamp starts each partition at Kafka's first record that late.
+    let since = chrono::Utc::now().timestamp_millis() + 5;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    produce(&producer(), &topic, &events(50, 0.0, 0.0, 62)).await;
+    let late = format!("SELECT count(*) FROM {kafka} WHERE _timestamp >= to_timestamp_millis({since})");
+    assert_eq!(reads(&capped, late).await, (50, 50));
+    let (all, read) = reads(&whole, format!("SELECT count(*) FROM {kafka}")).await;
+    assert_eq!((all, read), (60_050, 60_050));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_that_lost_records_to_retention_is_refused_unless_a_partial_answer_is_allowed() {
+    let topic = filled_topic("lost", 1, &events(500, 0.0, 0.0, 71)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &topic, &unique("group"), 1_000);
+    ingest_to_end(&path);
+    // Offsets 500..800 arrive; retention deletes 500..600 before ingest reads them.
+    produce(&producer(), &topic, &events(300, 0.0, 0.0, 72)).await;
+    delete_records_below(&topic, 0, 600).await;
+
+    let config = load_config(&path);
+    let strict = Connector::new(config.clone()).unwrap();
+    for sql in ["SELECT count(*) FROM live.ad_events".to_string(), format!("SELECT count(*) FROM kafka.\"{topic}\"")] {
+        let refused = strict.query(&sql).await.unwrap_err();
+        assert!(!refused.is_user_error(), "{refused}");
+        assert!(refused.to_string().contains("partition 0: offsets 500..=599 (100 records)"), "{sql}: {refused}");
+    }
+    assert_eq!(number(&strict, "SELECT count(*) FROM lake.ad_events").await, 500);
+
+    let partial = Connector::new(config).unwrap().with_allow_lost_tail(true);
+    assert_eq!(number(&partial, "SELECT count(*) FROM live.ad_events").await, 700);
+    assert_eq!(number(&partial, &format!("SELECT count(*) FROM kafka.\"{topic}\"")).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,3 +220,49 @@ async fn a_changed_rule_replaces_a_range_of_days_in_one_commit_even_when_killed(
     let no_range = reprocess(&config, &["--into", "replace"], &[]);
     assert!(String::from_utf8_lossy(&no_range.stderr).contains("needs --from and --to"), "{no_range:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replace_of_days_the_log_no_longer_holds_audits_clean_after_checkpoint_and_cleanup() {
+    let records = events_some_without_users(6_000, 36);
+    let topic = filled_topic("oldlog", 2, &records[..4_000]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 400);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("event_time = \"event_time\"\n", "event_time = \"event_time\"\ndedup_window = \"30d\"\n"),
+    )
+    .unwrap();
+    ingest_to_end(&config);
+    run_ok(&["compact", "--config", config.to_str().unwrap(), "--job", "optimize,checkpoint", "--json"], &[]);
+
+    // What a short log retention does: the commit files before the checkpoint are deleted, so the
+    // files of the early commits are known from the checkpoint only.
+    let live = load_config(&config).tables[0].clone();
+    let log = live.location.to_file_path().unwrap().join("_delta_log");
+    let names: Vec<String> =
+        std::fs::read_dir(&log).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let version = |name: &str| name.get(..20).and_then(|v| v.parse::<u64>().ok());
+    let checkpoint = names.iter().filter(|n| n.contains(".checkpoint.")).filter_map(|n| version(n)).max().unwrap();
+    let mut deleted = 0;
+    for name in names.iter().filter(|n| n.ends_with(".json") && version(n).is_some_and(|v| v < checkpoint)) {
+        std::fs::remove_file(log.join(name)).unwrap();
+        deleted += 1;
+    }
+    assert!(deleted >= 10, "{deleted} commit files deleted before checkpoint {checkpoint}");
+    // Ingest goes on after the cleanup; the audit checks the commits the log holds.
+    produce(&producer(), &topic, &records[4_000..]).await;
+    ingest_to_end(&config);
+    let audit = audit_passes(&config);
+    assert!(audit["commits"].as_u64().unwrap() >= 3, "{audit}");
+
+    // A replace of two of those days removes files only the checkpoint knows: it audits clean.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let rule = "{ name = \"user_id\", type = \"string\" }";
+    std::fs::write(&config, text.replace(rule, "{ name = \"user_id\", type = \"string\", default = \"anonymous\" }"))
+        .unwrap();
+    let out = reprocess(&config, &["--from", "2026-11-21", "--to", "2026-11-22", "--into", "replace"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let audit = audit_passes(&config);
+    assert_eq!(audit["replaces"], 1, "{audit}");
+}
