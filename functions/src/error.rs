@@ -70,20 +70,6 @@ pub enum Error {
     /// A Lambda event could not be turned into a batch.
     #[error("lambda event: {0}")]
     Event(String),
-
-    /// `--stop-at-end` could not bring every partition to the end it had at start.
-    #[error(
-        "--stop-at-end: {partitions} did not reach the end they had at start: another member of consumer group \
-         `{group}` holds them and made no progress for {seconds} s; run again once it is gone, or with a group of its own"
-    )]
-    Unfinished {
-        /// The partitions left, with how far the lake holds each.
-        partitions: String,
-        /// The consumer group.
-        group: String,
-        /// How long nothing moved.
-        seconds: u64,
-    },
 }
 
 impl Error {
@@ -99,8 +85,7 @@ impl Error {
             | Error::Archive { .. }
             | Error::NotBuilt { .. }
             | Error::Replace { .. }
-            | Error::Event(_)
-            | Error::Unfinished { .. } => false,
+            | Error::Event(_) => false,
         }
     }
 }

@@ -4,10 +4,7 @@
 //! Where to start reading comes from the lake, never from the consumer group alone: each partition
 //! starts one past the offset its data table holds, or, for a partition the lake has never held,
 //! where the config's `start_from` says. The consumer group's offsets are committed only after the
-//! lake commit, and only as a courtesy to lag monitors. With `stop_at_end` the poller stops only
-//! when every partition of its topics has reached the end it had at start: its own, and those of
-//! other members of the group, as the lake shows them; partitions a member holds without moving
-//! for [`STALL`] (a dead one whose session never ends) are named in the error.
+//! lake commit, and only as a courtesy to lag monitors.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -192,12 +189,6 @@ pub async fn run(
     ingestor.set_start_offsets(starts.iter().filter(|(tp, _)| !held.contains_key(*tp)).map(|(tp, o)| (tp.clone(), *o)));
     *resume.lock().expect("resume offsets lock") = starts.clone();
     let ends = if options.stop_at_end { end_offsets(&consumer, &partitions)? } else { BTreeMap::new() };
-    let mut end_watch = EndWatch {
-        partitions: partitions.clone(),
-        progress: Instant::now(),
-        seen: HashMap::new(),
-        group: config.kafka.group_id.clone(),
-    };
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).map_err(kafka("subscribing"))?;
     tracing::info!(topics = ?topics, partitions = partitions.len(), "consuming");
@@ -247,7 +238,7 @@ pub async fn run(
         }
         if records.is_empty() {
             if idle {
-                stopping = end_watch.at_end(&consumer, ingestor, &ends, &resume, &eof, topics.len() == 1).await?;
+                stopping = at_end(&consumer, &ends, &resume, &eof, topics.len() == 1);
             }
             continue;
         }
@@ -375,92 +366,33 @@ fn end_offsets(
     Ok(ends)
 }
 
-/// With `--stop-at-end`, whether every partition of the topics has reached the end it had at
-/// start: this consumer's own, and those the group gave other members, which the lake shows.
-struct EndWatch {
-    partitions: Vec<TopicPartition>,
-    /// When a partition left to others last moved, and where they were then.
-    progress: Instant,
-    seen: HashMap<TopicPartition, i64>,
-    group: String,
-}
-
-/// How long the partitions of other members may stand still before `--stop-at-end` gives up on
-/// them: longer than a dead member's session, after which the group gives them to this one.
-const STALL: Duration = Duration::from_secs(120);
-
-impl EndWatch {
-    /// Whether every partition is at its end; only called between batches, so every record of
-    /// this consumer before that end has been handled. A partition is at its end when the lake
-    /// holds offsets up to it, or when this consumer reported reaching it since its last record
-    /// (the end can lie past the last record: transaction markers and aborted records take offsets
-    /// too; end-of-partition events carry no topic, so with several topics only the lake counts).
-    async fn at_end(
-        &mut self,
-        consumer: &StreamConsumer<LakeContext>,
-        ingestor: &mut Ingestor,
-        ends: &BTreeMap<TopicPartition, i64>,
-        resume: &ResumeOffsets,
-        eof: &HashSet<i32>,
-        single_topic: bool,
-    ) -> Result<bool> {
-        let assigned: HashSet<TopicPartition> = consumer
-            .assignment()
-            .map(|a| a.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect())
-            .unwrap_or_default();
-        let left = |resume: &HashMap<TopicPartition, i64>| -> Vec<(TopicPartition, i64)> {
-            ends.iter()
-                .filter(|(tp, end)| {
-                    let done = resume.get(*tp).is_some_and(|next| next >= *end);
-                    let reached = single_topic && assigned.contains(*tp) && eof.contains(&tp.partition);
-                    !done && !reached
-                })
-                .map(|(tp, end)| (tp.clone(), *end))
-                .collect()
-        };
-        let before = left(&resume.lock().expect("resume offsets lock"));
-        if before.is_empty() {
-            return Ok(true);
-        }
-        if before.iter().any(|(tp, _)| assigned.contains(tp)) || assigned.is_empty() {
-            return Ok(false);
-        }
-        // What is left belongs to other members: the lake shows how far they are.
-        let held = ingestor.resume_offsets(&self.partitions).await?;
-        let after = {
-            let mut resume = resume.lock().expect("resume offsets lock");
-            for (tp, next) in held {
-                let at = resume.entry(tp).or_insert(next);
-                *at = (*at).max(next);
-            }
-            left(&resume)
-        };
-        if after.is_empty() {
-            return Ok(true);
-        }
-        let resume = resume.lock().expect("resume offsets lock").clone();
-        let now: HashMap<TopicPartition, i64> =
-            after.iter().filter_map(|(tp, _)| Some((tp.clone(), *resume.get(tp)?))).collect();
-        if now != self.seen {
-            self.progress = Instant::now();
-            self.seen = now;
-        }
-        if self.progress.elapsed() > STALL {
-            let partitions = after
-                .iter()
-                .map(|(tp, end)| {
-                    format!(
-                        "{tp} (lake at {}, end {end})",
-                        resume.get(tp).map_or("nothing".into(), |n| (n - 1).to_string())
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(Error::Unfinished { partitions, group: self.group.clone(), seconds: STALL.as_secs() });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok(false)
+/// Whether every partition assigned to this consumer has been consumed to the end it had at start.
+/// Partitions of other group members are theirs to finish; with no assignment yet, it is not done.
+///
+/// A partition is done when the lake holds offsets up to its end, or when the consumer reported
+/// reaching its end since its last record (the end can lie past the last record: transaction
+/// markers and aborted records take offsets too). Only called between batches, so every record
+/// before that end has been handled. End-of-partition events carry no topic; with several topics
+/// only the lake's offsets count.
+fn at_end(
+    consumer: &StreamConsumer<LakeContext>,
+    ends: &BTreeMap<TopicPartition, i64>,
+    resume: &ResumeOffsets,
+    eof: &HashSet<i32>,
+    single_topic: bool,
+) -> bool {
+    let Ok(assignment) = consumer.assignment() else {
+        return false;
+    };
+    if assignment.count() == 0 {
+        return false;
     }
+    let resume = resume.lock().expect("resume offsets lock");
+    assignment.elements().iter().all(|element| {
+        let tp = TopicPartition::new(element.topic(), element.partition());
+        let Some(end) = ends.get(&tp) else { return true };
+        resume.get(&tp).is_some_and(|next| next >= end) || (single_topic && eof.contains(&tp.partition))
+    })
 }
 
 fn commit_offsets(consumer: &StreamConsumer<LakeContext>, batch: &KafkaBatch, resume: &ResumeOffsets) -> Result<()> {

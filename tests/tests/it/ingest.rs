@@ -731,32 +731,10 @@ async fn where_ingest_starts_is_the_lake_s_to_say_never_the_group_s_alone() {
     let group = unique("group");
     // Another pipeline on the same group has consumed the whole topic.
     commit_group_at_end(&topic, 3, &group);
-    // And a member of the group is alive, holding partitions, for the first seconds of the ingest.
-    let member = {
-        let (topic, group) = (topic.clone(), group.clone());
-        std::thread::spawn(move || {
-            use rdkafka::consumer::{BaseConsumer, Consumer};
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", kafka())
-                .set("group.id", &group)
-                .set("session.timeout.ms", "6000")
-                .create()
-                .unwrap();
-            consumer.subscribe(&[&topic]).unwrap();
-            let until = std::time::Instant::now() + Duration::from_secs(8);
-            while std::time::Instant::now() < until {
-                let _ = consumer.poll(Duration::from_millis(100));
-            }
-        })
-    };
-    std::thread::sleep(Duration::from_secs(2));
-
-    // A fresh lake on that group reads the whole topic, every partition to its end: its own at
-    // once, the member's once it has left.
+    // A fresh lake on that group reads the whole topic, every partition to its end.
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &group, 500);
     let report = ingest_to_end(&config);
-    member.join().unwrap();
     assert_eq!(report["rows_written"], 3_000, "{report}");
     let audit = audit_passes(&config);
     assert_eq!(audit_sum(&audit, "rows"), 3_000);
