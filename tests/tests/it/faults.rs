@@ -77,26 +77,9 @@ async fn ingest_rides_out_a_stretch_of_s3_errors_and_dropped_connections() {
     let lake = s3_lake(&bucket).replace(s3(), &proxy.url);
     let config = write_config_with_lake(dir.path(), &topic, &unique("group"), 300, &lake);
 
-    let ingest = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
-        .args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let ingest = spawn_ingest(&config);
     // Once some batches are in, storage fails for 20 s, then comes back.
-    let spec = load_config(&config).tables[0].clone();
-    let started = Instant::now();
-    let aws = load_config(&config).storage_options;
-    while tidelake_lake::delta::open_existing("t", &spec.location, &aws, None)
-        .await
-        .ok()
-        .flatten()
-        .is_none_or(|t| t.version().unwrap_or(0) < 3)
-    {
-        assert!(started.elapsed() < Duration::from_secs(60), "ingest did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_commits(&config).await;
     proxy.fail(true);
     tokio::time::sleep(Duration::from_secs(20)).await;
     proxy.fail(false);
@@ -165,19 +148,8 @@ async fn ingest_rides_out_its_broker_stopped_for_fifteen_seconds() {
     let config = write_config(dir.path(), &topic, &unique("group"), 200);
     let text = std::fs::read_to_string(&config).unwrap().replace(kafka(), &broker.bootstrap);
     std::fs::write(&config, text).unwrap();
-    let ingest = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
-        .args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let spec = load_config(&config).tables[0].clone();
-    let started = Instant::now();
-    while open_if_any(&spec.location).await.is_none_or(|v| v < 3) {
-        assert!(started.elapsed() < Duration::from_secs(60), "ingest did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ingest = spawn_ingest(&config);
+    wait_for_commits(&config).await;
     // The broker goes away mid-ingest for 15 s, then comes back with its data.
     broker.run("stop");
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -192,9 +164,30 @@ async fn ingest_rides_out_its_broker_stopped_for_fifteen_seconds() {
     assert_eq!(audit_sum(&audit, "rows") as usize, distinct);
 }
 
-/// The latest version of the local Delta table at `location`, if it has one yet.
-async fn open_if_any(location: &url::Url) -> Option<u64> {
-    tidelake_lake::delta::open_existing("t", location, &Default::default(), None).await.ok().flatten()?.version()
+/// `tidelake ingest --stop-at-end` on the config at `config`, its output captured.
+fn spawn_ingest(config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
+        .args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the data table of the config at `config` has three commits: ingest is under way.
+async fn wait_for_commits(config: &std::path::Path) {
+    let config = load_config(config);
+    let (location, options) = (&config.tables[0].location, &config.storage_options);
+    let started = Instant::now();
+    loop {
+        let table = tidelake_lake::delta::open_existing("t", location, options, None).await.ok().flatten();
+        if table.and_then(|t| t.version()).is_some_and(|v| v >= 3) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "ingest did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A small tmpfs the test mounts for its lake, so it can fill it and make it read-only; unmounted
@@ -258,19 +251,8 @@ async fn ingest_rides_out_a_full_disk_and_a_read_only_one() {
     let topic = filled_topic("diskfault", 2, &records).await;
     let root = format!("[lake]\nroot = \"{}\"\n", disk.path.display());
     let config = write_config_with_lake(dir.path(), &topic, &unique("group"), 200, &root);
-    let ingest = std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
-        .args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let spec = load_config(&config).tables[0].clone();
-    let started = Instant::now();
-    while open_if_any(&spec.location).await.is_none_or(|v| v < 3) {
-        assert!(started.elapsed() < Duration::from_secs(60), "ingest did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ingest = spawn_ingest(&config);
+    wait_for_commits(&config).await;
     // Full: no byte left for 8 s. Then read-only for 8 s. Then writable again.
     disk.fill();
     tokio::time::sleep(Duration::from_secs(8)).await;
