@@ -119,10 +119,8 @@ async fn catch_up(step: MinuteStep<'_>) -> Result<(Option<RecordBatch>, Vec<u64>
             let minute_holds = match held.get(&tp) {
                 Some(h) => *h,
                 None => {
-                    let h = snapshot
-                        .transaction_version(minute.log_store().as_ref(), app_id(&tp))
-                        .await
-                        .map_err(lake_error(&minute_name))?;
+                    let id = app_id(&tp);
+                    let h = tidelake_lake::txn::versions(&minute_name, minute, std::slice::from_ref(&id)).await?[&id];
                     held.insert(tp.clone(), h);
                     h
                 }

@@ -121,7 +121,7 @@ async fn swap_once(
     // The commit records the shadow version it swapped in as an application transaction, the way
     // ingest records offsets: later rewrites of the copies (finalize, optimize) do not hide it.
     let app_id = tag.rsplit_once("-v").map_or(tag.clone(), |(shadow, _)| format!("tidelake-{shadow}"));
-    let done = snapshot.transaction_version(table.log_store().as_ref(), app_id.clone()).await.map_err(delta(name))?;
+    let done = tidelake_lake::txn::versions(name, &table, std::slice::from_ref(&app_id)).await?[&app_id];
     if done.is_some_and(|v| v >= shadow_version as i64) {
         report.already_done = true;
         return Ok(report);

@@ -219,16 +219,14 @@ pub async fn committed_offsets<'a>(
     table: &DeltaTable,
     partitions: impl IntoIterator<Item = &'a TopicPartition>,
 ) -> Result<HashMap<TopicPartition, i64>> {
-    let snapshot = table.snapshot().map_err(Error::delta(name))?;
-    let log_store = table.log_store();
-    let mut committed = HashMap::new();
-    for tp in partitions {
-        let version = snapshot.transaction_version(log_store.as_ref(), app_id(tp)).await.map_err(Error::delta(name))?;
-        if let Some(version) = version {
-            committed.insert(tp.clone(), version);
-        }
-    }
-    Ok(committed)
+    let partitions: Vec<&TopicPartition> = partitions.into_iter().collect();
+    let app_ids: Vec<String> = partitions.iter().map(|tp| app_id(tp)).collect();
+    let versions = crate::txn::versions(name, table, &app_ids).await?;
+    Ok(partitions
+        .into_iter()
+        .zip(&app_ids)
+        .filter_map(|(tp, app_id)| versions.get(app_id).copied().flatten().map(|v| (tp.clone(), v)))
+        .collect())
 }
 
 /// What [`OffsetTable::append_once`] did.

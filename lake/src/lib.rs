@@ -25,6 +25,7 @@
 //! - [`dedup`]: drops copies of an event UUID, within a batch and against the table's window.
 //! - [`delta`]: Delta tables whose commits carry Kafka offsets ([`OffsetTable`]).
 //! - [`commit`]: the one commit policy every writer uses: what conflicts, what is rebased, backoff.
+//! - [`txn`]: the `txn` versions a table holds, kept current from the commits that land.
 //! - [`sinks`]: rows of the dead-letter and archive tables.
 //! - [`rollup`]: rollup specs (dimensions, grains, mergeable measures) and their tables' schemas.
 //! - [`aggregate`]: events to partial minute rows, and rollup rows merged into coarser buckets.
@@ -61,6 +62,7 @@ pub mod sample;
 pub mod schema;
 pub mod sinks;
 pub mod sketch;
+pub mod txn;
 
 pub use batch::{KafkaBatch, KafkaRecord, TopicPartition};
 pub use config::{BatchConfig, KafkaConfig, PipelineConfig, StartFrom};

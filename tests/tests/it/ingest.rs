@@ -49,7 +49,12 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 /// Asserts the table holds exactly the valid records, the dead letters exactly the poison ones, the
 /// archive every offset once, and the lake's offsets reach each partition's end.
-async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i32, records: &[SampleRecord]) {
+pub(crate) async fn assert_exact(
+    config_path: &std::path::Path,
+    topic: &str,
+    partitions: i32,
+    records: &[SampleRecord],
+) {
     let config = load_config(config_path);
     let table = &config.tables[0];
     let options = &config.storage_options;
@@ -85,7 +90,7 @@ async fn assert_exact(config_path: &std::path::Path, topic: &str, partitions: i3
 
     // The audit, from commit infos alone, accounts for the same records.
     let report = audit_passes(config_path);
-    assert_eq!(audit_sum(&report, "rows") as usize, valid_ids(records).len(), "audit: rows");
+    assert_eq!(audit_sum(&report, "rows") as usize, valid_ids(records).len(), "audit: rows {}", report["partitions"]);
     assert_eq!(audit_sum(&report, "dead_letters") as usize, poison, "audit: dead letters");
     assert_eq!(audit_sum(&report, "archived") as usize, records.len(), "audit: archived");
     assert_eq!(audit_sum(&report, "records") as usize, records.len(), "audit: records");

@@ -1,0 +1,1 @@
+//! No code: see this crate's `Cargo.toml`. Its dependencies are here for the features they turn on.
