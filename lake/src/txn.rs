@@ -3,7 +3,7 @@
 //!
 //! Delta answers "which version did app id X last commit" by replaying the log from its last
 //! checkpoint: up to a hundred commit files read per lookup, per topic-partition, per batch. On
-//! object storage that is most of what a writer reads. Here each table (by location) keeps the
+//! object storage that is most of what a writer reads. Here each table (by location and id) keeps the
 //! versions it has looked up as of one table version; a lookup at a later version reads only the
 //! commits in between (each once), and a lookup of an app id not seen yet replays the log once.
 //! The latest `txn` of an app id is the one in the newest commit that has one, so what the commits
@@ -39,7 +39,10 @@ pub async fn versions(name: &str, table: &DeltaTable, app_ids: &[String]) -> Res
     let Some(version) = table.version() else {
         return Ok(app_ids.iter().map(|a| (a.clone(), None)).collect());
     };
-    let key = table.table_url().to_string();
+    // The table's id as well as its location: a table dropped and created again at the same place
+    // starts over, whatever this process knew of the old one.
+    let id = table.snapshot().map_err(Error::delta(name))?.metadata().id().to_string();
+    let key = format!("{} {id}", table.table_url());
     let cached = known().lock().expect("txn cache").get(&key).cloned();
     // An older snapshot (a read as of a version) is answered from the log alone.
     let mut state = match cached {
@@ -131,5 +134,16 @@ mod tests {
         // The snapshot read before still answers as of its own version.
         let then = versions("t", &old, &ids).await.unwrap();
         assert_eq!((then[&ids[0]], then[&ids[1]]), (Some(10), None));
+
+        // The table dropped and created again at the same place, up to the same version: what was
+        // known of the old one does not answer for the new one.
+        std::fs::remove_dir_all(dir.path().join("_delta_log")).unwrap();
+        let mut again = OffsetTable::open("t", &location, &schema, &[], &HashMap::new()).await.unwrap();
+        for last in 1..=3 {
+            cover(&mut again, &a, last).await;
+        }
+        assert_eq!(again.table().version(), writer.table().version());
+        let fresh = versions("t", again.table(), &ids).await.unwrap();
+        assert_eq!((fresh[&ids[0]], fresh[&ids[1]]), (Some(3), None));
     }
 }
