@@ -51,10 +51,13 @@ struct Cli {
 enum Command {
     /// Generate ad events, run them through Kafka and the ingest function into a local lake, and
     /// print a summary. With nothing installed: Kafka is an embedded in-process cluster unless
-    /// --brokers names a real one. Each run starts from an empty lake under DIR.
+    /// --brokers names a real one. Each run starts from an empty lake under DIR. With --serve it
+    /// keeps going until Ctrl-C: a steady stream of events, ingested as they come, compacted on a
+    /// schedule, and queries served over the Trino protocol.
     ///
-    /// Example:
+    /// Examples:
     ///   tidelake quickstart --dir ./tidelake-quickstart --events 20000 --json
+    ///   tidelake quickstart --serve --rate 500 --listen 127.0.0.1:8080
     #[command(verbatim_doc_comment)]
     Quickstart(quickstart::Args),
     /// Consume the pipeline's topics into its tables until Ctrl-C (the current batch is committed
@@ -228,6 +231,19 @@ impl TableArgs {
 pub(crate) fn progress(terminal: bool, what: &str) -> ProgressBar {
     let bar = if terminal { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
     bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"));
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// A bar counting up to `len` on a terminal (hidden otherwise).
+pub(crate) fn progress_bar(terminal: bool, len: u64, what: &str) -> ProgressBar {
+    let bar = if terminal { ProgressBar::new(len) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:32}] {pos}/{len} {msg} ({per_sec})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar

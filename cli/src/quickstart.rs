@@ -1,20 +1,22 @@
 //! `tidelake quickstart`: the shortest way to see the pipeline work end to end.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
+use tidelake_compaction::{compact_table, CompactOptions};
 use tidelake_functions::{poller, Ingestor, PollerOptions};
+use tidelake_lake::kafka::{QuietContext, ANSWER_TIMEOUT};
 use tidelake_lake::sample::{self, Kind, SampleSpec};
 use tidelake_lake::PipelineConfig;
 
-use crate::{progress, BoxError};
+use crate::{progress, progress_bar, BoxError};
 
 const PARTITIONS: i32 = 3;
 
@@ -39,6 +41,19 @@ pub struct Args {
     /// Seed of the event generator.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// After the summary, keep going until Ctrl-C: produce events at --rate, ingest them as they
+    /// come, compact every --compact-every, and serve queries (Trino protocol) on --listen.
+    #[arg(long)]
+    serve: bool,
+    /// With --serve: distinct events produced per second.
+    #[arg(long, default_value_t = 200, requires = "serve")]
+    rate: usize,
+    /// With --serve: how often the compaction jobs run.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration, requires = "serve")]
+    compact_every: Duration,
+    /// With --serve: the address queries are served on (loopback: no sign-in).
+    #[arg(long, default_value = "127.0.0.1:8080", requires = "serve")]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Serialize, Debug)]
@@ -50,6 +65,8 @@ struct Summary {
     rows_in_table: u64,
     data_files: usize,
     dead_letters: u64,
+    /// Three of the dead letters: where each was and why.
+    dead_letter_samples: Vec<DeadLetterSample>,
     duplicates_dropped: u64,
     minute_rows: u64,
     minute_table: String,
@@ -59,6 +76,12 @@ struct Summary {
     config: String,
     kafka: String,
     seconds: f64,
+}
+
+#[derive(Serialize, Debug)]
+struct DeadLetterSample {
+    at: String,
+    reason: String,
 }
 
 /// Runs the quickstart.
@@ -89,9 +112,19 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     if args.brokers.is_some() {
         create_topic(&brokers, &args.topic).await?;
     }
-    // The file names a broker a user can run later; this run uses the one just chosen.
-    let written_brokers = args.brokers.clone().unwrap_or_else(|| "localhost:9092".into());
-    std::fs::write(&config_path, config_text(&written_brokers, &args.topic, mock.is_some()))?;
+    // The file names a broker a user can run later (with --serve, the embedded cluster, which
+    // answers as long as the demo runs); this run uses the one just chosen.
+    let written_brokers = match (&args.brokers, args.serve) {
+        (Some(brokers), _) => brokers.clone(),
+        (None, true) => brokers.clone(),
+        (None, false) => "localhost:9092".into(),
+    };
+    let embedded = match (&mock, args.serve) {
+        (None, _) => Embedded::No,
+        (Some(_), false) => Embedded::Gone,
+        (Some(_), true) => Embedded::WhileServing,
+    };
+    std::fs::write(&config_path, config_text(&written_brokers, &args.topic, embedded))?;
     let mut config = PipelineConfig::load(&config_path)?;
     config.kafka.brokers = brokers.clone();
 
@@ -104,16 +137,15 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     };
     let records = sample::generate(&spec);
     let bar = progress(terminal, &format!("producing {} records", records.len()));
-    produce(&brokers, &args.topic, &records).await?;
+    let producer = producer(&brokers)?;
+    produce(&producer, &args.topic, &records).await?;
     bar.finish_and_clear();
 
     let mut ingestor = Ingestor::open(config.clone()).await?;
-    let bar = progress(terminal, "ingesting");
-    let mut seen = 0;
+    let bar = progress_bar(terminal, records.len() as u64, "records ingested");
     let options = PollerOptions::new(config.batch, true);
     let report = poller::run(&mut ingestor, options, std::future::pending(), |batch| {
-        seen += batch.records;
-        bar.set_message(format!("ingested {seen} of {} records", records.len()));
+        bar.inc(batch.records as u64);
     })
     .await?;
     bar.finish_and_clear();
@@ -156,6 +188,11 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
         rows_in_table,
         data_files,
         dead_letters,
+        dead_letter_samples: report
+            .dead_letter_samples
+            .iter()
+            .map(|(at, reason)| DeadLetterSample { at: at.clone(), reason: reason.clone() })
+            .collect(),
         duplicates_dropped: report.duplicates_dropped as u64,
         minute_rows,
         minute_table,
@@ -171,7 +208,150 @@ pub async fn run(args: Args, terminal: bool) -> Result<(), BoxError> {
     } else {
         print_summary(&summary);
     }
+    if args.serve {
+        let demo = Demo { args: &args, config: &config, config_path: &config_path, producer: &producer, terminal };
+        demo.run(&mut ingestor).await?;
+    }
     Ok(())
+}
+
+/// What `--serve` runs on after the first load.
+struct Demo<'a> {
+    args: &'a Args,
+    config: &'a PipelineConfig,
+    config_path: &'a std::path::Path,
+    producer: &'a FutureProducer,
+    terminal: bool,
+}
+
+impl Demo<'_> {
+    /// Produces, ingests, compacts and serves until Ctrl-C, or until one of them fails (then the
+    /// others stop too and the error is returned).
+    async fn run(&self, ingestor: &mut Ingestor) -> Result<(), BoxError> {
+        let listener = tokio::net::TcpListener::bind(self.args.listen)
+            .await
+            .map_err(|e| format!("listening on {} (choose another with --listen): {e}", self.args.listen))?;
+        self.print_connect(listener.local_addr()?);
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        // The first failure stops everything else.
+        let stop_on_error = |result: Result<(), BoxError>| {
+            if result.is_err() {
+                let _ = stop.send(true);
+            }
+            result
+        };
+        let bar = progress(self.terminal, "running; Ctrl-C stops");
+        // Counted by the tasks below, all polled by this one task.
+        let (produced, ingested, rows, compactions) = (Cell::new(0), Cell::new(0), Cell::new(0), Cell::new(0));
+        let status = || {
+            bar.set_message(format!(
+                "produced {}, ingested {} records ({} rows), compacted {} times; Ctrl-C stops",
+                produced.get(),
+                ingested.get(),
+                rows.get(),
+                compactions.get()
+            ));
+        };
+        let ctrl_c = async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => { let _ = stop.send(true); }
+                _ = stopped(stopping.clone()) => {}
+            }
+        };
+        let produce = async {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            for seed in self.args.seed + 1.. {
+                tokio::select! {
+                    _ = stopped(stopping.clone()) => break,
+                    _ = tick.tick() => {}
+                }
+                let spec = SampleSpec {
+                    events: self.args.rate,
+                    duplicate_ratio: 0.02,
+                    poison_ratio: 0.005,
+                    end_time_us: chrono::Utc::now().timestamp_micros(),
+                    seed,
+                };
+                let records = sample::generate(&spec);
+                produce(self.producer, &self.args.topic, &records).await?;
+                produced.set(produced.get() + records.len());
+            }
+            Ok::<(), BoxError>(())
+        };
+        let ingest = async {
+            let options = PollerOptions::new(self.config.batch, false);
+            poller::run(ingestor, options, stopped(stopping.clone()), |batch| {
+                ingested.set(ingested.get() + batch.records);
+                rows.set(rows.get() + batch.rows_written());
+            })
+            .await?;
+            Ok::<(), BoxError>(())
+        };
+        let compact = async {
+            loop {
+                tokio::select! {
+                    _ = stopped(stopping.clone()) => break,
+                    _ = tokio::time::sleep(self.args.compact_every) => {}
+                }
+                for spec in &self.config.tables {
+                    let done = compact_table(spec, &self.config.storage_options, &CompactOptions::default()).await?;
+                    tracing::info!(table = %spec.name, jobs = done.len(), "compacted");
+                }
+                compactions.set(compactions.get() + 1);
+            }
+            Ok::<(), BoxError>(())
+        };
+        let serve = crate::serve::serve_defaults(self.config.clone(), listener, stopped(stopping.clone()));
+        let show = async {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = stopped(stopping.clone()) => break,
+                    _ = tick.tick() => status(),
+                }
+            }
+        };
+        let (_, produced_result, ingest_result, compact_result, serve_result, ()) = tokio::join!(
+            ctrl_c,
+            async { stop_on_error(produce.await) },
+            async { stop_on_error(ingest.await) },
+            async { stop_on_error(compact.await) },
+            async { stop_on_error(serve.await) },
+            show,
+        );
+        bar.finish_and_clear();
+        produced_result?;
+        ingest_result?;
+        compact_result?;
+        serve_result?;
+        eprintln!(
+            "stopped; the lake stays at {}",
+            self.config_path.parent().map_or_else(String::new, |p| p.display().to_string())
+        );
+        Ok(())
+    }
+
+    fn print_connect(&self, at: std::net::SocketAddr) {
+        let (host, port) = (at.ip(), at.port());
+        let config = self.config_path.display();
+        println!();
+        println!(
+            "tidelake is running until Ctrl-C: {} events/s into topic {}, ingested as they come, compacted every {}.",
+            self.args.rate,
+            self.args.topic,
+            humantime::format_duration(self.args.compact_every)
+        );
+        println!("Query the lake (`lake`), the records not in it yet (`kafka`) and both as one (`live`):");
+        println!("  Trino CLI   trino --server http://{host}:{port} --catalog tidelake --schema live");
+        println!("  Python      trino.dbapi.connect(host=\"{host}\", port={port}, user=\"you\", catalog=\"tidelake\", schema=\"live\")");
+        println!("  JDBC        jdbc:trino://{host}:{port}/tidelake/live");
+        println!("  tidelake    tidelake query --config {config} \"SELECT event_type, count(*) FROM live.ad_events GROUP BY 1\"");
+        println!("Look at it: http://{host}:{port}/ui (freshness, lag, dead letters, commits, queries); Prometheus: http://{host}:{port}/metrics");
+        println!();
+    }
 }
 
 fn print_summary(s: &Summary) {
@@ -182,7 +362,10 @@ fn print_summary(s: &Summary) {
     );
     println!("  consumed   {} records", s.records_consumed);
     println!("  table      {} rows in {} files at {}", s.rows_in_table, s.data_files, s.table_uri);
-    println!("  dead       {} dead letters (with reasons) in the dead-letter table", s.dead_letters);
+    println!("  dead       {} dead letters (with reasons) in the dead-letter table, such as", s.dead_letters);
+    for sample in &s.dead_letter_samples {
+        println!("               {}  {}", sample.at, shorten(&sample.reason, 90));
+    }
     println!("  dropped    {} duplicate copies of an event UUID", s.duplicates_dropped);
     println!(
         "  rollup     {} partial minute rows (impressions, clicks, spend, unique users per ad) in {}",
@@ -195,11 +378,29 @@ fn print_summary(s: &Summary) {
     println!("  config     {}", s.config);
 }
 
-fn config_text(brokers: &str, topic: &str, embedded: bool) -> String {
-    let note = if embedded {
-        "# quickstart ran against an embedded in-process Kafka cluster; point `brokers` at a real one\n# to go on with `tidelake ingest --config <this file>`.\n"
-    } else {
-        ""
+/// `text` cut to `max` characters, marked where it was cut.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// Whether the quickstart's Kafka is an embedded cluster, and how long it lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Embedded {
+    No,
+    /// Gone when the quickstart ends.
+    Gone,
+    /// Answers while `quickstart --serve` runs.
+    WhileServing,
+}
+
+fn config_text(brokers: &str, topic: &str, embedded: Embedded) -> String {
+    let note = match embedded {
+        Embedded::No => "",
+        Embedded::Gone => "# quickstart ran against an embedded in-process Kafka cluster; point `brokers` at a real one\n# to go on with `tidelake ingest --config <this file>`.\n",
+        Embedded::WhileServing => "# `brokers` is the embedded in-process Kafka cluster of `tidelake quickstart --serve`: it answers\n# while that runs. Point it at a real cluster to go on without it.\n",
     };
     format!(
         "# tidelake pipeline config, written by `tidelake quickstart`.\n{note}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"tidelake-quickstart\"\nisolation_level = \"read_committed\"\n\n[batch]\nmax_records = 5000\nmax_bytes = \"6MB\"\nmax_wait = \"200ms\"\n\n[lake]\nroot = \"lake\"\n\n{}\n{}",
@@ -209,7 +410,13 @@ fn config_text(brokers: &str, topic: &str, embedded: bool) -> String {
 }
 
 async fn create_topic(brokers: &str, name: &str) -> Result<(), BoxError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let admin: AdminClient<QuietContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create_with_context(QuietContext)?;
+    // A cluster that is not there is said in one line, within seconds.
+    admin
+        .inner()
+        .fetch_metadata(None, ANSWER_TIMEOUT)
+        .map_err(|e| tidelake_lake::Error::KafkaUnreachable { brokers: brokers.to_string(), reason: e.to_string() })?;
     let topic = NewTopic::new(name, PARTITIONS, TopicReplication::Fixed(1));
     for result in admin.create_topics([&topic], &AdminOptions::new()).await? {
         match result {
@@ -220,12 +427,15 @@ async fn create_topic(brokers: &str, name: &str) -> Result<(), BoxError> {
     Ok(())
 }
 
-async fn produce(brokers: &str, topic: &str, records: &[sample::SampleRecord]) -> Result<(), BoxError> {
-    let producer: FutureProducer = ClientConfig::new()
+fn producer(brokers: &str) -> Result<FutureProducer, BoxError> {
+    Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("linger.ms", "20")
-        .create()?;
+        .create()?)
+}
+
+async fn produce(producer: &FutureProducer, topic: &str, records: &[sample::SampleRecord]) -> Result<(), BoxError> {
     let mut pending = Vec::with_capacity(records.len());
     for r in records {
         loop {

@@ -61,6 +61,18 @@ pub struct Args {
     hash_password: bool,
 }
 
+/// Serves `config` on `listener` with `tidelake serve`'s defaults (loopback only, no sign-in)
+/// until `shutdown` resolves.
+pub(crate) async fn serve_defaults(
+    config: PipelineConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), BoxError> {
+    let connector = Connector::new(config)?.with_result_cache(256 << 20).with_memory_limit(1024 << 20)?;
+    server::run_with(listener, Arc::new(connector), Options::default(), shutdown).await?;
+    Ok(())
+}
+
 /// Serves until Ctrl-C.
 pub async fn run(args: Args) -> Result<(), BoxError> {
     if args.hash_password {

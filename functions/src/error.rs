@@ -67,6 +67,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// `--stop-at-end` could not finish partitions another member of the consumer group holds.
+    #[error("stopping at the end: {partitions} did not move for {seconds} s; the member of the consumer group holding them is stuck or gone (see its logs, or run again once the group has settled)")]
+    Unfinished {
+        /// Each partition with where the lake holds it and the end it had at start.
+        partitions: String,
+        /// How long they did not move.
+        seconds: u64,
+    },
+
     /// A Lambda event could not be turned into a batch.
     #[error("lambda event: {0}")]
     Event(String),
@@ -85,6 +94,7 @@ impl Error {
             | Error::Archive { .. }
             | Error::NotBuilt { .. }
             | Error::Replace { .. }
+            | Error::Unfinished { .. }
             | Error::Event(_) => false,
         }
     }

@@ -57,6 +57,8 @@ pub struct TableReport {
     pub rows_written: usize,
     /// Records committed to the dead-letter table.
     pub dead_letters: usize,
+    /// Up to three of those, as `(topic-partition@offset, reason)`, for a reader to see what they are.
+    pub dead_letter_samples: Vec<(String, String)>,
     /// Records dropped as copies of an event UUID already written.
     pub duplicates: usize,
     /// Records kept without a check against the table: older than the dedup window.
@@ -298,6 +300,7 @@ impl TableSinks {
             .map(|(i, reason)| DeadLetter { record: &records[*i], reason: reason.clone() })
             .collect();
         let spec_name = &self.spec.name;
+        let mut dead_letter_samples = Vec::new();
         let mut outcomes = vec![Outcome::Undecided; records.len()];
         for (i, _) in &decoded.rejected {
             outcomes[*i] = Outcome::DeadLetter;
@@ -306,15 +309,24 @@ impl TableSinks {
             .dead_letters
             .append_once(&last, CommitMode::Blind, async |_, c| {
                 // Only letters this commit writes: a batch delivered again does not log them twice.
-                // Each at debug level; the batch's summary, with the first reason, once at info.
+                // Each at debug level; the batch's summary, counted by kind, with the first reason,
+                // once at info.
                 let pending: Vec<&DeadLetter<'_>> = letters.iter().filter(|l| sinks::is_pending(l.record, c)).collect();
                 for letter in &pending {
                     tracing::debug!(table = %spec_name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
                 }
+                dead_letter_samples =
+                    pending.iter().take(3).map(|l| (l.record.position(), l.reason.clone())).collect();
                 if let Some(first) = pending.first() {
+                    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+                    for letter in &pending {
+                        *kinds.entry(sinks::reason_kind(&letter.reason)).or_default() += 1;
+                    }
+                    let by_kind = kinds.iter().map(|(kind, n)| format!("{kind}: {n}")).collect::<Vec<_>>().join(", ");
                     tracing::info!(
                         table = %spec_name,
                         dead_letters = pending.len(),
+                        %by_kind,
                         first = %first.record.position(),
                         reason = %first.reason,
                         "dead letters in this batch (each logged at debug level)"
@@ -417,6 +429,7 @@ impl TableSinks {
             records: records.len(),
             rows_written: data.rows,
             dead_letters: dead.rows,
+            dead_letter_samples,
             duplicates: dedup_counts.dropped(),
             beyond_window: dedup_counts.beyond_window,
             archived: archived.rows,

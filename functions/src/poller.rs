@@ -11,13 +11,13 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tidelake_lake::kafka::{to_record, RangeReader};
+use tidelake_lake::kafka::{is_unanswered, to_record, RangeReader, ANSWER_TIMEOUT};
 use tidelake_lake::{BatchConfig, KafkaBatch, KafkaRecord, PipelineConfig, StartFrom, TopicPartition};
 use tokio::time::Instant;
 
@@ -99,6 +99,8 @@ pub struct PollerReport {
     pub rows_written: usize,
     /// Records committed to dead-letter tables.
     pub dead_letters: usize,
+    /// The first three of those, as `(topic-partition@offset, reason)`.
+    pub dead_letter_samples: Vec<(String, String)>,
     /// Records dropped as duplicates of an event UUID.
     pub duplicates_dropped: usize,
     /// Partial minute rows committed to rollup minute tables.
@@ -110,9 +112,16 @@ type ResumeOffsets = Arc<Mutex<HashMap<TopicPartition, i64>>>;
 
 struct LakeContext {
     resume: ResumeOffsets,
+    /// The last client error logged at warn level: a fault is logged when it changes, not at
+    /// every reconnect attempt.
+    last_error: Mutex<String>,
 }
 
 impl ClientContext for LakeContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(target: "librdkafka", ?level, fac, "{log_message}");
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         // End of partition is how the poller learns it has caught up, not a failure.
         if matches!(
@@ -120,8 +129,15 @@ impl ClientContext for LakeContext {
             KafkaError::PartitionEOF(_) | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
         ) {
             tracing::debug!(%reason, "end of partition");
+            return;
+        }
+        let text = error.to_string();
+        let mut last = self.last_error.lock().expect("last error lock");
+        if *last == text {
+            tracing::debug!(%error, %reason, "kafka client error");
         } else {
-            tracing::error!(%error, %reason, "kafka client error");
+            tracing::warn!(%error, %reason, "kafka client error (repeats are logged at debug level)");
+            *last = text;
         }
     }
 }
@@ -183,12 +199,15 @@ pub async fn run(
     let resume: ResumeOffsets = Arc::default();
     let consumer = consumer(&config, options.stop_at_end, Arc::clone(&resume))?;
     let topics = config.topics();
-    let partitions = partitions(&consumer, &topics)?;
+    let partitions = partitions(&consumer, &config.kafka.brokers, &topics)?;
     let held = ingestor.resume_offsets(&partitions).await?;
     let starts = start_offsets(&consumer, &partitions, &held, config.kafka.start_from)?;
     ingestor.set_start_offsets(starts.iter().filter(|(tp, _)| !held.contains_key(*tp)).map(|(tp, o)| (tp.clone(), *o)));
     *resume.lock().expect("resume offsets lock") = starts.clone();
-    let ends = if options.stop_at_end { end_offsets(&consumer, &partitions)? } else { BTreeMap::new() };
+    let mut watch = EndWatch::new(
+        if options.stop_at_end { end_offsets(&consumer, &partitions)? } else { BTreeMap::new() },
+        options.max_retry_time,
+    );
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).map_err(kafka("subscribing"))?;
     tracing::info!(topics = ?topics, partitions = partitions.len(), "consuming");
@@ -238,7 +257,7 @@ pub async fn run(
         }
         if records.is_empty() {
             if idle {
-                stopping = at_end(&consumer, &ends, &resume, &eof, topics.len() == 1);
+                stopping = watch.done(&consumer, ingestor, &resume, &eof, topics.len() == 1).await?;
             }
             continue;
         }
@@ -258,6 +277,10 @@ pub async fn run(
         report.records += done.records;
         report.rows_written += done.rows_written();
         report.dead_letters += done.dead_letters();
+        for table in &done.tables {
+            let room = 3usize.saturating_sub(report.dead_letter_samples.len());
+            report.dead_letter_samples.extend(table.dead_letter_samples.iter().take(room).cloned());
+        }
         report.duplicates_dropped += done.duplicates();
         report.minute_rows += done.minute_rows();
         on_batch(&done);
@@ -287,14 +310,24 @@ fn consumer(
     if !config.kafka.properties.contains_key("auto.offset.reset") {
         client.set("auto.offset.reset", "earliest");
     }
-    client.create_with_context(LakeContext { resume }).map_err(kafka("creating the consumer"))
+    client
+        .create_with_context(LakeContext { resume, last_error: Mutex::default() })
+        .map_err(kafka("creating the consumer"))
 }
 
-fn partitions(consumer: &StreamConsumer<LakeContext>, topics: &[String]) -> Result<Vec<TopicPartition>> {
+fn partitions(consumer: &StreamConsumer<LakeContext>, brokers: &str, topics: &[String]) -> Result<Vec<TopicPartition>> {
     let mut all = Vec::new();
     for topic in topics {
-        let metadata =
-            consumer.fetch_metadata(Some(topic), Duration::from_secs(30)).map_err(kafka("fetching topic metadata"))?;
+        let metadata = consumer.fetch_metadata(Some(topic), ANSWER_TIMEOUT).map_err(|e| {
+            if is_unanswered(&e) {
+                Error::Lake(tidelake_lake::Error::KafkaUnreachable {
+                    brokers: brokers.to_string(),
+                    reason: e.to_string(),
+                })
+            } else {
+                Error::Kafka { context: "fetching topic metadata".into(), source: e }
+            }
+        })?;
         for t in metadata.topics() {
             if let Some(err) = t.error() {
                 return Err(Error::Kafka {
@@ -366,33 +399,167 @@ fn end_offsets(
     Ok(ends)
 }
 
-/// Whether every partition assigned to this consumer has been consumed to the end it had at start.
-/// Partitions of other group members are theirs to finish; with no assignment yet, it is not done.
-///
-/// A partition is done when the lake holds offsets up to its end, or when the consumer reported
-/// reaching its end since its last record (the end can lie past the last record: transaction
-/// markers and aborted records take offsets too). Only called between batches, so every record
-/// before that end has been handled. End-of-partition events carry no topic; with several topics
-/// only the lake's offsets count.
-fn at_end(
-    consumer: &StreamConsumer<LakeContext>,
-    ends: &BTreeMap<TopicPartition, i64>,
-    resume: &ResumeOffsets,
-    eof: &HashSet<i32>,
-    single_topic: bool,
-) -> bool {
-    let Ok(assignment) = consumer.assignment() else {
-        return false;
-    };
-    if assignment.count() == 0 {
-        return false;
+/// What `--stop-at-end` waits for: every partition of the topics consumed up to the end it had
+/// when the poller started, whichever member of the consumer group holds it.
+struct EndWatch {
+    ends: BTreeMap<TopicPartition, i64>,
+    /// Partitions of other members found finished; they stay finished.
+    finished: HashSet<TopicPartition>,
+    last_look: Option<Instant>,
+    /// The unfinished partitions of other members and their lake offsets, since when unchanged.
+    stalled: Option<(Instant, BTreeMap<TopicPartition, i64>)>,
+    max_stall: Duration,
+}
+
+/// How often the lake and the broker are asked about other members' partitions.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+impl EndWatch {
+    fn new(ends: BTreeMap<TopicPartition, i64>, max_stall: Duration) -> Self {
+        EndWatch { ends, finished: HashSet::new(), last_look: None, stalled: None, max_stall }
     }
-    let resume = resume.lock().expect("resume offsets lock");
-    assignment.elements().iter().all(|element| {
-        let tp = TopicPartition::new(element.topic(), element.partition());
-        let Some(end) = ends.get(&tp) else { return true };
-        resume.get(&tp).is_some_and(|next| next >= end) || (single_topic && eof.contains(&tp.partition))
-    })
+
+    /// Whether every partition is done. Only called between batches, so every record this
+    /// consumer was handed has been handled.
+    ///
+    /// A partition assigned here is done when the lake holds offsets up to its end, or when the
+    /// consumer reported reaching its end since its last record (the end can lie past the last
+    /// record: transaction markers and aborted records take offsets too; end-of-partition events
+    /// carry no topic, so with several topics only the lake's offsets count). A partition another
+    /// member holds is done when the lake holds it up to its end, or when no record a reader sees
+    /// lies between the lake's offset and that end. Those are looked at once a second, and only
+    /// once this consumer's own partitions are done. When they stop moving for the retry time (a
+    /// member that is alive but stuck), the poller gives up naming them, rather than exit 0 short.
+    async fn done(
+        &mut self,
+        consumer: &StreamConsumer<LakeContext>,
+        ingestor: &mut Ingestor,
+        resume: &ResumeOffsets,
+        eof: &HashSet<i32>,
+        single_topic: bool,
+    ) -> Result<bool> {
+        // The client answers from its own state; should it fail, this is asked again next time.
+        let Ok(assignment) = consumer.assignment() else { return Ok(false) };
+        let own: HashSet<TopicPartition> =
+            assignment.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();
+        {
+            let resume = resume.lock().expect("resume offsets lock");
+            let own_done = own.iter().all(|tp| {
+                let Some(end) = self.ends.get(tp) else { return true };
+                resume.get(tp).is_some_and(|next| next >= end) || (single_topic && eof.contains(&tp.partition))
+            });
+            if !own_done {
+                return Ok(false);
+            }
+        }
+        let others: Vec<TopicPartition> =
+            self.ends.keys().filter(|tp| !own.contains(*tp) && !self.finished.contains(*tp)).cloned().collect();
+        if others.is_empty() {
+            return Ok(true);
+        }
+        if self.last_look.is_some_and(|at| at.elapsed() < LOOK_EVERY) {
+            return Ok(false);
+        }
+        self.last_look = Some(Instant::now());
+        let unfinished = match self.look(ingestor, resume, &others).await {
+            Ok(unfinished) => unfinished,
+            // The lake or the broker failing to answer is a reason to look again, for as long as a
+            // stall is waited out.
+            Err(e) => {
+                let (since, _) = self.stalled.get_or_insert_with(|| (Instant::now(), BTreeMap::new()));
+                if since.elapsed() > self.max_stall {
+                    return Err(e);
+                }
+                tracing::debug!(error = %e, "looking at the partitions other members hold failed; looking again");
+                return Ok(false);
+            }
+        };
+        if unfinished.is_empty() {
+            tracing::info!("the partitions other members held are finished");
+            return Ok(true);
+        }
+        match &self.stalled {
+            Some((_, before)) if *before == unfinished => {}
+            _ => {
+                if self.stalled.is_none() {
+                    tracing::info!(partitions = %names(unfinished.keys()), "own partitions done; waiting for the partitions other members hold");
+                }
+                self.stalled = Some((Instant::now(), unfinished));
+                return Ok(false);
+            }
+        }
+        let (since, unfinished) = self.stalled.as_ref().expect("stalled set above");
+        if since.elapsed() > self.max_stall {
+            return Err(Error::Unfinished {
+                partitions: unfinished
+                    .iter()
+                    .map(|(tp, next)| format!("{tp} (lake at {next}, end {})", self.ends[tp]))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                seconds: since.elapsed().as_secs(),
+            });
+        }
+        Ok(false)
+    }
+
+    /// Of `others`, the partitions not finished yet, with the offset the lake resumes them at.
+    async fn look(
+        &mut self,
+        ingestor: &mut Ingestor,
+        resume: &ResumeOffsets,
+        others: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let lake = ingestor.resume_offsets(others).await?;
+        let mut probe: BTreeMap<String, BTreeMap<i32, (i64, i64)>> = BTreeMap::new();
+        {
+            let mut resume = resume.lock().expect("resume offsets lock");
+            for tp in others {
+                // A partition handed here later resumes where the lake is now, not where it was.
+                if let Some(next) = lake.get(tp) {
+                    let at = resume.entry(tp.clone()).or_insert(*next);
+                    *at = (*at).max(*next);
+                }
+                let next = resume.get(tp).copied().unwrap_or(0);
+                let end = self.ends[tp];
+                if next >= end {
+                    self.finished.insert(tp.clone());
+                } else {
+                    probe.entry(tp.topic.clone()).or_default().insert(tp.partition, (next, end));
+                }
+            }
+        }
+        let mut unfinished = BTreeMap::new();
+        if probe.is_empty() {
+            return Ok(unfinished);
+        }
+        let config = ingestor.config().clone();
+        let found = tokio::task::spawn_blocking(move || -> Result<BTreeMap<TopicPartition, Option<i64>>> {
+            // A reader of its own each time: see `RangeReader::first_offsets`.
+            let reader = RangeReader::new(&config, "end-probe")?;
+            let mut found = BTreeMap::new();
+            for (topic, ranges) in probe {
+                let firsts = reader.first_offsets(&topic, &ranges)?;
+                found.extend(firsts.into_iter().map(|(p, first)| (TopicPartition::new(&topic, p), first)));
+            }
+            Ok(found)
+        })
+        .await
+        .expect("the end probe does not panic")?;
+        let resume = resume.lock().expect("resume offsets lock");
+        for (tp, first) in found {
+            if first.is_none() {
+                self.finished.insert(tp);
+            } else {
+                let next = resume.get(&tp).copied().unwrap_or(0);
+                unfinished.insert(tp, next);
+            }
+        }
+        Ok(unfinished)
+    }
+}
+
+fn names<'a>(partitions: impl Iterator<Item = &'a TopicPartition>) -> String {
+    partitions.map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn commit_offsets(consumer: &StreamConsumer<LakeContext>, batch: &KafkaBatch, resume: &ResumeOffsets) -> Result<()> {

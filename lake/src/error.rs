@@ -76,6 +76,16 @@ pub enum Error {
         source: rdkafka::error::KafkaError,
     },
 
+    /// No broker of the cluster answered in time (feature `kafka`).
+    #[cfg(feature = "kafka")]
+    #[error("kafka at {brokers} does not answer: {reason}")]
+    KafkaUnreachable {
+        /// The bootstrap servers asked.
+        brokers: String,
+        /// What the client said.
+        reason: String,
+    },
+
     /// A commit to a Delta table failed for good (after its retries).
     #[error("commit to table {table} failed after {attempts} attempt(s): {source}")]
     CommitFailed {
@@ -159,7 +169,7 @@ impl Error {
         match self {
             Error::ObjectStore(_) | Error::CommitFailed { .. } | Error::Conflict { .. } => true,
             #[cfg(feature = "kafka")]
-            Error::Kafka { .. } => true,
+            Error::Kafka { .. } | Error::KafkaUnreachable { .. } => true,
             Error::Delta { source, .. } => {
                 matches!(
                     source.as_ref(),

@@ -10,11 +10,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::batch::KafkaRecord;
 use crate::config::PipelineConfig;
@@ -23,10 +24,50 @@ use crate::error::{Error, Result};
 /// How long a broker request may take before the read gives up.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the first request to a cluster may take before it is reported as not answering.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client context that keeps librdkafka's own log lines and error callbacks at debug level:
+/// what fails reaches the caller as the error of its request, in one line, rather than as a
+/// stream of reconnect attempts on the terminal.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(target: "librdkafka", ?level, fac, "{log_message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", %error, reason, "client error");
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietContext {}
+
+/// Whether `error` means no broker answered (down, unreachable, too slow), rather than a refusal.
+pub fn is_unanswered(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::MetadataFetch(code) | KafkaError::Global(code) => *code,
+        other => match other.rdkafka_error_code() {
+            Some(code) => code,
+            None => return false,
+        },
+    };
+    matches!(
+        code,
+        RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::Resolve
+            | RDKafkaErrorCode::RequestTimedOut
+    )
+}
+
 /// A consumer of the config's cluster that reads fixed ranges, outside any consumer group's
 /// assignment (it never commits offsets).
 pub struct RangeReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<QuietContext>,
     brokers: String,
 }
 
@@ -49,23 +90,27 @@ impl RangeReader {
             .set("isolation.level", &config.kafka.isolation_level)
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
-            .create()
+            .create_with_context(QuietContext)
             .map_err(kafka(format!("creating the {purpose} consumer")))?;
         Ok(RangeReader { consumer, brokers: config.kafka.brokers.clone() })
     }
 
-    /// The partitions of `topic`.
+    /// The partitions of `topic`. A cluster that does not answer within [`ANSWER_TIMEOUT`] is
+    /// reported as such.
     pub fn partitions(&self, topic: &str) -> Result<Vec<i32>> {
-        let metadata = self
-            .consumer
-            .fetch_metadata(Some(topic), TIMEOUT)
-            .map_err(kafka(format!("fetching metadata of {topic}")))?;
+        let metadata = self.consumer.fetch_metadata(Some(topic), ANSWER_TIMEOUT).map_err(|e| {
+            if is_unanswered(&e) {
+                Error::KafkaUnreachable { brokers: self.brokers.clone(), reason: e.to_string() }
+            } else {
+                Error::Kafka { context: format!("fetching metadata of {topic}"), source: e }
+            }
+        })?;
         let topic_metadata = metadata.topics().iter().find(|t| t.name() == topic);
         match topic_metadata {
             Some(t) if t.error().is_none() => Ok(t.partitions().iter().map(|p| p.id()).collect()),
             _ => Err(Error::Kafka {
                 context: format!("topic {topic} does not exist on {}", self.brokers),
-                source: KafkaError::MetadataFetch(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition),
+                source: KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
             }),
         }
     }
@@ -96,6 +141,58 @@ impl RangeReader {
                 (*p, offset)
             })
             .collect())
+    }
+
+    /// For each of `ranges` (partition -> `[start, end)`), the offset of its first record a reader
+    /// of this isolation level sees, or `None` when it has none: the offsets it spans are
+    /// transaction markers, aborted records, or nothing yet. Reads at most one record per
+    /// partition. Meant for a reader used once: an end-of-partition event names no range, so one
+    /// left over from an earlier use would be taken for this one's.
+    pub fn first_offsets(&self, topic: &str, ranges: &BTreeMap<i32, (i64, i64)>) -> Result<BTreeMap<i32, Option<i64>>> {
+        let mut first = BTreeMap::new();
+        let mut open: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+        let mut assignment = TopicPartitionList::new();
+        for (p, (start, end)) in ranges {
+            if start < end {
+                assignment
+                    .add_partition_offset(topic, *p, Offset::Offset(*start))
+                    .map_err(kafka("assigning".into()))?;
+                open.insert(*p, (*start, *end));
+            } else {
+                first.insert(*p, None);
+            }
+        }
+        if open.is_empty() {
+            return Ok(first);
+        }
+        self.consumer.assign(&assignment).map_err(kafka(format!("assigning partitions of {topic}")))?;
+        while !open.is_empty() {
+            match self.consumer.poll(TIMEOUT) {
+                None => {
+                    return Err(Error::Kafka {
+                        context: format!("looking for records of {topic}: no answer for {} s", TIMEOUT.as_secs()),
+                        source: KafkaError::NoMessageReceived,
+                    })
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    if open.remove(&p).is_some() {
+                        first.insert(p, None);
+                    }
+                }
+                Some(Err(e)) => return Err(Error::Kafka { context: format!("reading {topic}"), source: e }),
+                Some(Ok(message)) => {
+                    let p = message.partition();
+                    let Some((start, end)) = open.get(&p).copied() else { continue };
+                    if message.offset() < start {
+                        continue;
+                    }
+                    open.remove(&p);
+                    first.insert(p, (message.offset() < end).then_some(message.offset()));
+                }
+            }
+        }
+        self.consumer.unassign().map_err(kafka(format!("releasing partitions of {topic}")))?;
+        Ok(first)
     }
 
     /// The records of `topic` in `ranges` (partition -> `[start, end)`), in offset order per

@@ -28,6 +28,12 @@ pub struct DeadLetter<'a> {
     pub reason: String,
 }
 
+/// The kind of a dead letter: its reason up to the first colon (`column `cost``, `invalid JSON`),
+/// what summaries count dead letters by.
+pub fn reason_kind(reason: &str) -> &str {
+    reason.split(':').next().unwrap_or(reason).trim()
+}
+
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
@@ -240,6 +246,16 @@ mod tests {
         let records = vec![record(0, 5), record(1, 0), KafkaRecord { key: None, headers: vec![], ..record(1, 1) }];
         let batch = archive_rows(&records, &HashMap::new(), 0).unwrap().unwrap();
         assert_eq!(records_from_archive(&batch).unwrap(), records);
+    }
+
+    #[test]
+    fn a_dead_letter_s_kind_is_its_reason_up_to_the_first_colon() {
+        assert_eq!(reason_kind("column `cost`: `1.1234567` has more than 6 decimal places"), "column `cost`");
+        assert_eq!(reason_kind("invalid JSON: expected value at line 1 column 1"), "invalid JSON");
+        assert_eq!(
+            reason_kind("required field `ad_id` is missing or null"),
+            "required field `ad_id` is missing or null"
+        );
     }
 
     #[test]

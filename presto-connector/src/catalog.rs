@@ -50,6 +50,8 @@ pub struct Shared {
     max_tail_records: AtomicU64,
     tail_offsets_read: AtomicU64,
     allow_lost_tail: std::sync::atomic::AtomicBool,
+    /// Commits the status page has read, by table id and version.
+    commits: std::sync::Mutex<HashMap<(String, u64), crate::status::CommitSummary>>,
 }
 
 /// Records of a Kafka tail a query reads at most, unless the connector is told otherwise.
@@ -68,6 +70,7 @@ impl Shared {
             max_tail_records: AtomicU64::new(MAX_TAIL_RECORDS),
             tail_offsets_read: AtomicU64::new(0),
             allow_lost_tail: Default::default(),
+            commits: Default::default(),
         }
     }
 
@@ -148,6 +151,44 @@ impl Shared {
             Ok(found?)
         })
         .await
+    }
+
+    /// Where `spec`'s Kafka tail lies above `lake`, with the connector's readers.
+    pub(crate) async fn tail_bounds(&self, spec: &TableSpec, lake: Option<&DeltaTable>) -> Result<tail::Bounds> {
+        tail::bounds(&self.config, spec, lake, &self.readers).await
+    }
+
+    /// The records of `topic` in `ranges` (partition -> `[start, end)`), with the connector's readers.
+    pub(crate) async fn read_offsets(
+        &self,
+        topic: &str,
+        ranges: std::collections::BTreeMap<i32, (i64, i64)>,
+    ) -> Result<Vec<tidelake_lake::KafkaRecord>> {
+        tail::read_ranges(&self.config, topic, ranges, &self.readers).await
+    }
+
+    /// Commit `version` of `table` as the status page shows it; commits do not change, so each is
+    /// read once (per table id: a table created again at the same place starts over).
+    pub(crate) async fn commit_summary(
+        &self,
+        name: &str,
+        table: &DeltaTable,
+        version: u64,
+    ) -> Result<Option<crate::status::CommitSummary>> {
+        let id = table.snapshot().map_err(Error::delta(name))?.metadata().id().to_string();
+        let key = (id, version);
+        if let Some(known) = self.commits.lock().expect("commit cache lock").get(&key) {
+            return Ok(Some(known.clone()));
+        }
+        let summary = crate::status::read_summary(name, table, version).await?;
+        if let Some(summary) = &summary {
+            let mut commits = self.commits.lock().expect("commit cache lock");
+            if commits.len() > 4_096 {
+                commits.clear();
+            }
+            commits.insert(key, summary.clone());
+        }
+        Ok(summary)
     }
 
     fn spec(&self, name: &str) -> Option<&TableSpec> {
@@ -263,7 +304,12 @@ impl Shared {
         Some(DayColumns { date: date.to_string(), time: (!field.is_nullable()).then_some(time) })
     }
 
-    async fn open(&self, name: &str, location: &url::Url, version: &TableVersion) -> Result<Option<DeltaTable>> {
+    pub(crate) async fn open(
+        &self,
+        name: &str,
+        location: &url::Url,
+        version: &TableVersion,
+    ) -> Result<Option<DeltaTable>> {
         if *version == TableVersion::Latest {
             let known = self.latest.lock().expect("snapshot cache lock").get(name).cloned();
             if let Some(mut table) = known {

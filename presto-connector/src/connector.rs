@@ -215,6 +215,12 @@ impl Connector {
         }
     }
 
+    /// How each table of the config stands: freshness, lag per partition, files, dead letters by
+    /// kind and recent commits (what `tidelake serve` shows at `/ui` and `/metrics`).
+    pub async fn status(&self) -> Vec<crate::status::TableStatus> {
+        crate::status::collect(self, &self.shared).await
+    }
+
     /// Records of Kafka tails skipped since start because they are not rows of their table.
     pub fn poison_skipped(&self) -> u64 {
         self.shared.poison_skipped()

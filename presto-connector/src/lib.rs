@@ -27,6 +27,7 @@
 //! - [`live`]: a snapshot and its tail as one table.
 //! - [`overflow`]: integer `+`, `-`, `*` that fail on overflow instead of wrapping.
 //! - [`statement`]: SQL text to the planner's statement: limits, and time travel on the parsed statement.
+//! - [`status`]: how each table stands (freshness, lag, files, dead letters, commits), for `/ui` and `/metrics`.
 //! - [`server`]: the Trino client protocol over HTTP (`tidelake serve`).
 //! - [`version`]: which version of a lake table a name asks for (`"t@v3"`, `"t@2026-11-23"`).
 //! - [`error`]: the crate's [`Error`].
@@ -44,6 +45,7 @@ pub mod live;
 pub mod overflow;
 pub mod server;
 pub mod statement;
+pub mod status;
 pub mod tail;
 pub mod version;
 

@@ -7,6 +7,7 @@
 //! DELETE /v1/statement/executing/{id}/{n}   cancel (also DELETE /v1/query/{id}) -> 204
 //! GET    /v1/info                           the node's version and uptime
 //! GET    /v1/metrics                        what the server has counted
+//! GET    /ui, /ui/status.json, /metrics     the status page and Prometheus metrics (see `ui`)
 //! ```
 //!
 //! A query starts as soon as it is posted; a GET waits up to a second for rows, then answers with
@@ -24,6 +25,7 @@
 //!
 //! - this file: [`run`], the accept loop and the limits a connection meets ([`Options`]).
 //! - `routes`: requests to answers: submit, poll, cancel, info, metrics.
+//! - `ui`: the status page (`ui.html`) and the Prometheus metrics.
 //! - [`query`]: a posted query from `QUEUED` to its last page.
 //! - [`auth`]: users, passwords and tokens.
 //! - [`tls`]: the certificate and key of `https`.
@@ -33,6 +35,7 @@ pub mod auth;
 pub mod query;
 mod routes;
 pub mod tls;
+pub mod ui;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -104,12 +107,20 @@ struct State {
     next_id: AtomicU64,
     metrics: Metrics,
     started: Instant,
+    /// What the status page and the Prometheus metrics show.
+    book: std::sync::Mutex<ui::Book>,
+    /// Held while the tables' status is looked up: one lookup at a time.
+    looking: Mutex<()>,
+    /// Set when the server stops, so the status sampler stops too.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// A query and when a client last asked for it.
 struct Entry {
     query: Arc<query::Query>,
     polled: Instant,
+    /// Its statement's first kilobyte, for the status page.
+    sql: String,
 }
 
 /// Serves `connector` on `listener` until `shutdown` completes, letting `credentials` in.
@@ -144,6 +155,9 @@ pub async fn run_with(
         next_id: AtomicU64::new(1),
         metrics: Metrics::default(),
         started: Instant::now(),
+        book: Default::default(),
+        looking: Mutex::new(()),
+        stopped: Default::default(),
     });
     tracing::info!(%addr, scheme = state.scheme, "serving the Trino client protocol");
     tokio::pin!(shutdown);
@@ -178,6 +192,7 @@ pub async fn run_with(
             }
         });
     }
+    state.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
     state.queries.lock().await.clear();
     Ok(())
 }

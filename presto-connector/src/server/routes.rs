@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::auth::Refusal;
 use super::query::{Page, Query};
-use super::{wire, Entry, State};
+use super::{ui, wire, Entry, State};
 
 /// How long a poll waits for rows before it answers with what it has.
 const POLL_WAIT: Duration = Duration::from_secs(1);
@@ -73,8 +73,10 @@ pub(super) async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Re
         (Method::DELETE, ["v1", "statement", "executing", id, _]) | (Method::DELETE, ["v1", "query", id]) => {
             let mut queries = state.queries.lock().await;
             if queries.get(*id).is_some_and(|e| e.query.user == user) {
-                queries.remove(*id);
-                state.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+                if let Some(entry) = queries.remove(*id) {
+                    state.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+                    over(state, id, &entry, "CANCELLED");
+                }
             }
             empty(StatusCode::NO_CONTENT)
         }
@@ -86,24 +88,31 @@ pub(super) async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Re
             "uptime": format!("{:.2}s", state.started.elapsed().as_secs_f64()),
         })),
         (Method::GET, ["v1", "metrics"]) => {
-            let count = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
-            let m = &state.metrics;
-            json_response(json!({
-                "queries": count(&m.queries),
-                "failed": count(&m.failed),
-                "internal_errors": count(&m.internal_errors),
-                "cancelled": count(&m.cancelled),
-                "abandoned": count(&m.abandoned),
-                "refused": count(&m.refused),
-                "queue_full": count(&m.queue_full),
-                "accept_errors": count(&m.accept_errors),
-                "running": state.queries.lock().await.len(),
-                "kafka_poison_skipped": state.connector.poison_skipped(),
-                "kafka_offsets_read": state.connector.tail_offsets_read(),
-                "result_cache": state.connector.cache_stats(),
-            }))
+            let running = state.queries.lock().await.len();
+            json_response(counters(state, running))
         }
-        _ => text(StatusCode::NOT_FOUND, "not a Trino client protocol endpoint\n"),
+        (Method::GET, ["ui"]) => {
+            let mut response = Response::new(Full::new(Bytes::from_static(ui::page().as_bytes())));
+            let headers = response.headers_mut();
+            headers.insert("content-type", "text/html; charset=utf-8".parse().expect("valid header"));
+            // The page runs its own script and fetches only from this server.
+            headers.insert(
+                "content-security-policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:"
+                    .parse()
+                    .expect("valid header"),
+            );
+            response
+        }
+        (Method::GET, ["ui", "status.json"]) => json_response(ui::status_json(state).await),
+        (Method::GET, ["metrics"]) => {
+            let mut response = Response::new(Full::new(Bytes::from(ui::prometheus(state).await)));
+            response
+                .headers_mut()
+                .insert("content-type", "text/plain; version=0.0.4; charset=utf-8".parse().expect("valid header"));
+            response
+        }
+        _ => text(StatusCode::NOT_FOUND, "not a Trino client protocol endpoint (nor /ui or /metrics)\n"),
     }
 }
 
@@ -134,10 +143,11 @@ async fn submit(
         }));
     }
     tracing::info!(query = %id, %user, sql = %logged(&sql), bytes = sql.len(), "query");
+    let shown = logged(&sql).to_string();
     let connector = state.connector.clone();
     let start = tokio::spawn(async move { connector.stream_in(&sql, schema.as_deref()).await });
     let query = Arc::new(Query::new(user, start));
-    queries.insert(id.clone(), Entry { query, polled: Instant::now() });
+    queries.insert(id.clone(), Entry { query, polled: Instant::now(), sql: shown });
     json_response(json!({
         "id": id,
         "infoUri": info_uri,
@@ -164,7 +174,9 @@ async fn poll(state: &Arc<State>, base: &str, id: &str, token: u64, user: &str) 
         ),
         Page::Served { body, last, failed } => {
             if last {
-                state.queries.lock().await.remove(id);
+                if let Some(entry) = state.queries.lock().await.remove(id) {
+                    over(state, id, &entry, if failed { "FAILED" } else { "FINISHED" });
+                }
             }
             if failed {
                 state.metrics.failed.fetch_add(1, Ordering::Relaxed);
@@ -178,6 +190,39 @@ async fn poll(state: &Arc<State>, base: &str, id: &str, token: u64, user: &str) 
     }
 }
 
+/// What the server has counted (`GET /v1/metrics`), with `running` queries.
+pub(super) fn counters(state: &State, running: usize) -> Value {
+    let count = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+    let m = &state.metrics;
+    json!({
+        "queries": count(&m.queries),
+        "failed": count(&m.failed),
+        "internal_errors": count(&m.internal_errors),
+        "cancelled": count(&m.cancelled),
+        "abandoned": count(&m.abandoned),
+        "refused": count(&m.refused),
+        "queue_full": count(&m.queue_full),
+        "accept_errors": count(&m.accept_errors),
+        "running": running,
+        "kafka_poison_skipped": state.connector.poison_skipped(),
+        "kafka_offsets_read": state.connector.tail_offsets_read(),
+        "result_cache": state.connector.cache_stats(),
+    })
+}
+
+/// Lists a query that is over on the status page.
+fn over(state: &State, id: &str, entry: &Entry, how: &'static str) {
+    let finished = ui::FinishedQuery {
+        id: id.to_string(),
+        user: entry.query.user.clone(),
+        sql: entry.sql.clone(),
+        state: how,
+        seconds: entry.query.started.elapsed().as_secs_f64(),
+        ended_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    state.book.lock().expect("status book lock").finished(finished);
+}
+
 /// Drops the queries no client has polled for the server's `abandon_after`.
 pub(super) async fn drop_abandoned(state: &State) {
     let mut queries = state.queries.lock().await;
@@ -187,6 +232,7 @@ pub(super) async fn drop_abandoned(state: &State) {
     for id in gone {
         if let Some(entry) = queries.remove(&id) {
             state.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
+            over(state, &id, &entry, "ABANDONED");
             tracing::info!(query = %id, idle_s = entry.polled.elapsed().as_secs(), "query abandoned by its client: dropped");
         }
     }

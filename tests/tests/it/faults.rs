@@ -166,7 +166,7 @@ async fn ingest_rides_out_its_broker_stopped_for_fifteen_seconds() {
 }
 
 /// `tidelake ingest --stop-at-end` on the config at `config`, its output captured.
-fn spawn_ingest(config: &std::path::Path) -> std::process::Child {
+pub(crate) fn spawn_ingest(config: &std::path::Path) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
         .args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"])
         .env("RUST_LOG", "warn")

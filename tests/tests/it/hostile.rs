@@ -91,7 +91,7 @@ fn next_path(body: &Value) -> Option<String> {
 }
 
 /// Posts `sql` and follows `nextUri` to the end: the rows, or the error object.
-async fn query(port: u16, sql: &str) -> Result<Vec<Value>, Value> {
+pub(crate) async fn query(port: u16, sql: &str) -> Result<Vec<Value>, Value> {
     let (status, body) = raw(port, &request("POST", "/v1/statement", sql.as_bytes())).await;
     assert_eq!(status, 200, "{body}");
     let mut page: Value = serde_json::from_str(&body).unwrap();

@@ -163,7 +163,27 @@ async fn records_of_aborted_transactions_are_never_ingested() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 500);
-    ingest_to_end(&config);
+
+    // Each partition ends with a transaction marker, which no reader sees as a record.
+    let reader = tidelake_lake::kafka::RangeReader::new(&load_config(&config), "probe").unwrap();
+    let ends = high_watermarks(&topic, 2);
+    let last_offsets: BTreeMap<i32, (i64, i64)> = ends.iter().map(|(p, end)| (*p, (end - 1, *end))).collect();
+    assert_eq!(reader.first_offsets(&topic, &last_offsets).unwrap(), ends.keys().map(|p| (*p, None)).collect());
+    let whole: BTreeMap<i32, (i64, i64)> = ends.iter().map(|(p, end)| (*p, (0, *end))).collect();
+    assert_eq!(reader.first_offsets(&topic, &whole).unwrap(), ends.keys().map(|p| (*p, Some(0))).collect());
+
+    // Two members of one group, both stopping at the end: each waits for the partition the other
+    // holds, whose end is a marker, and both stop.
+    Ingestor::open(load_config(&config)).await.unwrap();
+    let members: Vec<_> = (0..2)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || ingest_to_end(&config))
+        })
+        .collect();
+    for member in members {
+        member.join().expect("both members stop");
+    }
 
     let rows = read_rows(&load_config(&config).tables[0].location, &HashMap::new()).await;
     let expected: Vec<SampleRecord> = committed_a.iter().chain(committed_b).cloned().collect();
@@ -277,10 +297,50 @@ async fn four_instances(lake: impl Fn(&str) -> String, label: &str, events: usiz
         writers += usize::from(report["rows_written"].as_u64().unwrap_or(0) > 0);
     }
     assert!(writers >= 2, "only {writers} of the four instances wrote rows: no writers raced");
-    // An instance stops once its own partitions are done; a last run finishes any partition a late
-    // rebalance handed to an instance that had already stopped.
-    ingest_to_end(&config);
+    // Each instance stopped only once every partition was done, whoever held it: no last run.
     assert_exact(&config, &topic, 4, &records).await;
+}
+
+/// One of two members of a consumer group dies holding half of the partitions. The other, with
+/// `--stop-at-end`, finishes its own half well before the group notices the death (a 20 s session),
+/// then waits, takes the dead member's partitions over and finishes them too, rather than exit 0
+/// with them behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_at_end_finishes_the_partitions_a_dead_member_held() {
+    let records = events_with_copies(80_000, 4);
+    let topic = filled_topic("deadmember", 4, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique("group");
+    let config = write_config(dir.path(), &topic, &group, 500);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"session.timeout.ms\" = \"6000\"", "\"session.timeout.ms\" = \"20000\""))
+        .unwrap();
+    Ingestor::open(load_config(&config)).await.unwrap();
+    let mut members: Vec<std::process::Child> = (0..2).map(|_| crate::faults::spawn_ingest(&config)).collect();
+    wait_for_stable_group(&group, 2).await;
+    members[0].kill().unwrap();
+    members[0].wait().unwrap();
+    let survivor = members.pop().unwrap();
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || survivor.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "the survivor failed: {}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("the survivor finished {:.1} s after the other member died", started.elapsed().as_secs_f64());
+    assert_exact(&config, &topic, 4, &records).await;
+}
+
+/// Waits until consumer group `group` is stable with `members` members (each then holds its share).
+async fn wait_for_stable_group(group: &str, members: usize) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", kafka()).create().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let list = client.fetch_group_list(Some(group), Duration::from_secs(10)).unwrap();
+        if list.groups().iter().any(|g| g.state() == "Stable" && g.members().len() == members) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "group {group} did not settle with {members} members");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,6 +543,13 @@ async fn quickstart_reports_what_landed() {
         assert_eq!(summary["duplicates_dropped"], 100);
         assert_eq!(summary["rows_in_table"], 5000);
         assert_eq!(summary["audit_passed"], true, "{summary}");
+        // Three of the dead letters, each with where it was and why.
+        let samples = summary["dead_letter_samples"].as_array().unwrap();
+        assert_eq!(samples.len(), 3, "{summary}");
+        for sample in samples {
+            assert!(sample["at"].as_str().unwrap().contains('@'), "{sample}");
+            assert!(!sample["reason"].as_str().unwrap().is_empty(), "{sample}");
+        }
         let rows = count(&read_rows(&load_config(&qs.join("tidelake.toml")).tables[0].location, &HashMap::new()).await);
         assert_eq!(summary["rows_in_table"].as_u64(), Some(rows as u64));
         assert_eq!(
@@ -494,6 +561,43 @@ async fn quickstart_reports_what_landed() {
     assert_eq!(config.tables[0].topic, topic);
     assert_eq!(count(&read_rows(&config.tables[0].location, &HashMap::new()).await), 5000);
     assert_eq!(count(&read_rows(&config.tables[0].dead_letters, &HashMap::new()).await), 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_does_not_answer_is_said_in_one_line_and_lake_queries_never_wait_for_it() {
+    // Nothing listens on port 1.
+    let nobody = "127.0.0.1:1";
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = run_tidelake(&["quickstart", "--dir", dir.path().join("qs").to_str().unwrap(), "--brokers", nobody], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(&format!("kafka at {nobody} does not answer")), "{stderr}");
+
+    // A lake written through the real broker, then a config naming a broker that is gone.
+    let records = events(500, 0.0, 0.0, 83);
+    let topic = filled_topic("gone", 1, &records).await;
+    let config = write_config(dir.path(), &topic, &unique("group"), 500);
+    ingest_to_end(&config);
+    let text = std::fs::read_to_string(&config).unwrap().replace(kafka(), nobody);
+    std::fs::write(&config, text).unwrap();
+    let query = |sql: &str| {
+        let started = std::time::Instant::now();
+        let out = run_tidelake(&["query", "--config", config.to_str().unwrap(), "--format", "csv", sql], &[]);
+        (out, started.elapsed())
+    };
+    let (out, took) = query("SELECT count(*) FROM lake.ad_events");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("500"));
+    assert!(took < Duration::from_secs(10), "a lake query took {took:?}");
+    let (out, took) = query("SELECT count(*) FROM live.ad_events");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(&format!("kafka at {nobody} does not answer")), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tidelake_lake::sample::{Kind, SampleRecord};
@@ -189,7 +190,7 @@ async fn a_query_no_client_polls_is_dropped_with_its_rows() {
         let shutdown = async {
             let _ = stopped.await;
         };
-        let abandon = std::time::Duration::from_millis(600);
+        let abandon = Duration::from_millis(600);
         let options = server::Options { abandon_after: abandon, ..Default::default() };
         server::run_with(listener, connector, options, shutdown).await.expect("serve");
     });
@@ -206,11 +207,133 @@ async fn a_query_no_client_polls_is_dropped_with_its_rows() {
     assert!(page.contains("[[42]]"), "{page}");
     // Left alone: gone once the time has passed, and counted.
     let (_, body) = http(port, "POST", "/v1/statement", "SELECT 43 AS answer").await;
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let (status, page) = http(port, "GET", &next(&body), "").await;
     assert_eq!(status, 404, "{page}");
     let (_, metrics) = http(port, "GET", "/v1/metrics", "").await;
     let metrics: Value = serde_json::from_str(&metrics).unwrap();
     assert_eq!(metrics["abandoned"], 1, "{metrics}");
     assert_eq!(metrics["running"], 0, "{metrics}");
+}
+
+/// The status page and `/metrics` show each table as it stands: rows, how far the lake is behind
+/// Kafka per partition, dead letters by kind, the recent commits, and the queries that ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_status_page_and_prometheus_metrics_show_each_table_as_it_stands() {
+    let first = events(2_000, 0.0, 0.02, 64);
+    let topic = filled_topic("status", 2, &first).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &topic, &unique("group"), 1_000);
+    ingest_to_end(&path);
+    produce(&producer(), &topic, &events(120, 0.0, 0.0, 65)).await;
+    let rows = first.iter().filter(|r| r.kind == Kind::Event).count() as u64;
+    let poison = first.iter().filter(|r| r.kind == Kind::Poison).count() as u64;
+    assert!(poison > 0);
+    let served = Served::start(load_config(&path), Credentials::default()).await;
+    let counted = crate::hostile::query(served.port, "SELECT count(*) FROM lake.ad_events").await.unwrap();
+    assert_eq!(counted, vec![json!([rows])]);
+
+    // One page, nothing fetched from elsewhere.
+    let (code, page) = http(served.port, "GET", "/ui", "").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("<title>tidelake status</title>"));
+    assert!(!page.contains(" src=") && !page.contains(" href=") && !page.contains("@import"), "the page loads nothing");
+
+    let (code, body) = http(served.port, "GET", "/ui/status.json", "").await;
+    assert_eq!(code, 200, "{body}");
+    let status: Value = serde_json::from_str(&body).unwrap();
+    let table = &status["tables"][0];
+    assert_eq!(table["table"], "ad_events", "{table}");
+    assert_eq!(table["problems"], json!([]), "{table}");
+    assert_eq!(table["rows"], rows, "{table}");
+    let lag: u64 = table["lag"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(lag, 120, "{table}");
+    assert_eq!(table["dead_letters"], poison, "{table}");
+    let by_kind: u64 =
+        table["dead_letter_reasons"].as_array().unwrap().iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(by_kind, poison, "{table}");
+    let commits = table["commits"].as_array().unwrap();
+    let ingested: u64 =
+        commits.iter().filter(|c| c["kind"] == "ingest").map(|c| c["rows_added"].as_u64().unwrap()).sum();
+    assert_eq!(ingested, rows, "every ingest commit is among the recent ones: {table}");
+    // The sample's events end at a fixed time; the records were produced just now.
+    let end_ms = 1_795_435_200_000i64;
+    let newest_event = table["newest_event_ms"].as_i64().unwrap();
+    assert!((end_ms - 3_600_000..=end_ms).contains(&newest_event), "{table}");
+    let newest_record = table["newest_record_ms"].as_i64().unwrap();
+    assert!((chrono::Utc::now().timestamp_millis() - newest_record) < 120_000, "{table}");
+    let finished = &status["queries"]["finished"];
+    assert_eq!(finished[0]["state"], "FINISHED", "{finished}");
+    assert_eq!(finished[0]["sql"], "SELECT count(*) FROM lake.ad_events", "{finished}");
+    assert_eq!(status["samples"].as_array().unwrap().len(), 1);
+
+    let (code, metrics) = http(served.port, "GET", "/metrics", "").await;
+    assert_eq!(code, 200);
+    let value = |line_start: &str| -> f64 {
+        let line =
+            metrics.lines().find(|l| l.starts_with(line_start)).unwrap_or_else(|| panic!("{line_start}:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("tidelake_table_rows{table=\"ad_events\"}"), rows as f64);
+    assert_eq!(value("tidelake_dead_letters{table=\"ad_events\"}"), poison as f64);
+    let lag_lines: f64 = (0..2)
+        .map(|p| {
+            value(&format!("tidelake_kafka_lag_records{{table=\"ad_events\",topic=\"{topic}\",partition=\"{p}\"}}"))
+        })
+        .sum();
+    assert_eq!(lag_lines, 120.0);
+    assert!(value("tidelake_queries_total") >= 1.0);
+    assert_eq!(metrics.matches("# TYPE tidelake_table_rows gauge").count(), 1, "{metrics}");
+}
+
+/// `tidelake quickstart --serve`: after its first load it keeps producing and ingesting on the
+/// embedded cluster while it answers `live` queries, its status page and its metrics, and stops on
+/// SIGINT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quickstart_serve_keeps_producing_ingesting_and_answering_until_interrupted() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
+        .args(["quickstart", "--serve", "--events", "2000", "--rate", "100", "--compact-every", "2s"])
+        .args(["--listen", "127.0.0.1:0", "--dir", dir.path().join("qs").to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(demo.stdout.take().unwrap()).lines();
+    let port: u16 = loop {
+        let line = lines.next().expect("the demo printed where to look").unwrap();
+        if let Some(rest) = line.strip_prefix("Look at it: http://127.0.0.1:") {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    let count = || async {
+        let rows = crate::hostile::query(port, "SELECT count(*) FROM live.ad_events").await.unwrap();
+        rows[0][0].as_u64().unwrap()
+    };
+    let first = count().await;
+    assert!(first >= 2_000, "{first}");
+    // Events keep coming, and the lake takes them in.
+    let started = std::time::Instant::now();
+    let lake_rows = loop {
+        let (code, body) = http(port, "GET", "/ui/status.json", "").await;
+        assert_eq!(code, 200, "{body}");
+        let status: Value = serde_json::from_str(&body).unwrap();
+        let rows = status["tables"][0]["rows"].as_u64().unwrap();
+        if rows > 2_000 {
+            break rows;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the lake stayed at {rows} rows: {status}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(count().await >= lake_rows);
+    let (code, metrics) = http(port, "GET", "/metrics", "").await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("tidelake_table_rows{table=\"ad_events\"}"), "{metrics}");
+
+    let interrupted = Command::new("kill").args(["-INT", &demo.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let out = tokio::task::spawn_blocking(move || demo.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
