@@ -95,6 +95,8 @@ start() {
       -c "$state/server.properties" >"$state/format.log" 2>&1 || { cat "$state/format.log" >&2; exit 1; }
   fi
   log "starting Apache Kafka $version on $bootstrap (logs: $state/server.log)"
+  # A restart in the same folder: only this start's lines may say it has started.
+  if [ -f "$state/server.log" ]; then mv "$state/server.log" "$state/server.log.previous"; fi
   nohup "$java" "${jvm[@]}" kafka.Kafka "$state/server.properties" >"$state/stdout.log" 2>&1 9>&- &
   echo $! >"$state/pid"
   for _ in $(seq 1 120); do
@@ -114,6 +116,13 @@ stop() {
   if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; then
     kill "$(cat "$state/pid")"
     for _ in $(seq 1 60); do kill -0 "$(cat "$state/pid")" 2>/dev/null || break; sleep 0.5; done
+    # A broker still shutting down after 30 s would keep its port and log folder from the next
+    # start (which would then take it for a running broker): it is killed.
+    if kill -0 "$(cat "$state/pid")" 2>/dev/null; then
+      log "the broker did not stop within 30 s; killing it"
+      kill -9 "$(cat "$state/pid")"
+      for _ in $(seq 1 20); do kill -0 "$(cat "$state/pid")" 2>/dev/null || break; sleep 0.5; done
+    fi
   fi
   rm -f "$state/pid"
 }

@@ -51,11 +51,17 @@ struct Weather {
     what: &'static str,
     since: Option<(Instant, usize)>,
     max: Duration,
+    /// Longest wait between tries, in milliseconds.
+    ceiling_ms: u64,
 }
 
 impl Weather {
-    fn new(what: &'static str, max: Duration) -> Self {
-        Weather { what, since: None, max }
+    fn new(what: &'static str, max: Duration, ceiling_ms: u64) -> Self {
+        Weather { what, since: None, max, ceiling_ms }
+    }
+
+    fn failing(&self) -> bool {
+        self.since.is_some()
     }
 
     /// Waits before trying again after `error`, or gives it back when it is not worth retrying or
@@ -75,7 +81,7 @@ impl Weather {
             tracing::error!(what = self.what, tries = *tries, "giving up after --max-retry-time");
             return Err(error);
         }
-        let ceiling = (100u64 << (*tries).min(8)).min(10_000);
+        let ceiling = (100u64 << (*tries).min(8)).min(self.ceiling_ms);
         tokio::time::sleep(Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))).await;
         Ok(())
     }
@@ -214,8 +220,11 @@ pub async fn run(
 
     let mut report = PollerReport::default();
     let mut stopping = false;
-    let mut lake_weather = Weather::new("writing the batch to the lake", options.max_retry_time);
-    let mut broker_weather = Weather::new("reading from Kafka", options.max_retry_time);
+    let mut lake_weather = Weather::new("writing the batch to the lake", options.max_retry_time, 10_000);
+    // The client reconnects by itself and queues an error per failed attempt: those are read at
+    // most a second apart, and a broker that answers again ends the fault even while stale
+    // errors are still queued.
+    let mut broker_weather = Weather::new("reading from Kafka", options.max_retry_time, 1_000);
     let mut eof: HashSet<i32> = HashSet::new();
     tokio::pin!(shutdown);
     while !stopping {
@@ -236,6 +245,9 @@ pub async fn run(
                 _ = &mut shutdown => { stopping = true; break; }
                 received = tokio::time::timeout(wait, consumer.recv()) => match received {
                     Err(_elapsed) => {
+                        if broker_weather.failing() && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok() {
+                            broker_weather.recovered();
+                        }
                         if deadline.is_none() && options.stop_at_end {
                             idle = true;
                             break;
@@ -243,7 +255,14 @@ pub async fn run(
                     }
                     Ok(Err(KafkaError::PartitionEOF(partition))) => { eof.insert(partition); }
                     // The client reconnects by itself; what it reports meanwhile is waited out.
-                    Ok(Err(e)) => broker_weather.retry(Error::Kafka { context: "receiving".into(), source: e }).await?,
+                    Ok(Err(e)) => {
+                        if broker_weather.failing() && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok() {
+                            // A stale error of the outage: the broker answers.
+                            broker_weather.recovered();
+                        } else {
+                            broker_weather.retry(Error::Kafka { context: "receiving".into(), source: e }).await?;
+                        }
+                    }
                     Ok(Ok(message)) => {
                         broker_weather.recovered();
                         eof.remove(&message.partition());

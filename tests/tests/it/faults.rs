@@ -151,7 +151,8 @@ async fn ingest_rides_out_its_broker_stopped_for_fifteen_seconds() {
     let config = write_config(dir.path(), &topic, &unique("group"), 200);
     let text = std::fs::read_to_string(&config).unwrap().replace(kafka(), &broker.bootstrap);
     std::fs::write(&config, text).unwrap();
-    let ingest = spawn_ingest(&config);
+    // A broker that does not come back fails the test in minutes, not after the default 15.
+    let ingest = spawn_ingest_with(&config, &["--max-retry-time", "3m"]);
     wait_for_commits(&config).await;
     // The broker goes away mid-ingest for 15 s, then comes back with its data.
     broker.run("stop");
@@ -170,8 +171,14 @@ async fn ingest_rides_out_its_broker_stopped_for_fifteen_seconds() {
 
 /// `tidelake ingest --stop-at-end` on the config at `config`, its output captured.
 pub(crate) fn spawn_ingest(config: &std::path::Path) -> std::process::Child {
+    spawn_ingest_with(config, &[])
+}
+
+/// [`spawn_ingest`] with `extra` flags.
+fn spawn_ingest_with(config: &std::path::Path, extra: &[&str]) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
         .args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
