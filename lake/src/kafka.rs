@@ -149,7 +149,31 @@ impl RangeReader {
     /// partition. Meant for a reader used once: an end-of-partition event names no range, so one
     /// left over from an earlier use would be taken for this one's.
     pub fn first_offsets(&self, topic: &str, ranges: &BTreeMap<i32, (i64, i64)>) -> Result<BTreeMap<i32, Option<i64>>> {
-        let mut first = BTreeMap::new();
+        let mut first: BTreeMap<i32, Option<i64>> =
+            ranges.iter().filter(|(_, (start, end))| start >= end).map(|(p, _)| (*p, None)).collect();
+        self.scan(topic, ranges, |p, (start, end), message| match message {
+            None => {
+                first.insert(p, None);
+                true
+            }
+            Some(message) if message.offset() < start => false,
+            Some(message) => {
+                first.insert(p, (message.offset() < end).then_some(message.offset()));
+                true
+            }
+        })?;
+        Ok(first)
+    }
+
+    /// Assigns the non-empty ranges of `ranges` (partition -> `[start, end)`) and polls until
+    /// `visit` has closed each: it gets every record of a partition still open, or `None` when
+    /// Kafka reports the partition's end, and says whether that partition is done.
+    fn scan(
+        &self,
+        topic: &str,
+        ranges: &BTreeMap<i32, (i64, i64)>,
+        mut visit: impl FnMut(i32, (i64, i64), Option<&BorrowedMessage<'_>>) -> bool,
+    ) -> Result<()> {
         let mut open: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         let mut assignment = TopicPartitionList::new();
         for (p, (start, end)) in ranges {
@@ -158,41 +182,32 @@ impl RangeReader {
                     .add_partition_offset(topic, *p, Offset::Offset(*start))
                     .map_err(kafka("assigning".into()))?;
                 open.insert(*p, (*start, *end));
-            } else {
-                first.insert(*p, None);
             }
         }
         if open.is_empty() {
-            return Ok(first);
+            return Ok(());
         }
         self.consumer.assign(&assignment).map_err(kafka(format!("assigning partitions of {topic}")))?;
         while !open.is_empty() {
-            match self.consumer.poll(TIMEOUT) {
+            let (p, message) = match self.consumer.poll(TIMEOUT) {
                 None => {
                     return Err(Error::Kafka {
-                        context: format!("looking for records of {topic}: no answer for {} s", TIMEOUT.as_secs()),
+                        context: format!("reading {topic}: no record for {} s", TIMEOUT.as_secs()),
                         source: KafkaError::NoMessageReceived,
                     })
                 }
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    if open.remove(&p).is_some() {
-                        first.insert(p, None);
-                    }
-                }
+                Some(Err(KafkaError::PartitionEOF(p))) => (p, None),
                 Some(Err(e)) => return Err(Error::Kafka { context: format!("reading {topic}"), source: e }),
-                Some(Ok(message)) => {
-                    let p = message.partition();
-                    let Some((start, end)) = open.get(&p).copied() else { continue };
-                    if message.offset() < start {
-                        continue;
-                    }
-                    open.remove(&p);
-                    first.insert(p, (message.offset() < end).then_some(message.offset()));
-                }
+                Some(Ok(message)) => (message.partition(), Some(message)),
+            };
+            // A reader used before may still hand over a record of a partition no longer asked for.
+            let Some(range) = open.get(&p).copied() else { continue };
+            if visit(p, range, message.as_ref()) {
+                open.remove(&p);
             }
         }
         self.consumer.unassign().map_err(kafka(format!("releasing partitions of {topic}")))?;
-        Ok(first)
+        Ok(())
     }
 
     /// The records of `topic` in `ranges` (partition -> `[start, end)`), in offset order per
@@ -209,53 +224,25 @@ impl RangeReader {
         ranges: &BTreeMap<i32, (i64, i64)>,
     ) -> Result<(Vec<KafkaRecord>, BTreeSet<i32>)> {
         let mut ended = BTreeSet::new();
-        let mut end_of: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
-        let mut assignment = TopicPartitionList::new();
-        for (p, (start, end)) in ranges {
-            if start < end {
-                assignment
-                    .add_partition_offset(topic, *p, Offset::Offset(*start))
-                    .map_err(kafka("assigning".into()))?;
-                end_of.insert(*p, (*start, *end));
-            }
-        }
         let mut records = Vec::new();
-        if end_of.is_empty() {
-            return Ok((records, ended));
-        }
-        self.consumer.assign(&assignment).map_err(kafka(format!("assigning partitions of {topic}")))?;
-        while !end_of.is_empty() {
-            match self.consumer.poll(TIMEOUT) {
-                None => {
-                    return Err(Error::Kafka {
-                        context: format!("reading {topic}: no record for {} s", TIMEOUT.as_secs()),
-                        source: KafkaError::NoMessageReceived,
-                    })
-                }
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    if end_of.remove(&p).is_some() {
-                        ended.insert(p);
-                    }
-                }
-                Some(Err(e)) => return Err(Error::Kafka { context: format!("reading {topic}"), source: e }),
-                Some(Ok(message)) => {
-                    // A reader used before may still hand over a record fetched for an earlier
-                    // range: only the asked range counts, and each offset once.
-                    let Some((next, end)) = end_of.get_mut(&message.partition()) else { continue };
-                    if message.offset() < *next {
-                        continue;
-                    }
-                    if message.offset() < *end {
-                        records.push(to_record(&message));
-                    }
-                    *next = message.offset() + 1;
-                    if message.offset() >= *end - 1 {
-                        end_of.remove(&message.partition());
-                    }
-                }
+        // Per partition, the next offset not seen yet: a reader used before may still hand over a
+        // record fetched for an earlier range; only the asked range counts, and each offset once.
+        let mut next: BTreeMap<i32, i64> = ranges.iter().map(|(p, (start, _))| (*p, *start)).collect();
+        self.scan(topic, ranges, |p, (_, end), message| {
+            let Some(message) = message else {
+                ended.insert(p);
+                return true;
+            };
+            let next = next.entry(p).or_default();
+            if message.offset() < *next {
+                return false;
             }
-        }
-        self.consumer.unassign().map_err(kafka(format!("releasing partitions of {topic}")))?;
+            if message.offset() < end {
+                records.push(to_record(message));
+            }
+            *next = message.offset() + 1;
+            message.offset() >= end - 1
+        })?;
         records.sort_by_key(|r| (r.partition, r.offset));
         Ok((records, ended))
     }
