@@ -30,7 +30,7 @@ use arrow::datatypes::Int64Type;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::batch::TopicPartition;
 use crate::error::{Error, Result};
@@ -128,6 +128,93 @@ impl AuditReport {
     /// Whether the audit found nothing wrong.
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
+    }
+}
+
+/// Where the outcome of a table's last audit is kept, under its data table's folder: Delta readers
+/// and vacuum leave folders whose names start with `_` alone.
+pub const LAST_AUDIT: &str = "_tidelake/last_audit.json";
+
+/// The outcome of an audit, as kept next to the table for the status page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditOutcome {
+    /// When the audit ran, milliseconds since the epoch.
+    pub at_ms: i64,
+    /// Whether it found nothing wrong.
+    pub passed: bool,
+    /// The data table's version it audited up to.
+    pub version: Option<u64>,
+    /// Ingest commits audited.
+    pub commits: usize,
+    /// Rows those commits say they wrote.
+    pub rows_committed: u64,
+    /// Problems found, by kind.
+    pub gaps: usize,
+    /// See [`AuditOutcome::gaps`].
+    pub doubles: usize,
+    /// See [`AuditOutcome::gaps`].
+    pub mismatches: usize,
+    /// The first problem found, as said.
+    pub first_problem: Option<String>,
+    /// Whether Kafka was asked about the offsets between commits (not an offline audit).
+    pub kafka_checked: bool,
+    /// The commit times audited (milliseconds since the epoch), when not all of them.
+    pub from_ms: Option<i64>,
+    /// See [`AuditOutcome::from_ms`].
+    pub to_ms: Option<i64>,
+}
+
+impl AuditOutcome {
+    /// The outcome of `report`, an audit of `ledgers` over `range` run at `at_ms`.
+    pub fn of(
+        report: &AuditReport,
+        ledgers: &TableLedgers,
+        range: CommitRange,
+        kafka_checked: bool,
+        at_ms: i64,
+    ) -> Self {
+        let count = |kind: ProblemKind| report.problems.iter().filter(|p| p.kind == kind).count();
+        AuditOutcome {
+            at_ms,
+            passed: report.passed(),
+            version: ledgers.data.commits.last().map(|c| c.version),
+            commits: report.commits,
+            rows_committed: report.rows_committed,
+            gaps: count(ProblemKind::Gap),
+            doubles: count(ProblemKind::Double),
+            mismatches: count(ProblemKind::Mismatch),
+            first_problem: report.problems.first().map(|p| p.message.clone()),
+            kafka_checked,
+            from_ms: range.from_ms,
+            to_ms: range.to_ms,
+        }
+    }
+
+    /// Keeps this outcome as the last audit of the data table whose store is `data` (rooted at the
+    /// table), replacing the one before.
+    pub async fn record(&self, data: &dyn object_store::ObjectStore) -> Result<()> {
+        let bytes = serde_json::to_vec(self).expect("an audit outcome serializes");
+        data.put(&object_store::path::Path::from(LAST_AUDIT), bytes.into()).await?;
+        Ok(())
+    }
+
+    /// The last audit kept for the data table whose store is `data` (`None`: never audited, or a
+    /// record that does not read).
+    pub async fn last(data: &dyn object_store::ObjectStore) -> Result<Option<AuditOutcome>> {
+        let bytes = match data.get(&object_store::path::Path::from(LAST_AUDIT)).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // A record another version wrote, or a broken one, is no audit to show; the next audit
+        // writes it again.
+        match serde_json::from_slice(&bytes) {
+            Ok(outcome) => Ok(Some(outcome)),
+            Err(e) => {
+                tracing::warn!(path = LAST_AUDIT, error = %e, "ignoring a last-audit record that does not read");
+                Ok(None)
+            }
+        }
     }
 }
 

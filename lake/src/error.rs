@@ -188,17 +188,36 @@ impl Error {
 /// Whether storage failing (an object store or I/O error) is somewhere in `error`'s chain: a data
 /// file write that failed on a full disk or a 503 comes back from the Parquet writer as its error,
 /// and a log listing that failed from the Delta kernel as its own (which wraps the object store
-/// error of its own `object_store` version, so only its text says so).
+/// error of its own `object_store` version, so only its text says so, at times inside a generic
+/// Delta error: `Generic DeltaTable error: Error interacting with object store: ...`).
 fn caused_by_storage(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut at = Some(error);
     while let Some(e) = at {
         if e.is::<object_store::Error>() || e.is::<std::io::Error>() {
             return true;
         }
-        if e.to_string().starts_with("Error interacting with object store") {
+        if e.to_string().contains("Error interacting with object store") {
             return true;
         }
         at = e.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(source: deltalake::DeltaTableError) -> Error {
+        Error::Delta { table: "t".into(), source: Box::new(source) }
+    }
+
+    #[test]
+    fn a_log_listing_that_failed_is_retried_however_the_delta_error_wraps_it() {
+        let listing = "Error interacting with object store: Generic S3 error: Error performing list request";
+        assert!(delta(deltalake::DeltaTableError::Generic(listing.into())).is_retryable());
+        let io = std::io::Error::other("disk full");
+        assert!(delta(deltalake::DeltaTableError::Io { source: io }).is_retryable());
+        assert!(!delta(deltalake::DeltaTableError::Generic("schema mismatch".into())).is_retryable());
+    }
 }

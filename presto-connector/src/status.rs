@@ -12,6 +12,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Int64Type};
 use deltalake::DeltaTable;
 use serde::Serialize;
+use tidelake_lake::audit::AuditOutcome;
 use tidelake_lake::ledger::Commit;
 use tidelake_lake::TableSpec;
 
@@ -52,6 +53,8 @@ pub struct TableStatus {
     pub dead_letter_reasons: Vec<ReasonCount>,
     /// The data table's recent commits, newest first.
     pub commits: Vec<CommitSummary>,
+    /// The outcome of the last `tidelake audit` of the table (`None`: never audited).
+    pub last_audit: Option<AuditOutcome>,
     /// What could not be looked up, and why.
     pub problems: Vec<String>,
 }
@@ -146,6 +149,10 @@ async fn table_status(connector: &Connector, shared: &Shared, spec: &TableSpec) 
         match recent_commits(shared, &spec.name, table).await {
             Ok(commits) => status.commits = commits,
             Err(e) => status.problems.push(format!("reading the commits of {}: {e}", spec.name)),
+        }
+        match AuditOutcome::last(table.object_store().as_ref()).await {
+            Ok(outcome) => status.last_audit = outcome,
+            Err(e) => status.problems.push(format!("reading the last audit of {}: {e}", spec.name)),
         }
     }
     match shared.tail_bounds(spec, data.as_ref()).await {

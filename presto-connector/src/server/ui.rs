@@ -230,6 +230,20 @@ pub(super) async fn prometheus(state: &Arc<State>) -> String {
                 reason.count as f64,
             );
         }
+        if let Some(audit) = &t.last_audit {
+            out.gauge(
+                "tidelake_last_audit_passed",
+                "1 when the table's last `tidelake audit` found nothing wrong, 0 when it found a problem.",
+                &table,
+                if audit.passed { 1.0 } else { 0.0 },
+            );
+            out.gauge(
+                "tidelake_last_audit_timestamp_seconds",
+                "When the table's last audit ran, seconds since the epoch.",
+                &table,
+                audit.at_ms as f64 / 1000.0,
+            );
+        }
         out.gauge(
             "tidelake_status_problems",
             "Figures of the table that could not be looked up (see /ui).",

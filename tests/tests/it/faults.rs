@@ -77,10 +77,11 @@ async fn ingest_rides_out_a_stretch_of_s3_errors_and_dropped_connections() {
     let lake = s3_lake(&bucket).replace(s3(), &proxy.url);
     let config = write_config_with_lake(dir.path(), &topic, &unique("group"), 300, &lake);
 
-    let ingest = spawn_ingest(&config);
+    let mut ingest = spawn_ingest(&config);
     // Once some batches are in, storage fails for a minute, then comes back.
-    wait_for_commits(&config).await;
+    wait_for_commits(&config, &mut ingest).await;
     proxy.fail(true);
+    assert_running(&mut ingest, "before the fault");
     tokio::time::sleep(Duration::from_secs(60)).await;
     proxy.fail(false);
     let out = tokio::task::spawn_blocking(move || ingest.wait_with_output()).await.unwrap().unwrap();
@@ -152,8 +153,8 @@ async fn ingest_rides_out_its_broker_stopped_for_fifteen_seconds() {
     let text = std::fs::read_to_string(&config).unwrap().replace(kafka(), &broker.bootstrap);
     std::fs::write(&config, text).unwrap();
     // A broker that does not come back fails the test in minutes, not after the default 15.
-    let ingest = spawn_ingest_with(&config, &["--max-retry-time", "3m"]);
-    wait_for_commits(&config).await;
+    let mut ingest = spawn_ingest_with(&config, &["--max-retry-time", "3m"]);
+    wait_for_commits(&config, &mut ingest).await;
     // The broker goes away mid-ingest for 15 s, then comes back with its data.
     broker.run("stop");
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -187,7 +188,8 @@ fn spawn_ingest_with(config: &std::path::Path, extra: &[&str]) -> std::process::
 }
 
 /// Waits until the data table of the config at `config` has three commits: ingest is under way.
-async fn wait_for_commits(config: &std::path::Path) {
+/// An ingest that exits first fails the test with what it said.
+async fn wait_for_commits(config: &std::path::Path, ingest: &mut std::process::Child) {
     let config = load_config(config);
     let (location, options) = (&config.tables[0].location, &config.storage_options);
     let started = Instant::now();
@@ -196,8 +198,21 @@ async fn wait_for_commits(config: &std::path::Path) {
         if table.and_then(|t| t.version()).is_some_and(|v| v >= 3) {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "ingest did not start");
+        assert_running(ingest, "before three commits landed");
+        // Slow on a loaded machine, but not stuck.
+        assert!(started.elapsed() < Duration::from_secs(240), "ingest made no three commits in 4 min");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Fails the test, with what ingest said, when it has exited already (`when`).
+fn assert_running(ingest: &mut std::process::Child, when: &str) {
+    if ingest.try_wait().unwrap().is_some() {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = ingest.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        }
+        panic!("ingest exited {when}:\n{stderr}");
     }
 }
 
@@ -262,8 +277,8 @@ async fn ingest_rides_out_a_full_disk_and_a_read_only_one() {
     let topic = filled_topic("diskfault", 2, &records).await;
     let root = format!("[lake]\nroot = \"{}\"\n", disk.path.display());
     let config = write_config_with_lake(dir.path(), &topic, &unique("group"), 200, &root);
-    let ingest = spawn_ingest(&config);
-    wait_for_commits(&config).await;
+    let mut ingest = spawn_ingest(&config);
+    wait_for_commits(&config, &mut ingest).await;
     // Full: no byte left for 8 s. Then read-only for 8 s. Then writable again.
     disk.fill();
     tokio::time::sleep(Duration::from_secs(8)).await;

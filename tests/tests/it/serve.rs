@@ -225,6 +225,7 @@ async fn the_status_page_and_prometheus_metrics_show_each_table_as_it_stands() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), &topic, &unique("group"), 1_000);
     ingest_to_end(&path);
+    audit_passes(&path);
     produce(&producer(), &topic, &events(120, 0.0, 0.0, 65)).await;
     let rows = first.iter().filter(|r| r.kind == Kind::Event).count() as u64;
     let poison = first.iter().filter(|r| r.kind == Kind::Poison).count() as u64;
@@ -266,6 +267,11 @@ async fn the_status_page_and_prometheus_metrics_show_each_table_as_it_stands() {
     assert_eq!(finished[0]["state"], "FINISHED", "{finished}");
     assert_eq!(finished[0]["sql"], "SELECT count(*) FROM lake.ad_events", "{finished}");
     assert_eq!(status["samples"].as_array().unwrap().len(), 1);
+    let audit = &table["last_audit"];
+    assert_eq!(audit["passed"], true, "{table}");
+    assert_eq!(audit["kafka_checked"], true, "{table}");
+    assert_eq!(audit["version"], table["version"], "the audit saw every commit: {table}");
+    assert_eq!(audit["rows_committed"], rows, "{table}");
 
     let (code, metrics) = http(served.port, "GET", "/metrics", "").await;
     assert_eq!(code, 200);
@@ -283,7 +289,79 @@ async fn the_status_page_and_prometheus_metrics_show_each_table_as_it_stands() {
         .sum();
     assert_eq!(lag_lines, 120.0);
     assert!(value("tidelake_queries_total") >= 1.0);
+    assert_eq!(value("tidelake_last_audit_passed{table=\"ad_events\"}"), 1.0);
     assert_eq!(metrics.matches("# TYPE tidelake_table_rows gauge").count(), 1, "{metrics}");
+
+    // What Prometheus itself would scrape: its reference parser reads every line.
+    let samples = parse_metrics(&metrics);
+    let sample = |name: &str| samples.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("{name}: {metrics}"));
+    assert_eq!(sample("tidelake_table_rows")["value"], rows as f64);
+    assert_eq!(sample("tidelake_table_rows")["type"], "gauge");
+    assert_eq!(sample("tidelake_queries_total")["type"], "counter");
+    let lag: f64 = samples
+        .iter()
+        .filter(|s| s["name"] == "tidelake_kafka_lag_records")
+        .map(|s| s["value"].as_f64().unwrap())
+        .sum();
+    assert_eq!(lag, 120.0);
+
+    // The page as a browser shows it once its script ran: the same figures as the lake's.
+    let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    let dom = render_in_chromium(&format!("http://127.0.0.1:{}/ui", served.port), &png);
+    assert_eq!(figure_on_page(&dom, "rows"), rows, "{dom}");
+    assert_eq!(figure_on_page(&dom, "dead letters"), poison, "{dom}");
+    assert_eq!(figure_on_page(&dom, "behind Kafka"), 120, "{dom}");
+    assert!(dom.contains("<span class=\"ok\">passed</span>"), "the last audit: {dom}");
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000, "a screenshot of the page at {}", png.display());
+}
+
+/// The samples of Prometheus text `metrics` as `prometheus_client`'s parser reads them
+/// (`tests/metrics_parse.py`): `family`, `type`, `name`, `labels` and `value` each.
+fn parse_metrics(metrics: &str) -> Vec<Value> {
+    use std::io::Write;
+    let mut child = Command::new(python())
+        .arg(repo().join("tests/metrics_parse.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the parser refused /metrics: {}\n{metrics}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The page at `url` as headless Chromium (Debian's `chromium`) renders it once its script has
+/// fetched and drawn the status, as HTML; a screenshot of it is written to `png`.
+fn render_in_chromium(url: &str, png: &std::path::Path) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let chromium = |extra: &[&str]| {
+        let out = Command::new("chromium")
+            // No sandbox (tests may run as root); nothing fetched from anywhere but the page's server.
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(["--virtual-time-budget=10000", "--window-size=1280,1100", "--hide-scrollbars"])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("chromium runs (the README lists it for the tests)");
+        assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    chromium(&[&format!("--screenshot={}", png.display())]);
+    String::from_utf8(chromium(&["--dump-dom"]).stdout).unwrap()
+}
+
+/// The number a figure of the status page shows under `label`, its digit groups joined.
+fn figure_on_page(dom: &str, label: &str) -> u64 {
+    let at = dom.find(&format!("data-label=\"{label}\"")).unwrap_or_else(|| panic!("no figure `{label}`: {dom}"));
+    let rest = &dom[at..];
+    let start = rest.find("<b>").unwrap() + 3;
+    let end = start + rest[start..].find("</b>").unwrap();
+    let digits: String = rest[start..end].chars().filter(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or_else(|_| panic!("figure `{label}` shows `{}`", &rest[start..end]))
 }
 
 /// `tidelake quickstart --serve`: after its first load it keeps producing and ingesting on the
