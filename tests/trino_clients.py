@@ -89,6 +89,9 @@ def main(host, port, topic, user=None, password=None, cert=None, token_user=None
     out["bad_syntax"] = run(cur, "SELEC 1")
     out["unknown_table"] = run(cur, "SELECT * FROM lake.nothing_here")
     out["write_refused"] = run(cur, "CREATE TABLE x AS SELECT 1")
+    # Browsing as a BI tool does, in the connection's schema (`live`).
+    out["show_tables"] = run(cur, "SHOW TABLES")
+    out["describe"] = run(cur, "DESCRIBE ad_events")
 
     if user:
         def login(name, authentication):

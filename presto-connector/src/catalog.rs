@@ -196,7 +196,7 @@ impl Shared {
     }
 
     /// Every Delta table the config declares: name and location.
-    fn lake_tables(&self) -> Vec<(String, &url::Url)> {
+    pub(crate) fn lake_tables(&self) -> Vec<(String, &url::Url)> {
         self.config
             .tables
             .iter()
@@ -206,6 +206,25 @@ impl Shared {
                 side.chain(rollups).collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// The columns the config gives lake table `name` (a data table, its dead letters, archive or a
+    /// rollup table): what it reads as before its first commit.
+    pub(crate) fn declared_schema(&self, name: &str) -> Option<arrow::datatypes::SchemaRef> {
+        self.config.tables.iter().find_map(|spec| {
+            let [(data, _), (dead, _), (archive, _)] = spec.delta_tables();
+            if name == data {
+                return Some(spec.table_schema());
+            }
+            if name == dead {
+                return Some(tidelake_lake::sinks::dead_letter_schema());
+            }
+            if name == archive {
+                return Some(tidelake_lake::sinks::archive_schema());
+            }
+            let rollup = spec.rollup.as_ref()?;
+            rollup.tables().find(|(_, table, _)| table == name).map(|(grain, _, _)| rollup.schema(grain))
+        })
     }
 
     /// The data table and rollup whose minute table is `name`.
@@ -386,9 +405,16 @@ impl SchemaProvider for LakeSchema {
             return Ok(None);
         };
         let Some(table) = self.0.open(base, location, &version).await? else {
-            return Err(DataFusionError::Plan(format!(
-                "lake.{base}: no Delta table at {location} yet (nothing has been written to it)"
-            )));
+            // Declared but not written yet: its columns from the config, no rows. A version of it
+            // cannot be read.
+            return match (version, self.0.declared_schema(base)) {
+                (TableVersion::Latest, Some(schema)) => {
+                    Ok(Some(Arc::new(datafusion::datasource::empty::EmptyTable::new(schema))))
+                }
+                _ => Err(DataFusionError::Plan(format!(
+                    "lake.{base}: no Delta table at {location} yet (nothing has been written to it)"
+                ))),
+            };
         };
         let mut table = LakeTable::new(table).await?;
         if version == TableVersion::Latest {

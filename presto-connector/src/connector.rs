@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::cache::{CacheStats, ResultCache};
 use crate::catalog::{KafkaSchema, LakeSchema, LiveSchema, Shared};
 use crate::error::{Error, Result};
+use crate::metadata;
 use crate::statement::{self, Limits};
 
 /// The catalog every query sees; its schemas are `lake`, `kafka` and `live`.
@@ -40,8 +41,9 @@ const READY_BATCHES: usize = 2;
 ///     std::path::Path::new("/tmp"),
 /// )?;
 /// let connector = tidelake_presto::Connector::new(config)?;
-/// let (_, rows) = connector.query("SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = 'tidelake' ORDER BY 1, 2").await?;
-/// assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+/// // The data table, its dead letters and its archive, before anything is written.
+/// let (_, rows) = connector.query("SHOW TABLES FROM lake").await?;
+/// assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
 /// # Ok(())
 /// # }
 /// ```
@@ -309,7 +311,8 @@ impl Drop for QueryRuntime {
 /// The session every query plans in: the catalog, `sketch_distinct` and `udfs`, checked integer
 /// arithmetic, and the memory pool.
 fn session(shared: &Arc<Shared>, memory_limit: Option<usize>, udfs: &[ScalarUDF]) -> Result<SessionContext> {
-    let config = SessionConfig::new().with_default_catalog_and_schema(CATALOG, "lake").with_information_schema(true);
+    // `information_schema` is Trino's (see `metadata`), not DataFusion's own.
+    let config = SessionConfig::new().with_default_catalog_and_schema(CATALOG, "lake").with_information_schema(false);
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(bytes) = memory_limit {
         runtime = runtime
@@ -321,6 +324,7 @@ fn session(shared: &Arc<Shared>, memory_limit: Option<usize>, udfs: &[ScalarUDF]
     catalog.register_schema("lake", Arc::new(LakeSchema(shared.clone())))?;
     catalog.register_schema("kafka", Arc::new(KafkaSchema(shared.clone())))?;
     catalog.register_schema("live", Arc::new(LiveSchema(shared.clone())))?;
+    catalog.register_schema(metadata::INFORMATION_SCHEMA, Arc::new(metadata::InformationSchema(shared.clone())))?;
     ctx.register_catalog(CATALOG, Arc::new(catalog));
     ctx.register_udaf(crate::functions::sketch_distinct());
     for udf in udfs {
@@ -333,6 +337,9 @@ fn session(shared: &Arc<Shared>, memory_limit: Option<usize>, udfs: &[ScalarUDF]
 /// Parses `sql` within `limits` and plans it read-only, unqualified names in `schema`.
 async fn plan(ctx: &SessionContext, limits: &Limits, sql: &str, schema: Option<&str>) -> Result<DataFrame> {
     let statement = statement::parse(sql, limits)?;
+    if let Some(frame) = metadata::show(ctx, &statement, schema.unwrap_or("lake")).await? {
+        return Ok(frame);
+    }
     let mut state = ctx.state();
     if let Some(schema) = schema {
         state.config_mut().options_mut().catalog.default_schema = schema.to_string();

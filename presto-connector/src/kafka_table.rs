@@ -55,12 +55,19 @@ pub struct KafkaTable {
 impl KafkaTable {
     /// The tail of `spec`'s topic within `bounds`.
     pub fn new(shared: Arc<Shared>, spec: TableSpec, bounds: Bounds) -> Result<Self> {
-        let rows = decode(&spec, &[])?.rows;
+        let schema = Self::columns(&spec)?;
+        Ok(KafkaTable { shared, spec, bounds, schema })
+    }
+
+    /// The columns of `spec`'s topic as a table: its rows' columns, then `_partition`, `_offset`
+    /// and `_timestamp`.
+    pub fn columns(spec: &TableSpec) -> Result<SchemaRef> {
+        let rows = decode(spec, &[])?.rows;
         let mut fields: Vec<Field> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new(PARTITION, DataType::Int32, false));
         fields.push(Field::new(OFFSET, DataType::Int64, false));
         fields.push(Field::new(TIMESTAMP, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true));
-        Ok(KafkaTable { shared, spec, bounds, schema: Arc::new(Schema::new(fields)) })
+        Ok(Arc::new(Schema::new(fields)))
     }
 
     /// The offsets the scan reads: the bounds, narrowed per partition by `positions`.

@@ -25,6 +25,7 @@
 //! - [`lake_table`]: one Delta snapshot as a DataFusion table, below the catalog, `live` and the cache.
 //! - [`functions`]: `sketch_distinct`, the merge of rollup sketches.
 //! - [`live`]: a snapshot and its tail as one table.
+//! - [`metadata`]: Trino's `information_schema` and the `SHOW` and `DESCRIBE` statements.
 //! - [`overflow`]: integer `+`, `-`, `*` that fail on overflow instead of wrapping.
 //! - [`statement`]: SQL text to the planner's statement: limits, and time travel on the parsed statement.
 //! - [`status`]: how each table stands (freshness, lag, files, dead letters, commits), for `/ui` and `/metrics`.
@@ -42,6 +43,7 @@ pub mod functions;
 pub mod kafka_table;
 pub mod lake_table;
 pub mod live;
+pub mod metadata;
 pub mod overflow;
 pub mod server;
 pub mod statement;

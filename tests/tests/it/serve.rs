@@ -124,6 +124,18 @@ async fn trino_and_presto_clients_get_rows_types_and_errors() {
     assert!(out["unknown_table"]["message"].as_str().unwrap().contains("nothing_here"));
     assert_eq!(out["write_refused"]["error"], "TrinoUserError", "{}", out["write_refused"]);
     assert_eq!(out["write_refused"]["name"], "NOT_SUPPORTED");
+    // `SHOW` and `DESCRIBE` in Trino's shapes, in the session's schema.
+    assert_eq!(out["show_tables"]["columns"], json!(["Table"]), "{}", out["show_tables"]);
+    assert_eq!(out["show_tables"]["rows"], json!([["str:ad_events"]]), "{}", out["show_tables"]);
+    assert_eq!(out["describe"]["columns"], json!(["Column", "Type", "Extra", "Comment"]), "{}", out["describe"]);
+    let described: Vec<(&str, &str)> = out["describe"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap(), r[1].as_str().unwrap()))
+        .collect();
+    assert!(described.contains(&("str:cost", "str:decimal(18,6)")), "{}", out["describe"]);
+    assert!(described.contains(&("str:event_time", "str:timestamp(6) with time zone")), "{}", out["describe"]);
 
     // The Presto client does no type mapping: values come as Trino's JSON forms.
     let presto_sum = format!("str:{}", cost_sum(&distinct));
