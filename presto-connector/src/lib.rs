@@ -26,6 +26,7 @@
 //! - [`functions`]: `sketch_distinct`, the merge of rollup sketches.
 //! - [`live`]: a snapshot and its tail as one table.
 //! - [`metadata`]: Trino's `information_schema` and the `SHOW` and `DESCRIBE` statements.
+//! - [`jdbc`]: `system.jdbc`, what the Trino JDBC driver's `DatabaseMetaData` reads.
 //! - [`overflow`]: integer `+`, `-`, `*` that fail on overflow instead of wrapping.
 //! - [`statement`]: SQL text to the planner's statement: limits, and time travel on the parsed statement.
 //! - [`status`]: how each table stands (freshness, lag, files, dead letters, commits), for `/ui` and `/metrics`.
@@ -40,6 +41,7 @@ pub mod catalog;
 pub mod connector;
 pub mod error;
 pub mod functions;
+pub mod jdbc;
 pub mod kafka_table;
 pub mod lake_table;
 pub mod live;

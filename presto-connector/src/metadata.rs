@@ -287,19 +287,24 @@ async fn describe(ctx: &SessionContext, name: &[String], session_schema: &str) -
         _ => return Err(plan_error(format!("`{}` is not a table name", name.join(".")))),
     };
     known_schema(schema)?;
+    // The columns are listed once, here: the frame returned reads these rows, not the listing again.
     let columns = information(ctx, "columns")
         .await?
-        .filter(col("table_schema").eq(lit(schema)).and(col("table_name").eq(lit(table.as_str()))))?;
-    let rows = columns.clone().count().await?;
-    if rows == 0 {
+        .filter(col("table_schema").eq(lit(schema)).and(col("table_name").eq(lit(table.as_str()))))?
+        .sort(vec![col("ordinal_position").sort(true, false)])?
+        .select(vec![
+            col("column_name").alias("Column"),
+            col("data_type").alias("Type"),
+            lit("").alias("Extra"),
+            lit("").alias("Comment"),
+        ])?
+        .collect()
+        .await?;
+    if columns.iter().all(|b| b.num_rows() == 0) {
         return Err(plan_error(format!("Table '{CATALOG}.{schema}.{table}' does not exist")));
     }
-    columns.sort(vec![col("ordinal_position").sort(true, false)])?.select(vec![
-        col("column_name").alias("Column"),
-        col("data_type").alias("Type"),
-        lit("").alias("Extra"),
-        lit("").alias("Comment"),
-    ])
+    let schema = columns[0].schema();
+    ctx.read_table(Arc::new(MemTable::try_new(schema, vec![columns])?))
 }
 
 async fn information(ctx: &SessionContext, table: &str) -> DfResult<DataFrame> {
