@@ -3,8 +3,8 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
@@ -20,6 +20,7 @@ use crate::cache::{CacheStats, ResultCache};
 use crate::catalog::{KafkaSchema, LakeSchema, LiveSchema, Shared};
 use crate::error::{Error, Result};
 use crate::metadata;
+use crate::session::{Change, Command, Session};
 use crate::statement::{self, Limits};
 
 /// The catalog every query sees; its schemas are `lake`, `kafka` and `live`.
@@ -143,7 +144,9 @@ impl Connector {
     /// Like [`sql`](Self::sql), with unqualified table names looked up in `schema` (`lake`, `kafka`
     /// or `live`) instead of `lake`.
     pub async fn sql_in(&self, sql: &str, schema: Option<&str>) -> Result<DataFrame> {
-        plan(&self.ctx, &self.limits, sql, schema).await.map_err(Error::unwrapped)
+        let session = Session::in_schema(schema);
+        let command = Command::Run { sql: sql.to_string(), params: Vec::new() };
+        plan(&self.ctx, &self.limits, &command, &session).await.map_err(Error::unwrapped)
     }
 
     /// Runs one statement and collects its rows.
@@ -165,12 +168,27 @@ impl Connector {
     /// the query runs ahead of its reader by a couple of batches at most, so a result nobody reads
     /// holds no memory. A panic while planning or running ends the rows with an internal error.
     pub async fn stream_in(&self, sql: &str, schema: Option<&str>) -> Result<Rows> {
+        self.stream(sql, &Session::in_schema(schema)).await
+    }
+
+    /// Like [`stream_in`](Self::stream_in), in a client's `session`: its schema, time zone,
+    /// properties and prepared statements. A statement that changes the session (`PREPARE`,
+    /// `USE`, `SET SESSION`, ...) runs nothing: its rows are Trino's one `result` of `true`, and
+    /// [`Rows::changes`] says what the client is to apply.
+    pub async fn stream(&self, sql: &str, session: &Session) -> Result<Rows> {
+        statement::check_size(sql, &self.limits)?;
+        session.check()?;
+        let command = crate::session::command(sql, session)?;
+        if let Command::Changed { update_type, changes } = command {
+            return Ok(Rows::done(update_type, changes));
+        }
         let (sender, mut receiver) = mpsc::channel(READY_BATCHES);
         let (ctx, limits, cache, memory_limit) = (self.ctx.clone(), self.limits, self.cache.clone(), self.memory_limit);
-        let (sql, schema) = (sql.to_string(), schema.map(str::to_string));
+        let session = session.clone();
         let to_reader = sender.clone();
+        let time_limit = session.time_limit();
         let run = async move {
-            let frame = plan(&ctx, &limits, &sql, schema.as_deref()).await?;
+            let frame = plan(&ctx, &limits, &command, &session).await?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
             let frame = match &cache {
                 Some(cache) => {
@@ -194,6 +212,15 @@ impl Connector {
             }
             Ok(())
         };
+        let run = async move {
+            match time_limit {
+                Some(limit) => match tokio::time::timeout(limit, run).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(Error::TimeLimit(format!("{:.2}s", limit.as_secs_f64()))),
+                },
+                None => run.await,
+            }
+        };
         let task = self.runtime.handle().spawn(async move {
             let failure = match AssertUnwindSafe(run).catch_unwind().await {
                 Ok(Ok(())) => return,
@@ -211,7 +238,9 @@ impl Connector {
         });
         let task = Task(task);
         match receiver.recv().await {
-            Some(Ready::Schema(schema)) => Ok(Rows { schema, receiver, _task: task }),
+            Some(Ready::Schema(schema)) => {
+                Ok(Rows { schema, receiver, _task: Some(task), update_type: None, changes: Vec::new() })
+            }
             Some(Ready::Failed(e)) => Err(e),
             Some(Ready::Batch(_)) | None => Err(Error::Panicked("the query ended before its schema was known".into())),
         }
@@ -239,10 +268,33 @@ impl Connector {
 pub struct Rows {
     schema: SchemaRef,
     receiver: mpsc::Receiver<Ready>,
-    _task: Task,
+    _task: Option<Task>,
+    update_type: Option<&'static str>,
+    changes: Vec<Change>,
 }
 
 impl Rows {
+    /// The answer of a statement that only changed the session: as Trino gives it, one column
+    /// `result` holding `true`.
+    fn done(update_type: &'static str, changes: Vec<Change>) -> Rows {
+        let schema = Arc::new(Schema::new(vec![Field::new("result", DataType::Boolean, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(BooleanArray::from(vec![true]))])
+            .expect("one boolean column");
+        let (sender, receiver) = mpsc::channel(1);
+        sender.try_send(Ready::Batch(batch)).expect("room for one batch");
+        Rows { schema, receiver, _task: None, update_type: Some(update_type), changes }
+    }
+
+    /// Trino's `updateType` of a statement that is not a query (`PREPARE`, `USE`, ...).
+    pub fn update_type(&self) -> Option<&'static str> {
+        self.update_type
+    }
+
+    /// What the client is to apply to its session.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
     /// The columns of every batch.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
@@ -337,19 +389,52 @@ fn session(shared: &Arc<Shared>, memory_limit: Option<usize>, udfs: &[ScalarUDF]
     Ok(ctx)
 }
 
-/// Parses `sql` within `limits` and plans it read-only, unqualified names in `schema`.
-async fn plan(ctx: &SessionContext, limits: &Limits, sql: &str, schema: Option<&str>) -> Result<DataFrame> {
-    let statement = statement::parse(sql, limits)?;
-    if let Some(frame) = metadata::show(ctx, &statement, schema.unwrap_or("lake")).await? {
-        return Ok(frame);
-    }
+/// Plans `command` read-only in `session` (unqualified names in its schema), `sql` parsed within
+/// `limits`.
+async fn plan(ctx: &SessionContext, limits: &Limits, command: &Command, session: &Session) -> Result<DataFrame> {
     let mut state = ctx.state();
-    if let Some(schema) = schema {
-        state.config_mut().options_mut().catalog.default_schema = schema.to_string();
+    let options = state.config_mut().options_mut();
+    if let Some(schema) = &session.schema {
+        options.catalog.default_schema = schema.clone();
     }
-    let plan = state.statement_to_plan(statement).await?;
-    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan)?;
-    Ok(DataFrame::new(state, plan))
+    if let Some(catalog) = &session.catalog {
+        options.catalog.default_catalog = catalog.clone();
+    }
+    if let Some(zone) = &session.time_zone {
+        options.execution.time_zone = Some(zone.clone());
+    }
+    match command {
+        Command::Run { sql, params } => {
+            let statement = statement::parse(sql, limits)?;
+            let schema = session.schema.as_deref().unwrap_or("lake");
+            if let Some(frame) = metadata::show(ctx, &statement, schema).await? {
+                return match params.is_empty() {
+                    true => Ok(frame),
+                    false => Err(Error::Session("a SHOW or DESCRIBE statement takes no parameters".into())),
+                };
+            }
+            let plan = state.statement_to_plan(statement).await?;
+            SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false)
+                .verify_plan(&plan)?;
+            let plan = crate::prepared::bind(&state, plan, params)?;
+            Ok(DataFrame::new(state, plan))
+        }
+        Command::DescribeInput(name) | Command::DescribeOutput(name) => {
+            let sql = crate::session::prepared(session, name)?;
+            let statement = statement::parse(sql, limits)?;
+            let plan = state.statement_to_plan(statement).await?;
+            let rows = match command {
+                Command::DescribeInput(_) => crate::prepared::describe_input(&plan)?,
+                _ => crate::prepared::describe_output(&plan),
+            };
+            Ok(ctx.read_batch(rows)?)
+        }
+        Command::ShowSession => Ok(ctx.read_batch(crate::session::show(session))?),
+        Command::Changed { .. } => Err(Error::Panicked("a session change reached the planner".into())),
+    }
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -60,6 +60,15 @@ pub enum Error {
         lost: String,
     },
 
+    /// A session statement or header asks for what does not exist or is not allowed (an unknown
+    /// prepared statement, catalog, schema or session property, a bad parameter).
+    #[error("{0}")]
+    Session(String),
+
+    /// The query ran longer than its session's `query_max_execution_time`.
+    #[error("Query exceeded the maximum execution time limit of {0}")]
+    TimeLimit(String),
+
     /// The statement is longer, or its expressions nest deeper, than the connector takes.
     #[error("statement too large: {0}")]
     TooLarge(String),
@@ -121,7 +130,12 @@ impl Error {
     /// as opposed to the lake, storage or Kafka failing while it ran.
     pub fn is_user_error(&self) -> bool {
         match self {
-            Error::Syntax(_) | Error::Version { .. } | Error::TooLarge(_) | Error::TailTooLarge { .. } => true,
+            Error::Syntax(_)
+            | Error::Version { .. }
+            | Error::TooLarge(_)
+            | Error::TailTooLarge { .. }
+            | Error::Session(_)
+            | Error::TimeLimit(_) => true,
             Error::Query(e) => {
                 self.is_overflow()
                     || matches!(

@@ -27,9 +27,12 @@
 //! - [`live`]: a snapshot and its tail as one table.
 //! - [`metadata`]: Trino's `information_schema` and the `SHOW` and `DESCRIBE` statements.
 //! - [`jdbc`]: `system.jdbc`, what the Trino JDBC driver's `DatabaseMetaData` reads.
+//! - [`prepared`]: `EXECUTE`'s values bound to a planned statement's parameters; `DESCRIBE INPUT`/`OUTPUT`.
 //! - [`overflow`]: integer `+`, `-`, `*` that fail on overflow instead of wrapping.
 //! - [`statement`]: SQL text to the planner's statement: limits, and time travel on the parsed statement.
 //! - [`status`]: how each table stands (freshness, lag, files, dead letters, commits), for `/ui` and `/metrics`.
+//! - [`session`]: a client's session (schema, time zone, properties, prepared statements) and the
+//!   statements that change it; `EXECUTE`'s parameters.
 //! - [`server`]: the Trino client protocol over HTTP (`tidelake serve`).
 //! - [`version`]: which version of a lake table a name asks for (`"t@v3"`, `"t@2026-11-23"`).
 //! - [`error`]: the crate's [`Error`].
@@ -47,7 +50,9 @@ pub mod lake_table;
 pub mod live;
 pub mod metadata;
 pub mod overflow;
+pub mod prepared;
 pub mod server;
+pub mod session;
 pub mod statement;
 pub mod status;
 pub mod tail;
@@ -56,3 +61,4 @@ pub mod version;
 pub use cache::{CacheStats, ResultCache};
 pub use connector::{Connector, CATALOG};
 pub use error::{Error, Result};
+pub use session::Session;

@@ -2,7 +2,8 @@
 //!
 //! The text is tokenized once and parsed from those tokens; nothing is ever printed back to SQL, so
 //! every literal, comment, quoted identifier and Unicode character reaches the planner exactly as
-//! the client wrote it. Trino's time-travel clauses are the one change:
+//! the client wrote it. Trino's time-travel clauses are the one change (and each `?` parameter is
+//! numbered, `$1`, `$2`, ..., for the values `EXECUTE` binds):
 //!
 //! ```text
 //! lake.ad_events FOR VERSION AS OF 3                              -> lake."ad_events@v3"
@@ -50,18 +51,25 @@ impl Default for Limits {
     }
 }
 
-/// Parses one statement, applying Trino's time-travel clauses, within `limits`.
-pub fn parse(sql: &str, limits: &Limits) -> Result<Statement> {
-    if sql.len() > limits.max_statement_bytes {
-        return Err(Error::TooLarge(format!(
+/// Refuses a statement longer than `limits` allow, before anything reads it.
+pub fn check_size(sql: &str, limits: &Limits) -> Result<()> {
+    match sql.len() > limits.max_statement_bytes {
+        true => Err(Error::TooLarge(format!(
             "the statement is {} bytes; the limit is {} (--max-statement-bytes)",
             sql.len(),
             limits.max_statement_bytes
-        )));
+        ))),
+        false => Ok(()),
     }
+}
+
+/// Parses one statement, applying Trino's time-travel clauses, within `limits`.
+pub fn parse(sql: &str, limits: &Limits) -> Result<Statement> {
+    check_size(sql, limits)?;
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| Error::Syntax(e.to_string()))?;
-    let (tokens, versions) = take_time_travel(tokens)?;
+    let (mut tokens, versions) = take_time_travel(tokens)?;
+    number_parameters(&mut tokens);
     let mut statements = DFParserBuilder::new(tokens)
         .with_dialect(&dialect)
         .with_recursion_limit(limits.max_parser_recursion)
@@ -124,6 +132,18 @@ fn take_time_travel(mut tokens: Vec<TokenWithSpan>) -> Result<(Vec<TokenWithSpan
         tokens.drain(i..end);
     }
     Ok((tokens, versions))
+}
+
+/// Numbers the statement's `?` parameters `$1`, `$2`, ... in the order they are written, the form
+/// the planner binds values to.
+fn number_parameters(tokens: &mut [TokenWithSpan]) {
+    let mut n = 0;
+    for token in tokens {
+        if matches!(&token.token, Token::Placeholder(p) if p == "?") {
+            n += 1;
+            token.token = Token::Placeholder(format!("${n}"));
+        }
+    }
 }
 
 /// What the planner gets changed in the parsed statement: each table a time-travel clause followed

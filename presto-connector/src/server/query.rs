@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::wire::{self, ErrorCode};
 use crate::connector::Rows;
 use crate::error::{Error, Result};
+use crate::session::Change;
 
 /// Rows per page of a result.
 pub const PAGE_ROWS: usize = 4096;
@@ -32,8 +33,9 @@ pub(crate) struct Query {
 /// What a poll gets.
 #[derive(Debug)]
 pub(crate) enum Page {
-    /// A page: its body, and whether it is the last (the query is then over).
-    Served { body: Value, last: bool, failed: bool },
+    /// A page: its body, whether it is the last (the query is then over), and the changes the
+    /// statement made to the client's session (sent as headers with each page once known).
+    Served { body: Value, last: bool, failed: bool, changes: Vec<Change> },
     /// A token that is neither the next page nor the one just served.
     WrongToken { next: u64 },
 }
@@ -47,6 +49,10 @@ struct Pager {
     again: Option<(u64, Value)>,
     schema: Option<SchemaRef>,
     rows_served: u64,
+    /// Trino's `updateType` of a statement that is not a query.
+    update_type: Option<&'static str>,
+    /// What the statement changed in the client's session.
+    changes: Vec<Change>,
 }
 
 #[derive(Debug)]
@@ -72,8 +78,15 @@ impl<T> Drop for AbortOnDrop<T> {
 impl Query {
     /// A query whose rows `start` brings (it runs on its own from now on).
     pub fn new(user: &str, start: JoinHandle<Result<Rows>>) -> Query {
-        let pager =
-            Pager { stage: Stage::Starting(AbortOnDrop(start)), next: 0, again: None, schema: None, rows_served: 0 };
+        let pager = Pager {
+            stage: Stage::Starting(AbortOnDrop(start)),
+            next: 0,
+            again: None,
+            schema: None,
+            rows_served: 0,
+            update_type: None,
+            changes: Vec::new(),
+        };
         Query { user: user.to_string(), started: Instant::now(), pager: tokio::sync::Mutex::new(pager) }
     }
 
@@ -91,7 +104,8 @@ impl Query {
             if *served == token {
                 let last = body.get("nextUri").is_none();
                 let failed = body.get("error").is_some();
-                return Page::Served { body: body.clone(), last, failed };
+                let changes = if failed { Vec::new() } else { pager.changes.clone() };
+                return Page::Served { body: body.clone(), last, failed, changes };
             }
         }
         if token != pager.next {
@@ -103,6 +117,9 @@ impl Query {
         let mut body = json!({"id": id, "infoUri": info_uri, "warnings": []});
         if let Some(schema) = &pager.schema {
             body["columns"] = wire::columns_json(schema);
+        }
+        if let Some(update_type) = pager.update_type {
+            body["updateType"] = json!(update_type);
         }
         let (last, failed) = match outcome {
             Filled::Rows(data, more) => {
@@ -129,7 +146,11 @@ impl Query {
         }
         pager.next = token + 1;
         pager.again = Some((token, body.clone()));
-        Page::Served { body, last, failed }
+        let changes = match failed {
+            true => Vec::new(),
+            false => pager.changes.clone(),
+        };
+        Page::Served { body, last, failed, changes }
     }
 }
 
@@ -153,6 +174,8 @@ impl Pager {
             match started {
                 Ok(rows) => {
                     self.schema = Some(rows.schema());
+                    self.update_type = rows.update_type();
+                    self.changes = rows.changes().to_vec();
                     self.stage = Stage::Streaming { rows, pending: None };
                 }
                 Err(e) => return self.fail(&e),

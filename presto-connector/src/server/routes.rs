@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -14,6 +15,7 @@ use serde_json::{json, Value};
 use super::auth::Refusal;
 use super::query::{Page, Query};
 use super::{ui, wire, Entry, State};
+use crate::session::{self, Session};
 
 /// How long a poll waits for rows before it answers with what it has.
 const POLL_WAIT: Duration = Duration::from_secs(1);
@@ -45,7 +47,7 @@ pub(super) async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Re
         },
     };
     let base = format!("{}://{}", state.scheme, header("host").unwrap_or_else(|| "localhost".into()));
-    let schema = header("x-trino-schema").or_else(|| header("x-presto-schema"));
+    let session = client_session(request.headers());
     let path: Vec<String> = request.uri().path().trim_matches('/').split('/').map(str::to_string).collect();
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     match (request.method().clone(), path.as_slice()) {
@@ -64,7 +66,7 @@ pub(super) async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Re
             let Ok(sql) = String::from_utf8(body.to_vec()) else {
                 return text(StatusCode::BAD_REQUEST, "the statement is not UTF-8\n");
             };
-            submit(state, &base, sql, schema, &user).await
+            submit(state, &base, sql, session, &user).await
         }
         (Method::GET, ["v1", "statement", "executing", id, token]) => match token.parse::<u64>() {
             Ok(token) => poll(state, &base, id, token, &user).await,
@@ -120,7 +122,7 @@ async fn submit(
     state: &Arc<State>,
     base: &str,
     sql: String,
-    schema: Option<String>,
+    session: crate::Result<Session>,
     user: &str,
 ) -> Response<Full<Bytes>> {
     let id = query_id(state);
@@ -145,7 +147,7 @@ async fn submit(
     tracing::info!(query = %id, %user, sql = %logged(&sql), bytes = sql.len(), "query");
     let shown = logged(&sql).to_string();
     let connector = state.connector.clone();
-    let start = tokio::spawn(async move { connector.stream_in(&sql, schema.as_deref()).await });
+    let start = tokio::spawn(async move { connector.stream(&sql, &session?).await });
     let query = Arc::new(Query::new(user, start));
     queries.insert(id.clone(), Entry { query, polled: Instant::now(), sql: shown });
     json_response(json!({
@@ -172,7 +174,7 @@ async fn poll(state: &Arc<State>, base: &str, id: &str, token: u64, user: &str) 
             StatusCode::GONE,
             &format!("query {id} has no page {token} to give: the next page is {next}, and only the last one served is given again\n"),
         ),
-        Page::Served { body, last, failed } => {
+        Page::Served { body, last, failed, changes } => {
             if last {
                 if let Some(entry) = state.queries.lock().await.remove(id) {
                     over(state, id, &entry, if failed { "FAILED" } else { "FINISHED" });
@@ -185,9 +187,38 @@ async fn poll(state: &Arc<State>, base: &str, id: &str, token: u64, user: &str) 
                     tracing::error!(query = %id, error = %body["error"]["message"], "query failed inside the server");
                 }
             }
-            json_response(body)
+            let mut response = json_response(body);
+            for change in changes {
+                let (name, value) = change.header();
+                match HeaderValue::from_str(&value) {
+                    Ok(value) => {
+                        response.headers_mut().append(name, value);
+                    }
+                    Err(_) => tracing::warn!(query = %id, header = name, "a session change has no header form"),
+                }
+            }
+            response
         }
     }
+}
+
+/// The session a Trino (or Presto) client sent in its request headers.
+fn client_session(headers: &HeaderMap) -> crate::Result<Session> {
+    let one = |trino: &str, presto: &str| {
+        headers.get(trino).or_else(|| headers.get(presto)).and_then(|v| v.to_str().ok()).map(str::to_string)
+    };
+    let all = |trino: &str, presto: &str| -> Vec<&str> {
+        headers.get_all(trino).iter().chain(headers.get_all(presto).iter()).filter_map(|v| v.to_str().ok()).collect()
+    };
+    Ok(Session {
+        catalog: one("x-trino-catalog", "x-presto-catalog"),
+        schema: one("x-trino-schema", "x-presto-schema"),
+        time_zone: one("x-trino-time-zone", "x-presto-time-zone"),
+        properties: session::pairs(&all("x-trino-session", "x-presto-session"))?.into_iter().collect(),
+        prepared: session::pairs(&all("x-trino-prepared-statement", "x-presto-prepared-statement"))?
+            .into_iter()
+            .collect(),
+    })
 }
 
 /// What the server has counted (`GET /v1/metrics`), with `running` queries.

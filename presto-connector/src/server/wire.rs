@@ -47,6 +47,10 @@ pub const QUERY_QUEUE_FULL: ErrorCode =
 pub const EXCEEDED_LOCAL_MEMORY_LIMIT: ErrorCode =
     ErrorCode { name: "EXCEEDED_LOCAL_MEMORY_LIMIT", code: 131079, kind: "INSUFFICIENT_RESOURCES" };
 
+/// The query ran longer than its session allows.
+pub const EXCEEDED_TIME_LIMIT: ErrorCode =
+    ErrorCode { name: "EXCEEDED_TIME_LIMIT", code: 131075, kind: "INSUFFICIENT_RESOURCES" };
+
 /// Records the query must read are gone from Kafka (retention deleted them before ingest read them).
 pub const KAFKA_TAIL_RECORDS_LOST: ErrorCode =
     ErrorCode { name: "KAFKA_TAIL_RECORDS_LOST", code: 16_777_217, kind: "EXTERNAL" };
@@ -58,6 +62,7 @@ pub fn error_code(e: &Error) -> ErrorCode {
         Error::TooLarge(_) => QUERY_TEXT_TOO_LARGE,
         Error::Version { .. } => INVALID_ARGUMENTS,
         Error::TailLost { .. } => KAFKA_TAIL_RECORDS_LOST,
+        Error::TimeLimit(_) => EXCEEDED_TIME_LIMIT,
         _ if e.is_memory_exceeded() => EXCEEDED_LOCAL_MEMORY_LIMIT,
         _ if e.is_overflow() => NUMERIC_VALUE_OUT_OF_RANGE,
         _ if e.is_user_error() && e.to_string().contains("not supported") => NOT_SUPPORTED,
