@@ -379,8 +379,9 @@ fn session(shared: &Arc<Shared>, memory_limit: Option<usize>, udfs: &[ScalarUDF]
     catalog.register_schema(metadata::INFORMATION_SCHEMA, Arc::new(metadata::InformationSchema(shared.clone())))?;
     ctx.register_catalog(CATALOG, Arc::new(catalog));
     let system = MemoryCatalogProvider::new();
-    system.register_schema("jdbc", Arc::new(crate::jdbc::JdbcSchema(shared.clone())))?;
-    ctx.register_catalog(crate::jdbc::SYSTEM_CATALOG, Arc::new(system));
+    system.register_schema("jdbc", Arc::new(crate::system::JdbcSchema(shared.clone())))?;
+    system.register_schema("metadata", Arc::new(crate::system::MetadataSchema(shared.clone())))?;
+    ctx.register_catalog(crate::system::SYSTEM_CATALOG, Arc::new(system));
     ctx.register_udaf(crate::functions::sketch_distinct());
     for udf in udfs {
         ctx.register_udf(udf.clone());

@@ -26,10 +26,11 @@
 //! - [`functions`]: `sketch_distinct`, the merge of rollup sketches.
 //! - [`live`]: a snapshot and its tail as one table.
 //! - [`metadata`]: Trino's `information_schema` and the `SHOW` and `DESCRIBE` statements.
-//! - [`jdbc`]: `system.jdbc`, what the Trino JDBC driver's `DatabaseMetaData` reads.
 //! - [`prepared`]: `EXECUTE`'s values bound to a planned statement's parameters; `DESCRIBE INPUT`/`OUTPUT`.
 //! - [`overflow`]: integer `+`, `-`, `*` that fail on overflow instead of wrapping.
 //! - [`statement`]: SQL text to the planner's statement: limits, and time travel on the parsed statement.
+//! - [`system`]: the `system` catalog: `system.jdbc` (what the Trino JDBC driver's `DatabaseMetaData`
+//!   reads) and `system.metadata.table_comments` (what SQLAlchemy's table reflection reads).
 //! - [`status`]: how each table stands (freshness, lag, files, dead letters, commits), for `/ui` and `/metrics`.
 //! - [`session`]: a client's session (schema, time zone, properties, prepared statements) and the
 //!   statements that change it; `EXECUTE`'s parameters.
@@ -44,7 +45,6 @@ pub mod catalog;
 pub mod connector;
 pub mod error;
 pub mod functions;
-pub mod jdbc;
 pub mod kafka_table;
 pub mod lake_table;
 pub mod live;
@@ -55,6 +55,7 @@ pub mod server;
 pub mod session;
 pub mod statement;
 pub mod status;
+pub mod system;
 pub mod tail;
 pub mod version;
 

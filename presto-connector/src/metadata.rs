@@ -125,6 +125,8 @@ fn information_schema(table: &str) -> SchemaRef {
             text("column_default"),
             text("is_nullable"),
             text("data_type"),
+            text("comment"),
+            text("extra_info"),
         ],
     };
     Arc::new(Schema::new(fields))
@@ -167,6 +169,8 @@ async fn information_rows(shared: &Arc<Shared>, table: &str) -> DfResult<RecordB
                     columns[5].append_null();
                     columns[6].append_value(if field.is_nullable() { "YES" } else { "NO" });
                     columns[7].append_value(trino_type_name(field.data_type()));
+                    columns[8].append_null();
+                    columns[9].append_null();
                 }
             }
         }

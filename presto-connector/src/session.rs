@@ -463,7 +463,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 fn known_catalog(catalog: &str) -> Result<()> {
-    match catalog == CATALOG || catalog == crate::jdbc::SYSTEM_CATALOG {
+    match catalog == CATALOG || catalog == crate::system::SYSTEM_CATALOG {
         true => Ok(()),
         false => Err(Error::Session(format!("Catalog '{catalog}' does not exist (there is one: {CATALOG})"))),
     }

@@ -363,6 +363,12 @@ pub fn python() -> &'static str {
     PYTHON.get_or_init(|| infra("python.sh", &[]))
 }
 
+/// The Trino JDBC driver's jar, fetched from Maven Central by `infra/trino-jdbc.sh` on first use.
+pub fn trino_jdbc() -> &'static str {
+    static JAR: OnceLock<String> = OnceLock::new();
+    JAR.get_or_init(|| infra("trino-jdbc.sh", &[]))
+}
+
 /// What DuckDB and Python `deltalake` each read from a table: `{"duckdb": {...}, "deltalake": {...}}`
 /// with `rows`, `distinct` ids, a `digest` of the sorted ids and the `sum` of `sum_column`.
 pub fn read_back(uri: &url::Url, id_column: &str, sum_column: &str) -> serde_json::Value {

@@ -2,6 +2,7 @@
 //! `infra/kafka.sh` when none is running).
 
 mod audit;
+mod bi;
 mod compact;
 mod deploy;
 mod duckdb;

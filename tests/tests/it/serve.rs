@@ -71,7 +71,7 @@ async fn clients(port: u16, topic: &str, login: Option<[&str; 5]>) -> Value {
 
 /// A lake of `ingested` events with, in Kafka above it, `fresh` new events and copies of the first
 /// `copies` ingested ones.
-async fn lake_with_tail(
+pub(crate) async fn lake_with_tail(
     label: &str,
     ingested: usize,
     fresh: usize,

@@ -1,7 +1,13 @@
-//! `system.jdbc`: the tables the Trino JDBC driver's `DatabaseMetaData` reads (`getCatalogs`,
-//! `getSchemas`, `getTables`, `getColumns`, `getTableTypes`, `getTypeInfo`), in Trino's columns with
-//! `java.sql.Types` codes, column sizes and decimal digits. Built from the same listing as
-//! `information_schema` ([`crate::metadata::list`]), so it reads no data either.
+//! The `system` catalog, as drivers and BI tools read it from Trino:
+//!
+//! - `system.jdbc`: the tables the Trino JDBC driver's `DatabaseMetaData` reads (`getCatalogs`,
+//!   `getSchemas`, `getTables`, `getColumns`, `getTableTypes`, `getTypeInfo`), in Trino's columns
+//!   with `java.sql.Types` codes, column sizes and decimal digits;
+//! - `system.metadata.table_comments`: each table's comment (none here), which SQLAlchemy's Trino
+//!   dialect reads when it reflects a table.
+//!
+//! Both are built from the same listing as `information_schema` ([`crate::metadata::list`]), so
+//! they read no data either.
 
 use std::sync::Arc;
 
@@ -19,6 +25,9 @@ use crate::metadata::{list, trino_type_name, SCHEMAS};
 
 /// The catalog the JDBC driver's metadata calls read (`system.jdbc.*`).
 pub const SYSTEM_CATALOG: &str = "system";
+
+/// The tables of `system.metadata`.
+const METADATA_TABLES: [&str; 1] = ["table_comments"];
 
 /// The tables of `system.jdbc`.
 const JDBC_TABLES: [&str; 6] = ["catalogs", "columns", "schemas", "table_types", "tables", "types"];
@@ -161,7 +170,7 @@ enum Cell {
     Flag(Option<bool>),
 }
 
-fn text(value: impl Into<String>) -> Cell {
+fn text_cell(value: impl Into<String>) -> Cell {
     Cell::Text(Some(value.into()))
 }
 
@@ -199,14 +208,19 @@ async fn jdbc_rows(shared: &Arc<Shared>, table: &str) -> DfResult<RecordBatch> {
         row
     };
     let rows: Vec<Vec<Cell>> = match table {
-        "catalogs" => vec![vec![text(CATALOG)]],
-        "schemas" => SCHEMAS.iter().map(|s| vec![text(*s), text(CATALOG)]).collect(),
-        "table_types" => vec![vec![text("TABLE")], vec![text("VIEW")]],
+        "catalogs" => vec![vec![text_cell(CATALOG)]],
+        "schemas" => SCHEMAS.iter().map(|s| vec![text_cell(*s), text_cell(CATALOG)]).collect(),
+        "table_types" => vec![vec![text_cell("TABLE")], vec![text_cell("VIEW")]],
         "tables" => list(shared, false)
             .await
             .into_iter()
             .map(|t| {
-                pad(vec![text(CATALOG), text(t.schema), text(t.name), text(if t.view { "VIEW" } else { "TABLE" })])
+                pad(vec![
+                    text_cell(CATALOG),
+                    text_cell(t.schema),
+                    text_cell(t.name),
+                    text_cell(if t.view { "VIEW" } else { "TABLE" }),
+                ])
             })
             .collect(),
         "types" => listed_types()
@@ -220,7 +234,7 @@ async fn jdbc_rows(shared: &Arc<Shared>, table: &str) -> DfResult<RecordBatch> {
                     other => trino_type_name(other),
                 };
                 vec![
-                    text(name),
+                    text_cell(name),
                     Cell::Number(Some(jdbc.code)),
                     Cell::Number(jdbc.size),
                     Cell::Text(None),
@@ -247,12 +261,12 @@ async fn jdbc_rows(shared: &Arc<Shared>, table: &str) -> DfResult<RecordBatch> {
                 for (i, field) in t.columns.iter().enumerate() {
                     let jdbc = jdbc_type(field.data_type());
                     rows.push(pad(vec![
-                        text(CATALOG),
-                        text(t.schema),
-                        text(t.name.clone()),
-                        text(field.name().clone()),
+                        text_cell(CATALOG),
+                        text_cell(t.schema),
+                        text_cell(t.name.clone()),
+                        text_cell(field.name().clone()),
                         Cell::Number(Some(jdbc.code)),
-                        text(trino_type_name(field.data_type())),
+                        text_cell(trino_type_name(field.data_type())),
                         Cell::Number(jdbc.size),
                         Cell::Number(Some(0)),
                         Cell::Number(jdbc.digits),
@@ -265,7 +279,7 @@ async fn jdbc_rows(shared: &Arc<Shared>, table: &str) -> DfResult<RecordBatch> {
                         Cell::Number(None),
                         Cell::Number(jdbc.octets),
                         Cell::Number(Some(i as i64 + 1)),
-                        text(if field.is_nullable() { "YES" } else { "NO" }),
+                        text_cell(if field.is_nullable() { "YES" } else { "NO" }),
                     ]));
                 }
             }
@@ -300,5 +314,40 @@ impl SchemaProvider for JdbcSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         JDBC_TABLES.contains(&name)
+    }
+}
+
+/// `system.metadata`: `table_comments`, one row per table, its comment null.
+#[derive(Debug)]
+pub struct MetadataSchema(pub Arc<Shared>);
+
+#[async_trait]
+impl SchemaProvider for MetadataSchema {
+    fn table_names(&self) -> Vec<String> {
+        METADATA_TABLES.iter().map(|t| t.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if !METADATA_TABLES.contains(&name) {
+            return Ok(None);
+        }
+        let text = |name: &str| Field::new(name, DataType::Utf8, true);
+        let schema =
+            Arc::new(Schema::new(vec![text("catalog_name"), text("schema_name"), text("table_name"), text("comment")]));
+        let rows = list(&self.0, false)
+            .await
+            .into_iter()
+            .map(|t| vec![text_cell(CATALOG), text_cell(t.schema), text_cell(t.name), Cell::Text(None)])
+            .collect();
+        let rows = batch(schema, rows)?;
+        Ok(Some(Arc::new(MemTable::try_new(rows.schema(), vec![vec![rows]])?)))
+    }
+
+    async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {
+        Ok(self.table_exist(name).then_some(TableType::Base))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        METADATA_TABLES.contains(&name)
     }
 }
