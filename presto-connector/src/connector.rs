@@ -383,6 +383,9 @@ fn session(shared: &Arc<Shared>, memory_limit: Option<usize>, udfs: &[ScalarUDF]
     system.register_schema("metadata", Arc::new(crate::system::MetadataSchema(shared.clone())))?;
     ctx.register_catalog(crate::system::SYSTEM_CATALOG, Arc::new(system));
     ctx.register_udaf(crate::functions::sketch_distinct());
+    for udf in crate::trino_functions::all() {
+        ctx.register_udf(udf);
+    }
     for udf in udfs {
         ctx.register_udf(udf.clone());
     }

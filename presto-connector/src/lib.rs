@@ -24,6 +24,7 @@
 //! - [`kafka_table`]: `kafka.<topic>`: the tail read at scan time, in chunks, as far as the query needs.
 //! - [`lake_table`]: one Delta snapshot as a DataFusion table, below the catalog, `live` and the cache.
 //! - [`functions`]: `sketch_distinct`, the merge of rollup sketches.
+//! - [`trino_functions`]: Trino's date and time functions where DataFusion lacks them or differs.
 //! - [`live`]: a snapshot and its tail as one table.
 //! - [`metadata`]: Trino's `information_schema` and the `SHOW` and `DESCRIBE` statements.
 //! - [`prepared`]: `EXECUTE`'s values bound to a planned statement's parameters; `DESCRIBE INPUT`/`OUTPUT`.
@@ -57,6 +58,7 @@ pub mod statement;
 pub mod status;
 pub mod system;
 pub mod tail;
+pub mod trino_functions;
 pub mod version;
 
 pub use cache::{CacheStats, ResultCache};
