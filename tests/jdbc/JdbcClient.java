@@ -2,7 +2,7 @@
 // turns into queries on system.jdbc), its PreparedStatement path (PREPARE/EXECUTE with bound parameters),
 // the types it maps result columns to, and USE. Used by the Rust integration tests.
 //
-//   java -cp "$(infra/trino-jdbc.sh)" tests/jdbc/JdbcClient.java jdbc:trino://127.0.0.1:PORT/tidelake/lake USER
+//   java -cp "$(infra/trino-client.sh jdbc)" tests/jdbc/JdbcClient.java jdbc:trino://127.0.0.1:PORT/tidelake/lake USER
 //
 // Single-file program for Java 17's source launcher: no compile step, no library but the driver.
 // Prints exactly one JSON object on stdout, one key per step. A step that throws records

@@ -1,6 +1,6 @@
 //! BI tools' paths into `tidelake serve`, through the real clients: the Trino JDBC driver from Maven
 //! Central (`tests/jdbc/JdbcClient.java`: `DatabaseMetaData`, `PreparedStatement`, `USE`), which
-//! DBeaver, DataGrip and Metabase use; SQLAlchemy's inspector and reflection with the `trino`
+//! DBeaver, DataGrip and Metabase use; the Trino CLI's `SHOW` statements; SQLAlchemy's inspector and reflection with the `trino`
 //! dialect (Superset), pandas `read_sql` with parameters, and the `trino` DB-API's two ways of
 //! binding parameters (`tests/bi_clients.py`).
 
@@ -38,7 +38,7 @@ async fn rows(connector: &Connector, sql: &str) -> Vec<Vec<String>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn jdbc_sqlalchemy_and_pandas_browse_bind_and_type_as_against_trino() {
+async fn jdbc_cli_sqlalchemy_and_pandas_browse_bind_and_type_as_against_trino() {
     let (dir, _topic, distinct) = lake_with_tail("bi", 2_000, 100, 0).await;
     let config = load_config(&dir.path().join("tidelake.toml"));
     let lake_tables: Vec<String> = {
@@ -72,7 +72,7 @@ async fn jdbc_sqlalchemy_and_pandas_browse_bind_and_type_as_against_trino() {
     // The Trino JDBC driver.
     let mut java = Command::new("java");
     java.arg("-cp")
-        .arg(trino_jdbc())
+        .arg(trino_client("jdbc"))
         .arg(repo().join("tests/jdbc/JdbcClient.java"))
         .arg(format!("jdbc:trino://127.0.0.1:{}/tidelake/lake", served.port))
         .arg("jdbc-test");
@@ -110,6 +110,41 @@ async fn jdbc_sqlalchemy_and_pandas_browse_bind_and_type_as_against_trino() {
     );
     // USE moves the connection to `live`: the lake and the Kafka tail.
     assert_eq!(jdbc["use_schema"], json!(["live", distinct.len().to_string()]), "{}", jdbc["use_schema"]);
+
+    // The Trino CLI: its SHOW statements and USE, in one session.
+    let mut cli = Command::new("java");
+    cli.arg("-jar").arg(trino_client("cli")).args([
+        "--server",
+        &format!("http://127.0.0.1:{}", served.port),
+        "--user",
+        "cli-test",
+        "--catalog",
+        "tidelake",
+        "--schema",
+        "lake",
+        "--output-format",
+        "TSV_HEADER",
+        "--execute",
+        "SHOW CATALOGS; SHOW SCHEMAS; SHOW TABLES; DESCRIBE ad_events; USE live; SHOW TABLES; SELECT count(*) AS n FROM ad_events",
+    ]);
+    let printed = tokio::task::spawn_blocking(move || cli.output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.status.success(), "trino CLI failed:\n{}\n{stdout}", String::from_utf8_lossy(&printed.stderr));
+    let expected = [
+        "Catalog\ntidelake\n".to_string(),
+        "Schema\ninformation_schema\nkafka\nlake\nlive\n".to_string(),
+        format!("Table\n{}\n", lake_tables.join("\n")),
+        "Column\tType\tExtra\tComment\n".to_string(),
+        "cost\tdecimal(18,6)\t\t\n".to_string(),
+        "Table\nad_events\n".to_string(),
+        format!("n\n{}\n", distinct.len()),
+    ];
+    let mut rest = stdout.as_ref();
+    for block in &expected {
+        let at =
+            rest.find(block.as_str()).unwrap_or_else(|| panic!("the CLI printed no {block:?} (in order):\n{stdout}"));
+        rest = &rest[at + block.len()..];
+    }
 
     // SQLAlchemy, pandas and the trino DB-API.
     let mut script = Command::new(python());

@@ -363,10 +363,10 @@ pub fn python() -> &'static str {
     PYTHON.get_or_init(|| infra("python.sh", &[]))
 }
 
-/// The Trino JDBC driver's jar, fetched from Maven Central by `infra/trino-jdbc.sh` on first use.
-pub fn trino_jdbc() -> &'static str {
-    static JAR: OnceLock<String> = OnceLock::new();
-    JAR.get_or_init(|| infra("trino-jdbc.sh", &[]))
+/// The jar of a Trino client, `jdbc` or `cli`, fetched from Maven Central by `infra/trino-client.sh`
+/// on first use.
+pub fn trino_client(kind: &str) -> String {
+    infra("trino-client.sh", &[kind])
 }
 
 /// What DuckDB and Python `deltalake` each read from a table: `{"duckdb": {...}, "deltalake": {...}}`
