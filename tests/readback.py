@@ -15,7 +15,7 @@ import duckdb
 def digest(ids):
     h = hashlib.sha256()
     for i in sorted(ids):
-        h.update(i.encode())
+        h.update(str(i).encode())
         h.update(b"\n")
     return h.hexdigest()
 
@@ -25,8 +25,8 @@ def main(path, id_column, sum_column):
     ext = glob.glob(os.path.join(os.path.dirname(duckdb.__file__), "..", "duckdb_extension_delta", "**", "delta.duckdb_extension"), recursive=True)
     con = duckdb.connect()
     con.execute(f"LOAD '{ext[0]}'")
-    ids = [r[0] for r in con.execute(f"SELECT {id_column} FROM delta_scan('{path}')").fetchall()]
-    total = con.execute(f"SELECT CAST(COALESCE(SUM({sum_column}), 0) AS VARCHAR) FROM delta_scan('{path}')").fetchone()[0]
+    ids = [r[0] for r in con.execute(f"SELECT \"{id_column}\" FROM delta_scan('{path}')").fetchall()]
+    total = con.execute(f"SELECT CAST(COALESCE(SUM(\"{sum_column}\"), 0) AS VARCHAR) FROM delta_scan('{path}')").fetchone()[0]
     out["duckdb"] = {"rows": len(ids), "distinct": len(set(ids)), "digest": digest(ids), "sum": total}
     con.close()
 

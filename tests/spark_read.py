@@ -2,7 +2,7 @@
 
 Usage: python spark_read.py JARS LAKE_ROOT TABLE [TABLE ...] [--stream-wait N]
 
-  JARS         comma-separated jar paths for `spark.jars` (the output of infra/spark.sh); nothing is
+  JARS         comma-separated jar paths for `spark.jars` (the output of `infra/spark.sh jars`); nothing is
                resolved at run time
   LAKE_ROOT    the lake's root folder (`[lake] root` of tidelake.toml)
   TABLE        a table's folder under LAKE_ROOT, e.g. ad_events, ad_events_minute, _dead_letters/ad_events
@@ -15,12 +15,19 @@ Prints exactly one JSON object on stdout (Spark's own output goes to stderr):
   {"spark_version": "...",
    "tables": {TABLE: {"rows": n, "columns": [...], "sum_cost": "decimal as text" or null, "version": v}
                      or {"error": "..."}, ...},
-   "first_version_rows": rows of the first TABLE at version 0 (versionAsOf), or {"error": "..."},
+   "version_1_rows": rows of the first TABLE at version 1 (versionAsOf; version 0 creates the table
+                     empty), or {"error": "..."},
    "stream": {"initial": rows, "new": rows or null, "versions": [before, after]} or {"error": "..."}}
+
+"versions" are the table's latest Delta version before the first streaming run and the newer one waited
+for; "new" counts the rows the second run saw (commits without data change, like OPTIMIZE, add none).
+With --stream-wait, this line goes to stderr once the first run is done, so a test commits after it:
+  spark_read.py: stream: first run saw N rows up to version V; waiting up to S s for a newer version
 
 A part that fails reports {"error": "..."} and the others still run, so a test can tell which part failed.
 A folder without any Delta commit gives {"error": "no Delta table ..."}. Exit status: 0 once the JSON is
 printed, 2 on bad arguments or when no Spark session could be started (the JSON then has "error").
+Needs Java 17 or 21 (JAVA_HOME or `java` on PATH) and pyspark==4.2.0 for the Delta 4.4.0 jars.
 """
 
 import json
@@ -84,7 +91,7 @@ def latest_log_version(path):
 def error_text(exc):
     """The first lines of an exception's message: enough to tell what failed, without the JVM stack."""
     text = str(exc).strip() or type(exc).__name__
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in text.splitlines() if line.strip() and not line.strip().startswith("at ")]
     short = " ".join(lines[:3])
     return short if len(short) <= 600 else short[:600] + "..."
 
@@ -112,6 +119,8 @@ def start_spark(jars):
         .appName("tidelake-spark-read")
         .config("spark.jars", jars)
         .config("spark.driver.memory", "1g")
+        # A short-lived local JVM: the C1 compiler alone starts much faster, and one GC thread is plenty.
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
@@ -120,7 +129,6 @@ def start_spark(jars):
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.warehouse.dir", os.path.join(scratch, "warehouse"))
-        .config("spark.local.dir", os.path.join(scratch, "local"))
         .config("spark.sql.session.timeZone", "UTC")
         # Delta replays the log of a small table in 50 tasks by default: far too many for local[2].
         .config("spark.databricks.delta.snapshotPartitions", "2")
@@ -137,7 +145,8 @@ def read_table(spark, path):
     columns = df.columns
     if "cost" in columns:
         row = df.agg(F.count(F.lit(1)).alias("rows"), F.sum("cost").alias("sum_cost")).collect()[0]
-        rows, sum_cost = row["rows"], (None if row["sum_cost"] is None else str(row["sum_cost"]))
+        rows, total = row["rows"], row["sum_cost"]
+        sum_cost = None if total is None else format(total, "f")  # plain digits, never 1E-7
     else:
         rows, sum_cost = df.count(), None
     quoted = "`" + path.replace("`", "``") + "`"
@@ -174,11 +183,21 @@ def stream_part(spark, path, scratch, stream_wait):
     report = {"initial": initial, "new": None, "versions": [before]}
     if stream_wait is None:
         return report
+    # A test waits for this line before it commits to the table.
+    log(f"stream: first run saw {initial} rows up to version {before}; "
+        f"waiting up to {stream_wait:g} s for a newer version")
     deadline = time.monotonic() + stream_wait
     after = latest_log_version(path)
     while (after is None or before is None or after <= before) and time.monotonic() < deadline:
         time.sleep(0.5)
         after = latest_log_version(path)
+    # A writer may land its work in a few commits: take them all, once none has come for 2 s.
+    settled = time.monotonic() + 2
+    while after is not None and before is not None and after > before and time.monotonic() < min(settled, deadline):
+        time.sleep(0.25)
+        newest = latest_log_version(path)
+        if newest != after:
+            after, settled = newest, time.monotonic() + 2
     report["versions"] = [before, after]
     if after is None or before is None or after <= before:
         report["error"] = f"no Delta version newer than {before} within {stream_wait:g} s"
@@ -222,11 +241,9 @@ def main():
 
         first = paths[tables[0]]
         try:
-            result["first_version_rows"] = (
-                spark.read.format("delta").option("versionAsOf", 0).load(first).count()
-            )
+            result["version_1_rows"] = spark.read.format("delta").option("versionAsOf", 1).load(first).count()
         except Exception as exc:  # noqa: BLE001
-            result["first_version_rows"] = failure(first, exc)
+            result["version_1_rows"] = failure(first, exc)
 
         part = time.monotonic()
         try:

@@ -369,6 +369,12 @@ pub fn trino_client(kind: &str) -> String {
     infra("trino-client.sh", &[kind])
 }
 
+/// Apache Spark's test environment from `infra/spark.sh`: `python` (pyspark's interpreter) or `jars`
+/// (the Delta Lake jars, comma-separated), made or fetched on first use.
+pub fn spark_env(what: &str) -> String {
+    infra("spark.sh", &[what])
+}
+
 /// What DuckDB and Python `deltalake` each read from a table: `{"duckdb": {...}, "deltalake": {...}}`
 /// with `rows`, `distinct` ids, a `digest` of the sorted ids and the `sum` of `sum_column`.
 pub fn read_back(uri: &url::Url, id_column: &str, sum_column: &str) -> serde_json::Value {

@@ -16,5 +16,6 @@ mod reprocess;
 mod rollup;
 mod serve;
 mod slt;
+mod spark;
 #[cfg(feature = "sql")]
 mod sql;
