@@ -386,6 +386,9 @@ fn session(shared: &Arc<Shared>, memory_limit: Option<usize>, udfs: &[ScalarUDF]
     for udf in crate::trino_functions::all() {
         ctx.register_udf(udf);
     }
+    for udaf in crate::trino_functions::aggregates() {
+        ctx.register_udaf(udaf);
+    }
     for udf in udfs {
         ctx.register_udf(udf.clone());
     }

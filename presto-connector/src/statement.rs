@@ -20,8 +20,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
-    OrderByExpr, OrderByOptions, Value, ValueWithSpan, Visit, VisitMut, Visitor, VisitorMut,
+    BinaryOperator, DataType, Expr, ObjectName, ObjectNamePart, Value, ValueWithSpan, Visit, VisitMut, Visitor,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -196,32 +196,12 @@ fn rewrite(statement: &mut Statement, versions: Vec<Versioned>) -> Result<()> {
     }
 }
 
-/// Trino's forms that DataFusion's planner takes in another shape:
-///
-/// ```text
-/// CAST(x AS VARBINARY)        -> CAST(x AS BYTEA)
-/// approx_percentile(x, 0.5)   -> approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY x)
-/// ```
+/// Trino's forms that DataFusion's planner takes in another shape: `CAST(x AS VARBINARY)` is
+/// `CAST(x AS BYTEA)`.
 fn trino_forms(expr: &mut Expr) {
     match expr {
         Expr::Cast { data_type, .. } if matches!(data_type, DataType::Varbinary(_) | DataType::Binary(_)) => {
             *data_type = DataType::Bytea;
-        }
-        Expr::Function(function)
-            if function.name.0.len() == 1
-                && function.name.to_string().eq_ignore_ascii_case("approx_percentile")
-                && function.within_group.is_empty() =>
-        {
-            let FunctionArguments::List(list) = &mut function.args else { return };
-            let [FunctionArg::Unnamed(FunctionArgExpr::Expr(value)), percentile] = list.args.as_slice() else { return };
-            let order = OrderByExpr {
-                expr: value.clone(),
-                options: OrderByOptions { asc: None, nulls_first: None },
-                with_fill: None,
-            };
-            list.args = vec![percentile.clone()];
-            function.within_group = vec![order];
-            function.name = ObjectName::from(vec![Ident::new("approx_percentile_cont")]);
         }
         _ => {}
     }

@@ -10,8 +10,9 @@
 //! | `date_trunc(unit, date)` | a `date` (DataFusion's answers a timestamp); timestamps as DataFusion |
 //! | `to_hex(varbinary)` | the bytes in upper-case hex (DataFusion's takes integers only; those still work) |
 //!
-//! `approx_percentile(x, p)` and `CAST(x AS VARBINARY)` are rewritten to DataFusion's forms when a
-//! statement is parsed (see [`statement`](crate::statement)).
+//! `approx_percentile(x, p)` is DataFusion's t-digest answering in `x`'s type, as Trino's does
+//! (DataFusion's `approx_percentile_cont` answers a double); `CAST(x AS VARBINARY)` is rewritten to
+//! DataFusion's form when a statement is parsed (see [`statement`](crate::statement)).
 
 use std::sync::Arc;
 
@@ -21,8 +22,12 @@ use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit, TimestampMicrosecond
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::Result;
+use datafusion::functions_aggregate::approx_percentile_cont::ApproxPercentileAccumulator;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 
 /// The functions, to register over DataFusion's (same names replace them).
@@ -35,6 +40,11 @@ pub fn all() -> Vec<ScalarUDF> {
         ScalarUDF::from(DateTrunc::new()),
         ScalarUDF::from(ToHex::new()),
     ]
+}
+
+/// The aggregates, to register over DataFusion's.
+pub fn aggregates() -> Vec<AggregateUDF> {
+    vec![AggregateUDF::from(ApproxPercentile::new())]
 }
 
 /// Which pattern language a formatting function takes.
@@ -451,6 +461,108 @@ impl ScalarUDFImpl for ToHex {
             .map(|bytes| bytes.map(|b| b.iter().map(|byte| format!("{byte:02X}")).collect::<String>()))
             .collect();
         scalar_if(&args.args[0], Arc::new(hex))
+    }
+}
+
+/// `approx_percentile(x, p)`: the approximate `p` quantile of `x`, in `x`'s type (a bigint column's
+/// is a bigint, rounded), from DataFusion's t-digest.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ApproxPercentile {
+    signature: Signature,
+}
+
+impl ApproxPercentile {
+    fn new() -> Self {
+        ApproxPercentile { signature: Signature::any(2, Volatility::Immutable) }
+    }
+}
+
+impl AggregateUDFImpl for ApproxPercentile {
+    fn name(&self) -> &str {
+        "approx_percentile"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match &args[0] {
+            t if t.is_integer() || matches!(t, DataType::Float32 | DataType::Float64) => Ok(t.clone()),
+            t if t.is_numeric() || t.is_null() => Ok(DataType::Float64),
+            other => plan_err!("approx_percentile: expected a number, got {other}"),
+        }
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let field = |part: &str, data_type: DataType| {
+            Arc::new(Field::new(format_state_name(args.name, part), data_type, false))
+        };
+        Ok(vec![
+            field("max_size", DataType::UInt64),
+            field("sum", DataType::Float64),
+            field("count", DataType::Float64),
+            field("max", DataType::Float64),
+            field("min", DataType::Float64),
+            Arc::new(Field::new_list(
+                format_state_name(args.name, "centroids"),
+                Field::new_list_field(DataType::Float64, true),
+                false,
+            )),
+        ])
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        // A literal evaluates to itself on a batch of no columns.
+        let empty = arrow::array::RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()));
+        let percentile = match args.exprs[1].evaluate(&empty) {
+            Ok(ColumnarValue::Scalar(value)) => match value.cast_to(&DataType::Float64) {
+                Ok(ScalarValue::Float64(Some(p))) if (0.0..=1.0).contains(&p) => Some(p),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(percentile) = percentile else {
+            return plan_err!("approx_percentile: the percentile is a literal between 0 and 1");
+        };
+        Ok(Box::new(InType {
+            inner: ApproxPercentileAccumulator::new(percentile, DataType::Float64),
+            answer: args.return_field.data_type().clone(),
+        }))
+    }
+}
+
+/// DataFusion's t-digest fed doubles, its answer given in the column's type.
+#[derive(Debug)]
+struct InType {
+    inner: ApproxPercentileAccumulator,
+    answer: DataType,
+}
+
+impl Accumulator for InType {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.inner.update_batch(&[cast(&values[0], &DataType::Float64)?])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.inner.merge_batch(states)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.inner.state()
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        match self.inner.evaluate()? {
+            ScalarValue::Float64(Some(q)) if self.answer.is_integer() => {
+                ScalarValue::Float64(Some(q.round())).cast_to(&self.answer)
+            }
+            value => value.cast_to(&self.answer),
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size()
     }
 }
 
