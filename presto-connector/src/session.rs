@@ -195,9 +195,7 @@ pub fn command(sql: &str, session: &Session) -> Result<Command> {
             if statement.is_empty() {
                 return Err(Error::Syntax("PREPARE name FROM statement: the statement is missing".into()));
             }
-            if let Command::Changed { .. } | Command::DescribeInput(_) | Command::DescribeOutput(_) =
-                command(&statement, session)?
-            {
+            if changes_the_session(&statement) {
                 return Err(Error::Session(format!("PREPARE takes a query, not `{statement}`")));
             }
             crate::statement::parse(&statement, &crate::statement::Limits::default())?;
@@ -312,6 +310,25 @@ pub fn show(session: &Session) -> RecordBatch {
         column(&|p| p.description.to_string()),
     ];
     RecordBatch::try_new(schema, columns).expect("columns match the schema")
+}
+
+/// Whether `sql` is a statement of this module's (not a query to prepare), told by its first words
+/// alone: a `PREPARE` of a `PREPARE` of ... is refused without reading it any further.
+fn changes_the_session(sql: &str) -> bool {
+    let dialect = GenericDialect {};
+    let mut tokenizer = Tokenizer::new(&dialect, sql);
+    let Ok(tokens) = tokenizer.tokenize() else { return false };
+    let mut words = tokens.iter().filter_map(|t| match t {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.keyword),
+        Token::Whitespace(_) => None,
+        _ => Some(Keyword::NoKeyword),
+    });
+    matches!(
+        (words.next(), words.next()),
+        (Some(Keyword::PREPARE | Keyword::EXECUTE | Keyword::DEALLOCATE | Keyword::USE), _)
+            | (Some(Keyword::SET | Keyword::RESET | Keyword::SHOW), Some(Keyword::SESSION))
+            | (Some(Keyword::DESCRIBE), Some(Keyword::INPUT | Keyword::OUTPUT))
+    )
 }
 
 /// The SQL of prepared statement `name`.
@@ -519,6 +536,9 @@ mod tests {
         );
         assert!(matches!(command("PREPARE q FROM SELEC 1", &Session::default()), Err(Error::Syntax(_))));
         assert!(matches!(command("PREPARE q FROM USE live", &Session::default()), Err(Error::Session(_))));
+        // Nested to any depth, refused at the first level, with no recursion.
+        let nested = format!("{}SELECT 1", "PREPARE q FROM ".repeat(20_000));
+        assert!(matches!(command(&nested, &Session::default()), Err(Error::Session(_))));
     }
 
     #[test]
