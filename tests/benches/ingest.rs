@@ -7,7 +7,11 @@
 //!
 //! Run: `DUCKDB_LIB_DIR=$(infra/duckdb.sh) cargo bench -p tidelake-tests --features sql --bench ingest`
 //! (`TIDELAKE_BENCH_EVENTS` sets the event count, default 300000; without `sql`, the DuckDB
-//! comparison is left out).
+//! comparison is left out). With `-- --json` the last line of stdout is one JSON object of the
+//! figures measured in the run: `ingest_vs_floor` (ingest events/s over the plain consumer's),
+//! `peak_rss_mb`, `batch_mb`, `cold_start_ms` (median of 5) and `gb_seconds_per_million` (Lambda
+//! GB-seconds per million events: the ingest run's time per event, whole process included, times the
+//! smallest Lambda memory size in 64 MB steps that holds the peak RSS).
 
 #[allow(dead_code)]
 #[path = "../tests/it/helpers.rs"]
@@ -24,6 +28,9 @@ use rdkafka::error::KafkaError;
 use helpers::*;
 
 const PARTITIONS: i32 = 3;
+
+/// The batch size ingest is given, as a Lambda event of Kafka's default 6 MB payload would be.
+const BATCH_MB: u64 = 6;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -54,7 +61,7 @@ async fn bench() {
     let config = write_config(dir.path(), &topic, &unique("group"), 100_000);
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("max_wait = \"300ms\"", "max_wait = \"500ms\"\nmax_bytes = \"6MB\"");
+        .replace("max_wait = \"300ms\"", &format!("max_wait = \"500ms\"\nmax_bytes = \"{BATCH_MB}MB\""));
     std::fs::write(&config, text).unwrap();
     let bin = env!("CARGO_BIN_EXE_tidelake-under-test");
     let timed = std::path::Path::new("/usr/bin/time").exists();
@@ -81,10 +88,12 @@ async fn bench() {
     );
     println!("ingest time / floor:    {:.2}x", ingest.as_secs_f64() / floor.as_secs_f64());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    match stderr.lines().find_map(|l| l.strip_prefix("peak_rss_kb=")) {
-        Some(kb) => {
-            println!("peak RSS of ingest with 6 MB batches: {:.1} MB", kb.trim().parse::<f64>().unwrap() / 1024.0)
-        }
+    let peak_rss_mb = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kb="))
+        .map(|kb| kb.trim().parse::<f64>().unwrap() / 1024.0);
+    match peak_rss_mb {
+        Some(mb) => println!("peak RSS of ingest with {BATCH_MB} MB batches: {mb:.1} MB"),
         None => println!("peak RSS: not measured (/usr/bin/time is missing)"),
     }
 
@@ -117,6 +126,29 @@ async fn bench() {
         starts[2].as_secs_f64() * 1e3,
         starts[0].as_secs_f64() * 1e3
     );
+
+    // Lambda cost: the memory size (64 MB steps, at least 128 MB) that holds the peak, for as long as
+    // the run took per event.
+    let memory_mb = peak_rss_mb.map(|peak| ((peak / 64.0).ceil() * 64.0).max(128.0));
+    let gb_seconds = memory_mb.map(|mb| ingest.as_secs_f64() / records.len() as f64 * 1e6 * mb / 1024.0);
+    if let (Some(mb), Some(cost)) = (memory_mb, gb_seconds) {
+        println!("Lambda cost: {cost:.1} GB-s per million events at {mb:.0} MB");
+    }
+    if std::env::args().any(|a| a == "--json") {
+        let figures = serde_json::json!({
+            "events": records.len(),
+            "ingest_vs_floor": floor.as_secs_f64() / ingest.as_secs_f64(),
+            "ingest_events_per_s": records.len() as f64 / ingest.as_secs_f64(),
+            "floor_events_per_s": records.len() as f64 / floor.as_secs_f64(),
+            "peak_rss_mb": peak_rss_mb,
+            "batch_mb": BATCH_MB,
+            "cold_start_ms": starts[2].as_secs_f64() * 1e3,
+            "lambda_memory_mb": memory_mb,
+            "gb_seconds_per_million": gb_seconds,
+            "reprocess_vs_ingest": ingest.as_secs_f64() / reprocess.as_secs_f64(),
+        });
+        println!("{figures}");
+    }
 }
 
 async fn consume_only(topic: &str, expected: usize) -> Duration {
