@@ -14,7 +14,11 @@
 //!   groupings), queries per second without and with the result cache, and the cache's hit rate
 //!   from `GET /v1/metrics`.
 //!
-//! Run: `cargo bench -p tidelake-tests --bench query`
+//! Run: `cargo bench -p tidelake-tests --bench query`. With `-- --json` the last line of stdout is
+//! one JSON object of the run's figures: `serve_vs_duckdb` (the dashboard's time through `tidelake
+//! serve` without the cache over DuckDB's), `cache_speedup` (its time without the cache over its
+//! time on a warm cache), `live_p99_ms` (produce ack to visible in `live`), `floor_p99_ms` and
+//! `throughput_cache_ratio`.
 
 #[allow(dead_code)]
 #[path = "../tests/it/helpers.rs"]
@@ -161,6 +165,16 @@ async fn bench() {
         metrics["result_cache"]["entries"],
         metrics["result_cache"]["bytes"].as_u64().unwrap() / 1024
     );
+    if std::env::args().any(|a| a == "--json") {
+        let figures = serde_json::json!({
+            "serve_vs_duckdb": ms(no_cache) / duckdb,
+            "cache_speedup": ms(no_cache) / ms(warm),
+            "live_p99_ms": ms(l99),
+            "floor_p99_ms": ms(f99),
+            "throughput_cache_ratio": with / without,
+        });
+        println!("{figures}");
+    }
 }
 
 /// The first day the spread sample covers, `YYYY-MM-DD`.
