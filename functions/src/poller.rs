@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -203,7 +204,7 @@ pub async fn run(
 ) -> Result<PollerReport> {
     let config = ingestor.config().clone();
     let resume: ResumeOffsets = Arc::default();
-    let consumer = consumer(&config, options.stop_at_end, Arc::clone(&resume))?;
+    let consumer = consumer(&config, &options.batch, options.stop_at_end, Arc::clone(&resume))?;
     let topics = config.topics();
     let partitions = partitions(&consumer, &config.kafka.brokers, &topics)?;
     let held = ingestor.resume_offsets(&partitions).await?;
@@ -224,15 +225,84 @@ pub async fn run(
     // The client reconnects by itself and queues an error per failed attempt: those are read at
     // most a second apart, and a broker that answers again ends the fault even while stale
     // errors are still queued.
-    let mut broker_weather = Weather::new("reading from Kafka", options.max_retry_time, 1_000);
+    let broker_weather = Weather::new("reading from Kafka", options.max_retry_time, 1_000);
     let mut eof: HashSet<i32> = HashSet::new();
     tokio::pin!(shutdown);
-    while !stopping {
-        let mut records: Vec<KafkaRecord> = Vec::new();
+    let mut source = Source { consumer: &consumer, options: &options, topics: &topics, weather: broker_weather };
+    let mut cut = source.cut(shutdown.as_mut(), &mut eof).await?;
+    loop {
+        stopping |= cut.stopping;
+        if cut.records.is_empty() {
+            if stopping || (cut.idle && watch.done(&consumer, ingestor, &resume, &eof, topics.len() == 1).await?) {
+                break;
+            }
+            cut = source.cut(shutdown.as_mut(), &mut eof).await?;
+            continue;
+        }
+        let batch = KafkaBatch::new(std::mem::take(&mut cut.records));
+        // A batch that fails on a fault is handled again, whole: every commit of it is exactly
+        // once, so what landed before the fault is not written twice.
+        let handling = async {
+            loop {
+                match ingestor.handle(&batch).await {
+                    Ok(done) => break Ok::<_, Error>(done),
+                    Err(e) => lake_weather.retry(e).await?,
+                }
+            }
+        };
+        // The next batch is read while this one is written; it is handled only after this one is
+        // committed, so batches still commit in order.
+        let (done, next) = match stopping {
+            true => (handling.await, Ok(Cut::default())),
+            false => tokio::join!(handling, source.cut(shutdown.as_mut(), &mut eof)),
+        };
+        let done = done?;
+        lake_weather.recovered();
+        tidelake_lake::fault::point("after-batch");
+        commit_offsets(&consumer, &batch, &resume)?;
+        report.batches += 1;
+        report.records += done.records;
+        report.rows_written += done.rows_written();
+        report.dead_letters += done.dead_letters();
+        for table in &done.tables {
+            let room = 3usize.saturating_sub(report.dead_letter_samples.len());
+            report.dead_letter_samples.extend(table.dead_letter_samples.iter().take(room).cloned());
+        }
+        report.duplicates_dropped += done.duplicates();
+        report.minute_rows += done.minute_rows();
+        on_batch(&done);
+        cut = next?;
+    }
+    Ok(report)
+}
+
+/// The records of one micro-batch as the consumer handed them.
+#[derive(Default)]
+struct Cut {
+    records: Vec<KafkaRecord>,
+    /// Nothing came for a while, and the poller stops at the end: time to look whether it is there.
+    idle: bool,
+    /// The shutdown signal came while the batch was read.
+    stopping: bool,
+}
+
+/// Where micro-batches come from: the consumer, cut the way a Lambda event source mapping cuts
+/// (record count, bytes, a wait window from the first record).
+struct Source<'a> {
+    consumer: &'a StreamConsumer<LakeContext>,
+    options: &'a PollerOptions,
+    topics: &'a [String],
+    weather: Weather,
+}
+
+impl Source<'_> {
+    async fn cut(&mut self, mut shutdown: Pin<&mut impl Future<Output = ()>>, eof: &mut HashSet<i32>) -> Result<Cut> {
+        let (consumer, options, topics) = (self.consumer, self.options, self.topics);
+        let broker_weather = &mut self.weather;
+        let mut cut = Cut::default();
         let mut bytes = 0;
         let mut deadline: Option<Instant> = None;
-        let mut idle = false;
-        while records.len() < options.batch.max_records && bytes < options.batch.max_bytes {
+        while cut.records.len() < options.batch.max_records && bytes < options.batch.max_bytes {
             let wait = match deadline {
                 Some(at) => at.saturating_duration_since(Instant::now()),
                 None => Duration::from_millis(200),
@@ -242,14 +312,14 @@ pub async fn run(
             }
             tokio::select! {
                 biased;
-                _ = &mut shutdown => { stopping = true; break; }
+                _ = &mut shutdown => { cut.stopping = true; break; }
                 received = tokio::time::timeout(wait, consumer.recv()) => match received {
                     Err(_elapsed) => {
                         if broker_weather.failing() && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok() {
                             broker_weather.recovered();
                         }
                         if deadline.is_none() && options.stop_at_end {
-                            idle = true;
+                            cut.idle = true;
                             break;
                         }
                     }
@@ -268,51 +338,36 @@ pub async fn run(
                         eof.remove(&message.partition());
                         let record = to_record(&message);
                         bytes += record.payload_len();
-                        records.push(record);
+                        cut.records.push(record);
                         deadline.get_or_insert_with(|| Instant::now() + options.batch.max_wait);
                     }
                 }
             }
         }
-        if records.is_empty() {
-            if idle {
-                stopping = watch.done(&consumer, ingestor, &resume, &eof, topics.len() == 1).await?;
-            }
-            continue;
-        }
-        let batch = KafkaBatch::new(records);
-        // A batch that fails on a fault is handled again, whole: every commit of it is exactly
-        // once, so what landed before the fault is not written twice.
-        let done = loop {
-            match ingestor.handle(&batch).await {
-                Ok(done) => break done,
-                Err(e) => lake_weather.retry(e).await?,
-            }
-        };
-        lake_weather.recovered();
-        tidelake_lake::fault::point("after-batch");
-        commit_offsets(&consumer, &batch, &resume)?;
-        report.batches += 1;
-        report.records += done.records;
-        report.rows_written += done.rows_written();
-        report.dead_letters += done.dead_letters();
-        for table in &done.tables {
-            let room = 3usize.saturating_sub(report.dead_letter_samples.len());
-            report.dead_letter_samples.extend(table.dead_letter_samples.iter().take(room).cloned());
-        }
-        report.duplicates_dropped += done.duplicates();
-        report.minute_rows += done.minute_rows();
-        on_batch(&done);
+        Ok(cut)
     }
-    Ok(report)
 }
 
 fn kafka(context: &'static str) -> impl FnOnce(KafkaError) -> Error {
     move |source| Error::Kafka { context: context.into(), source }
 }
 
+/// How many kilobytes of records the consumer prefetches while a batch is handled, unless the
+/// config's Kafka properties say otherwise: one batch's worth (at least 1 MB), so the next batch is
+/// on hand when this one commits but memory stays near two batches. librdkafka's own default, 64 MB,
+/// would hold ten 6 MB batches in the queue.
+fn prefetch_kbytes(batch: &BatchConfig) -> usize {
+    batch.max_bytes.div_ceil(1024).max(1024)
+}
+
+/// How long the consumer waits before fetching again once its queue was full, unless the config's
+/// Kafka properties say otherwise. librdkafka's default, a second, left ingest waiting on every
+/// batch: the queue is full whenever a batch is being written, and emptied in milliseconds after.
+const FETCH_QUEUE_BACKOFF_MS: &str = "5";
+
 fn consumer(
     config: &PipelineConfig,
+    batch: &BatchConfig,
     partition_eof: bool,
     resume: ResumeOffsets,
 ) -> Result<StreamConsumer<LakeContext>> {
@@ -328,6 +383,12 @@ fn consumer(
         .set("enable.partition.eof", if partition_eof { "true" } else { "false" });
     if !config.kafka.properties.contains_key("auto.offset.reset") {
         client.set("auto.offset.reset", "earliest");
+    }
+    if !config.kafka.properties.contains_key("queued.max.messages.kbytes") {
+        client.set("queued.max.messages.kbytes", prefetch_kbytes(batch).to_string());
+    }
+    if !config.kafka.properties.contains_key("fetch.queue.backoff.ms") {
+        client.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     }
     client
         .create_with_context(LakeContext { resume, last_error: Mutex::default() })
