@@ -118,60 +118,10 @@ impl Ingestor {
     /// Like [`Ingestor::open`]; without `archive`, batches are not archived (records replayed from
     /// the archive are there already).
     pub async fn open_with(config: PipelineConfig, archive: bool) -> Result<Self> {
-        let mut tables = Vec::with_capacity(config.tables.len());
-        for spec in &config.tables {
-            let options = &config.storage_options;
-            let [(data_name, data_at), (dead_name, dead_at), (archive_name, archive_at)] = spec.delta_tables();
-            let archive = match archive {
-                true => Some(
-                    OffsetTable::open(
-                        &archive_name,
-                        archive_at,
-                        &sinks::archive_schema(),
-                        &sinks::archive_partition_columns(),
-                        options,
-                    )
-                    .await?,
-                ),
-                false => None,
-            };
-            let dead_letters =
-                OffsetTable::open(&dead_name, dead_at, &sinks::dead_letter_schema(), &[], options).await?;
-            let data = OffsetTable::open(&data_name, data_at, &spec.table_schema(), &spec.partition_columns(), options)
-                .await?;
-            let minute = match &spec.rollup {
-                None => None,
-                Some(rollup) => {
-                    let grain = Grain::Minute;
-                    let at = rollup.location(grain).expect("validated: a rollup keeps minutes");
-                    // Created now, it aggregates the data commits after this version.
-                    let start = data.table().version().unwrap_or(0);
-                    let properties = HashMap::from([(SOURCE_VERSION_PROPERTY.to_string(), start.to_string())]);
-                    let schema = rollup.schema(grain);
-                    let partitions = RollupSpec::partition_columns();
-                    Some(
-                        OffsetTable::open_with(
-                            &rollup.table_name(grain),
-                            at,
-                            &schema,
-                            &partitions,
-                            options,
-                            properties,
-                        )
-                        .await?,
-                    )
-                }
-            };
-            tables.push(TableSinks {
-                spec: spec.clone(),
-                archive,
-                dead_letters,
-                data,
-                minute,
-                index: UuidIndex::default(),
-                starts: HashMap::new(),
-            });
-        }
+        // Every table of every configured table opens at once: on object storage each open is a
+        // few round trips, and a cold start waits for all of them.
+        let opens = config.tables.iter().map(|spec| TableSinks::open(spec, &config.storage_options, archive));
+        let tables = futures::future::try_join_all(opens).await?;
         Ok(Ingestor { config, tables })
     }
 
@@ -244,9 +194,9 @@ impl Ingestor {
     /// Handles one batch: archives it, sends what does not decode to the dead letters, appends the
     /// rest, each exactly once. A batch delivered again changes nothing.
     pub async fn handle(&mut self, batch: &KafkaBatch) -> Result<BatchReport> {
-        let mut by_topic: BTreeMap<&str, Vec<KafkaRecord>> = BTreeMap::new();
+        let mut by_topic: BTreeMap<&str, Vec<&KafkaRecord>> = BTreeMap::new();
         for r in &batch.records {
-            by_topic.entry(r.topic.as_str()).or_default().push(r.clone());
+            by_topic.entry(r.topic.as_str()).or_default().push(r);
         }
         let mut report = BatchReport { records: batch.len(), tables: Vec::new() };
         for (topic, records) in by_topic {
@@ -262,103 +212,158 @@ impl Ingestor {
 }
 
 impl TableSinks {
-    async fn handle(&mut self, mut records: Vec<KafkaRecord>) -> Result<TableReport> {
-        records.sort_by_key(|r| (r.partition, r.offset));
-        records.dedup_by(|a, b| a.partition == b.partition && a.offset == b.offset);
-        let batch = KafkaBatch::new(records);
-        let last = batch.last_offsets();
-        let now_us = chrono::Utc::now().timestamp_micros();
-        let records = &batch.records;
-
-        let archived = match self.archive.as_mut() {
-            None => Default::default(),
-            Some(archive) => {
-                archive
-                    .append_once(&last, CommitMode::Blind, async |_, c| {
-                        Ok(Planned {
-                            rows: sinks::archive_rows(records, c, now_us)?,
-                            also_covers: Default::default(),
-                            info: ingest_info(
-                                TableKind::Archive,
-                                records,
-                                (c, &self.starts),
-                                |_| Outcome::Row,
-                                |_| true,
-                                DedupCounts::default(),
-                            ),
-                        })
-                    })
-                    .await?
+    /// Opens (or creates) the tables behind `spec`, at the same time.
+    async fn open(spec: &TableSpec, options: &HashMap<String, String>, archive: bool) -> Result<TableSinks> {
+        let [(data_name, data_at), (dead_name, dead_at), (archive_name, archive_at)] = spec.delta_tables();
+        let archive_table = async {
+            match archive {
+                true => OffsetTable::open(
+                    &archive_name,
+                    archive_at,
+                    &sinks::archive_schema(),
+                    &sinks::archive_partition_columns(),
+                    options,
+                )
+                .await
+                .map(Some),
+                false => Ok(None),
             }
         };
-
-        let refs: Vec<&KafkaRecord> = records.iter().collect();
-        let decoded = decode(&self.spec, &refs)?;
-        let letters: Vec<DeadLetter<'_>> = decoded
-            .rejected
-            .iter()
-            .map(|(i, reason)| DeadLetter { record: &records[*i], reason: reason.clone() })
-            .collect();
-        let spec_name = &self.spec.name;
-        let mut dead_letter_samples = Vec::new();
-        let mut outcomes = vec![Outcome::Undecided; records.len()];
-        for (i, _) in &decoded.rejected {
-            outcomes[*i] = Outcome::DeadLetter;
-        }
-        let dead = self
-            .dead_letters
-            .append_once(&last, CommitMode::Blind, async |_, c| {
-                // Only letters this commit writes: a batch delivered again does not log them twice.
-                // Each at debug level; the batch's summary, counted by kind, with the first reason,
-                // once at info.
-                let pending: Vec<&DeadLetter<'_>> = letters.iter().filter(|l| sinks::is_pending(l.record, c)).collect();
-                for letter in &pending {
-                    tracing::debug!(table = %spec_name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
-                }
-                dead_letter_samples =
-                    pending.iter().take(3).map(|l| (l.record.position(), l.reason.clone())).collect();
-                if let Some(first) = pending.first() {
-                    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-                    for letter in &pending {
-                        *kinds.entry(sinks::reason_kind(&letter.reason)).or_default() += 1;
-                    }
-                    let by_kind = kinds.iter().map(|(kind, n)| format!("{kind}: {n}")).collect::<Vec<_>>().join(", ");
-                    tracing::info!(
-                        table = %spec_name,
-                        dead_letters = pending.len(),
-                        %by_kind,
-                        first = %first.record.position(),
-                        reason = %first.reason,
-                        "dead letters in this batch (each logged at debug level)"
-                    );
-                }
-                Ok(Planned {
-                    rows: sinks::dead_letter_rows(&letters, c, now_us)?,
-                    also_covers: Default::default(),
-                    info: ingest_info(
-                        TableKind::DeadLetters,
-                        records,
-                        (c, &self.starts),
-                        |i| outcomes[i],
-                        |o| o == Outcome::DeadLetter,
-                        DedupCounts::default(),
-                    ),
-                })
-            })
+        let dead_schema = sinks::dead_letter_schema();
+        let dead_letters = OffsetTable::open(&dead_name, dead_at, &dead_schema, &[], options);
+        let data_and_minute = async {
+            let data = OffsetTable::open(&data_name, data_at, &spec.table_schema(), &spec.partition_columns(), options)
+                .await?;
+            let Some(rollup) = &spec.rollup else { return Ok((data, None)) };
+            let grain = Grain::Minute;
+            let at = rollup.location(grain).expect("validated: a rollup keeps minutes");
+            // Created now, it aggregates the data commits after this version.
+            let start = data.table().version().unwrap_or(0);
+            let properties = HashMap::from([(SOURCE_VERSION_PROPERTY.to_string(), start.to_string())]);
+            let minute = OffsetTable::open_with(
+                &rollup.table_name(grain),
+                at,
+                &rollup.schema(grain),
+                &RollupSpec::partition_columns(),
+                options,
+                properties,
+            )
             .await?;
+            Ok::<_, tidelake_lake::Error>((data, Some(minute)))
+        };
+        let (archive, dead_letters, (data, minute)) = futures::try_join!(archive_table, dead_letters, data_and_minute)?;
+        Ok(TableSinks {
+            spec: spec.clone(),
+            archive,
+            dead_letters,
+            data,
+            minute,
+            index: UuidIndex::default(),
+            starts: HashMap::new(),
+        })
+    }
+
+    async fn handle(&mut self, mut records: Vec<&KafkaRecord>) -> Result<TableReport> {
+        records.sort_by_key(|r| (r.partition, r.offset));
+        records.dedup_by(|a, b| a.partition == b.partition && a.offset == b.offset);
+        let last = tidelake_lake::batch::last_offsets(records.iter().copied());
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let records = records.as_slice();
+        let TableSinks { spec, archive, dead_letters, data, minute, index, starts } = self;
+        let starts = &*starts;
+
+        // The archive and the dead letters are blind appends to tables of their own: they commit
+        // at the same time, the dead letters once the batch is decoded. The data commit waits for
+        // both, so neither is ever behind the data table.
+        let archiving = async {
+            let Some(archive) = archive.as_mut() else { return Ok(Default::default()) };
+            archive
+                .append_once(&last, CommitMode::Blind, async |_, c| {
+                    Ok(Planned {
+                        rows: sinks::archive_rows(records, c, now_us)?,
+                        also_covers: Default::default(),
+                        info: ingest_info(
+                            TableKind::Archive,
+                            records,
+                            (c, starts),
+                            |_| Outcome::Row,
+                            |_| true,
+                            DedupCounts::default(),
+                        ),
+                    })
+                })
+                .await
+                .map_err(Error::from)
+        };
+        let mut dead_letter_samples = Vec::new();
+        let lettering = async {
+            let decoded = decode(spec, records)?;
+            let letters: Vec<DeadLetter<'_>> = decoded
+                .rejected
+                .iter()
+                .map(|(i, reason)| DeadLetter { record: records[*i], reason: reason.clone() })
+                .collect();
+            let mut outcomes = vec![Outcome::Undecided; records.len()];
+            for (i, _) in &decoded.rejected {
+                outcomes[*i] = Outcome::DeadLetter;
+            }
+            let spec_name = &spec.name;
+            let dead = dead_letters
+                .append_once(&last, CommitMode::Blind, async |_, c| {
+                    // Only letters this commit writes: a batch delivered again does not log them
+                    // twice. Each at debug level; the batch's summary, counted by kind, with the
+                    // first reason, once at info.
+                    let pending: Vec<&DeadLetter<'_>> =
+                        letters.iter().filter(|l| sinks::is_pending(l.record, c)).collect();
+                    for letter in &pending {
+                        tracing::debug!(table = %spec_name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
+                    }
+                    dead_letter_samples =
+                        pending.iter().take(3).map(|l| (l.record.position(), l.reason.clone())).collect();
+                    if let Some(first) = pending.first() {
+                        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+                        for letter in &pending {
+                            *kinds.entry(sinks::reason_kind(&letter.reason)).or_default() += 1;
+                        }
+                        let by_kind =
+                            kinds.iter().map(|(kind, n)| format!("{kind}: {n}")).collect::<Vec<_>>().join(", ");
+                        tracing::info!(
+                            table = %spec_name,
+                            dead_letters = pending.len(),
+                            %by_kind,
+                            first = %first.record.position(),
+                            reason = %first.reason,
+                            "dead letters in this batch (each logged at debug level)"
+                        );
+                    }
+                    Ok(Planned {
+                        rows: sinks::dead_letter_rows(&letters, c, now_us)?,
+                        also_covers: Default::default(),
+                        info: ingest_info(
+                            TableKind::DeadLetters,
+                            records,
+                            (c, starts),
+                            |i| outcomes[i],
+                            |o| o == Outcome::DeadLetter,
+                            DedupCounts::default(),
+                        ),
+                    })
+                })
+                .await?;
+            Ok::<_, Error>((decoded, outcomes, dead))
+        };
+        let (archived, (decoded, mut outcomes, dead)) = futures::try_join!(archiving, lettering)?;
 
         let rows = &decoded.rows;
         let sources = &decoded.row_sources;
         // The rows depend on which event UUIDs the table holds, so every commit that lands first
         // sends this one back to check again.
-        let (spec, index, starts) = (&self.spec, &mut self.index, &self.starts);
         let mut dedup_counts = DedupCounts::default();
         let mut written = None;
         let mut held_before = HashMap::new();
-        let data = self
-            .data
+        let data_outcome = data
             .append_once(&last, CommitMode::OnReadVersion, async |table, c| {
-                let pending = |i: usize| sinks::is_pending(&records[sources[i]], c);
+                let pending = |i: usize| sinks::is_pending(records[sources[i]], c);
                 let range = dedup::window(spec, rows, pending);
                 if let Some(range) = range {
                     let load = index.prepare(table, spec, range).await?;
@@ -380,6 +385,7 @@ impl TableSinks {
                     ingest_info(TableKind::Data, records, (c, starts), |i| outcomes[i], |o| o == Outcome::Row, counts);
                 let rows = match keep.true_count() {
                     0 => None,
+                    n if n == rows.num_rows() => Some(rows.clone()),
                     _ => Some(filter_record_batch(rows, &keep).map_err(|e| tidelake_lake::Error::Arrow {
                         context: "selecting new rows".into(),
                         source: e,
@@ -390,25 +396,23 @@ impl TableSinks {
                 Ok(Planned { rows, info, also_covers: Default::default() })
             })
             .await?;
-        match (data.version, &written) {
+        match (data_outcome.version, &written) {
             (None, _) => dedup_counts = DedupCounts::default(),
-            (Some(version), Some(rows)) if self.spec.dedup_window.is_some() => {
-                self.index.record(&self.spec, version, rows)
-            }
+            (Some(version), Some(rows)) if spec.dedup_window.is_some() => index.record(spec, version, rows),
             _ => {}
         }
 
-        if data.version.is_some() {
+        if data_outcome.version.is_some() {
             tidelake_lake::fault::point("after-data-commit");
         }
         let mut minute_rows = 0;
-        if let (Some(minute), Some(rollup)) = (self.minute.as_mut(), self.spec.rollup.as_ref()) {
-            let just = data.version.map(|version| partials::DataCommit {
+        if let (Some(minute), Some(rollup)) = (minute.as_mut(), spec.rollup.as_ref()) {
+            let just = data_outcome.version.map(|version| partials::DataCommit {
                 version,
                 held_before: &held_before,
                 rows: written.as_ref(),
             });
-            let (spec, data_table) = (&self.spec, self.data.table());
+            let data_table = data.table();
             let outcome = minute
                 .append_once(&last, CommitMode::Blind, async |table, c| {
                     let step = partials::MinuteStep {
@@ -425,16 +429,16 @@ impl TableSinks {
             minute_rows = outcome.rows;
         }
         Ok(TableReport {
-            table: self.spec.name.clone(),
+            table: spec.name.clone(),
             records: records.len(),
-            rows_written: data.rows,
+            rows_written: data_outcome.rows,
             dead_letters: dead.rows,
             dead_letter_samples,
             duplicates: dedup_counts.dropped(),
             beyond_window: dedup_counts.beyond_window,
             archived: archived.rows,
             minute_rows,
-            version: data.version,
+            version: data_outcome.version,
         })
     }
 }
@@ -458,22 +462,30 @@ enum Outcome {
 /// An audit reads these instead of scanning the data.
 fn ingest_info(
     kind: TableKind,
-    records: &[KafkaRecord],
+    records: &[&KafkaRecord],
     (committed, starts): (&HashMap<TopicPartition, i64>, &HashMap<TopicPartition, i64>),
     outcome: impl Fn(usize) -> Outcome,
     written: impl Fn(Outcome) -> bool,
     dedup: DedupCounts,
 ) -> Map<String, Value> {
     let mut offsets: BTreeMap<String, PartitionCounts> = BTreeMap::new();
+    // The records come sorted by partition: the key is made once per run of one partition.
+    let mut current: Option<(i32, String)> = None;
     for (i, r) in records.iter().enumerate().filter(|(_, r)| sinks::is_pending(r, committed)) {
-        let tp = TopicPartition::new(r.topic.as_str(), r.partition);
-        let start = starts.get(&tp).copied().filter(|_| !committed.contains_key(&tp));
-        let counts = offsets.entry(partition_key(&tp)).or_insert(PartitionCounts {
-            first: r.offset,
-            last: r.offset,
-            start,
-            ..PartitionCounts::default()
-        });
+        if current.as_ref().is_none_or(|(partition, _)| *partition != r.partition) {
+            let tp = TopicPartition::new(r.topic.as_str(), r.partition);
+            let key = partition_key(&tp);
+            let start = starts.get(&tp).copied().filter(|_| !committed.contains_key(&tp));
+            offsets.entry(key.clone()).or_insert(PartitionCounts {
+                first: r.offset,
+                last: r.offset,
+                start,
+                ..PartitionCounts::default()
+            });
+            current = Some((r.partition, key));
+        }
+        let key = &current.as_ref().expect("set above").1;
+        let counts = offsets.get_mut(key).expect("entered above");
         counts.first = counts.first.min(r.offset);
         counts.last = counts.last.max(r.offset);
         counts.records += 1;

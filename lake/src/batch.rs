@@ -87,11 +87,16 @@ impl KafkaBatch {
 
     /// The highest offset of each topic-partition in the batch.
     pub fn last_offsets(&self) -> BTreeMap<TopicPartition, i64> {
-        let mut last = BTreeMap::new();
-        for r in &self.records {
-            let entry = last.entry(TopicPartition::new(r.topic.as_str(), r.partition)).or_insert(r.offset);
-            *entry = (*entry).max(r.offset);
-        }
-        last
+        last_offsets(&self.records)
     }
+}
+
+/// The highest offset of each topic-partition of `records`.
+pub fn last_offsets<'a>(records: impl IntoIterator<Item = &'a KafkaRecord>) -> BTreeMap<TopicPartition, i64> {
+    let mut last = BTreeMap::new();
+    for r in records {
+        let entry = last.entry(TopicPartition::new(r.topic.as_str(), r.partition)).or_insert(r.offset);
+        *entry = (*entry).max(r.offset);
+    }
+    last
 }

@@ -89,9 +89,12 @@ pub fn archive_partition_columns() -> Vec<String> {
 
 /// Whether `record` is above what `committed` holds for its topic-partition.
 pub fn is_pending(record: &KafkaRecord, committed: &HashMap<TopicPartition, i64>) -> bool {
+    // Asked for every record of a batch: a scan of the few partitions a batch holds, without
+    // building a key.
     committed
-        .get(&TopicPartition::new(record.topic.as_str(), record.partition))
-        .is_none_or(|done| record.offset > *done)
+        .iter()
+        .find(|(tp, _)| tp.partition == record.partition && tp.topic == record.topic)
+        .is_none_or(|(_, done)| record.offset > *done)
 }
 
 fn micros(ms: Option<i64>) -> Option<i64> {
@@ -136,11 +139,11 @@ pub fn dead_letter_rows(
 /// Rows for the archive table: the records above `committed`. A record without a Kafka timestamp is
 /// filed under the day of `now_us`.
 pub fn archive_rows(
-    records: &[KafkaRecord],
+    records: &[&KafkaRecord],
     committed: &HashMap<TopicPartition, i64>,
     now_us: i64,
 ) -> Result<Option<RecordBatch>> {
-    let rows: Vec<&KafkaRecord> = records.iter().filter(|r| is_pending(r, committed)).collect();
+    let rows: Vec<&KafkaRecord> = records.iter().copied().filter(|r| is_pending(r, committed)).collect();
     if rows.is_empty() {
         return Ok(None);
     }
@@ -228,7 +231,8 @@ mod tests {
 
     #[test]
     fn archive_rows_skip_committed_offsets() {
-        let records = vec![record(0, 5), record(0, 6), record(1, 0)];
+        let records = [record(0, 5), record(0, 6), record(1, 0)];
+        let records: Vec<&KafkaRecord> = records.iter().collect();
         let committed = HashMap::from([(TopicPartition::new("t", 0), 5)]);
         let batch = archive_rows(&records, &committed, 0).unwrap().unwrap();
         assert_eq!(batch.num_rows(), 2);
@@ -244,7 +248,7 @@ mod tests {
     #[test]
     fn archived_records_read_back_as_they_were() {
         let records = vec![record(0, 5), record(1, 0), KafkaRecord { key: None, headers: vec![], ..record(1, 1) }];
-        let batch = archive_rows(&records, &HashMap::new(), 0).unwrap().unwrap();
+        let batch = archive_rows(&records.iter().collect::<Vec<_>>(), &HashMap::new(), 0).unwrap().unwrap();
         assert_eq!(records_from_archive(&batch).unwrap(), records);
     }
 
