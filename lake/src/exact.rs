@@ -171,40 +171,31 @@ pub(crate) fn convert(column: &ArrayRef, kind: &DataType) -> Result<ArrayRef, (u
         return Ok(column.clone());
     }
     let texts = column.as_any().downcast_ref::<StringArray>().expect("numbers are decoded as text");
-    let each = |convert: &dyn Fn(&str) -> Result<(), String>| -> Result<(), (usize, String)> {
-        for (row, text) in texts.iter().enumerate() {
-            if let Some(text) = text {
-                convert(text).map_err(|reason| (row, format!("`{text}` {reason}")))?;
-            }
-        }
-        Ok(())
-    };
+    // One pass: each text read once, the first that does not fit ends it.
+    fn each<T>(
+        texts: &StringArray,
+        read: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<Option<T>>, (usize, String)> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(row, text)| text.map(|t| read(t).map_err(|reason| (row, format!("`{t}` {reason}")))).transpose())
+            .collect()
+    }
     let out: ArrayRef = match kind {
-        DataType::Int32 => {
-            each(&|t| integer(t, 32).map(drop))?;
-            Arc::new(texts.iter().map(|t| t.map(|t| integer(t, 32).expect("checked") as i32)).collect::<Int32Array>())
-        }
-        DataType::Int64 => {
-            each(&|t| integer(t, 64).map(drop))?;
-            Arc::new(texts.iter().map(|t| t.map(|t| integer(t, 64).expect("checked"))).collect::<Int64Array>())
-        }
-        DataType::Float64 => {
-            each(&|t| float(t).map(drop))?;
-            Arc::new(texts.iter().map(|t| t.map(|t| float(t).expect("checked"))).collect::<Float64Array>())
-        }
+        DataType::Int32 => Arc::new(Int32Array::from(each(texts, |t| integer(t, 32).map(|v| v as i32))?)),
+        DataType::Int64 => Arc::new(Int64Array::from(each(texts, |t| integer(t, 64))?)),
+        DataType::Float64 => Arc::new(Float64Array::from(each(texts, float)?)),
         DataType::Float32 => {
             let narrow = |t: &str| -> Result<f32, String> {
                 float(t)?;
                 let value: f32 = t.parse().map_err(|_| "is not a number".to_string())?;
                 value.is_finite().then_some(value).ok_or_else(|| "is too large for a float32".to_string())
             };
-            each(&|t| narrow(t).map(drop))?;
-            Arc::new(texts.iter().map(|t| t.map(|t| narrow(t).expect("checked"))).collect::<Float32Array>())
+            Arc::new(Float32Array::from(each(texts, narrow)?))
         }
         DataType::Decimal128(p, s) => {
-            each(&|t| decimal(t, *p, *s).map(drop))?;
-            let values: Decimal128Array =
-                texts.iter().map(|t| t.map(|t| decimal(t, *p, *s).expect("checked"))).collect();
+            let values = Decimal128Array::from(each(texts, |t| decimal(t, *p, *s))?);
             Arc::new(values.with_precision_and_scale(*p, *s).map_err(|e| (0, e.to_string()))?)
         }
         other => unreachable!("{other} is not decoded as text"),
