@@ -104,8 +104,7 @@ pub(crate) async fn read(
     let store = table.object_store();
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).filter(|c| *c != DATE_COLUMN).collect();
     let batches =
-        tidelake_lake::files::read_columns(store.as_ref(), name, &object_store::path::Path::from(path), &columns)
-            .await?;
+        tidelake_lake::files::read_columns(&store, name, &object_store::path::Path::from(path), &columns).await?;
     let mut out = Vec::with_capacity(batches.len());
     for batch in batches {
         let columns = schema
@@ -139,7 +138,7 @@ pub(crate) async fn read_buckets(
 ) -> Result<Option<Vec<i64>>> {
     let store = table.object_store();
     let path = object_store::path::Path::from(path);
-    match tidelake_lake::files::read_columns(store.as_ref(), name, &path, &[bucket_column]).await {
+    match tidelake_lake::files::read_columns(&store, name, &path, &[bucket_column]).await {
         Ok(batches) => Ok(Some(
             batches
                 .iter()

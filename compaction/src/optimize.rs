@@ -20,9 +20,8 @@ use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::DeltaTable;
 use futures::future::BoxFuture;
-use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
+use tidelake_lake::files::DataFile;
 
 use crate::error::{Error, Result};
 
@@ -189,16 +188,18 @@ impl Optimize {
             let mut batches = Vec::new();
             for file in &bin.files {
                 let path = object_store::path::Path::from(file.path.as_str());
-                let bytes = store.get(&path).await?.bytes().await?;
-                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()).map_err(|e| {
-                    Error::File { table: self.name.clone(), path: file.path.clone(), reason: e.to_string() }
-                })?;
-                for batch in reader {
-                    let batch = batch.map_err(|e| Error::File {
-                        table: self.name.clone(),
-                        path: file.path.clone(),
-                        reason: e.to_string(),
-                    })?;
+                // A storage error stays one (to retry); a file that does not read is named.
+                let unreadable = |e: tidelake_lake::Error| match e {
+                    tidelake_lake::Error::ObjectStore(e) => Error::from(e),
+                    tidelake_lake::Error::Delta { source, .. } => {
+                        Error::File { table: self.name.clone(), path: file.path.clone(), reason: source.to_string() }
+                    }
+                    other => {
+                        Error::File { table: self.name.clone(), path: file.path.clone(), reason: other.to_string() }
+                    }
+                };
+                let data_file = DataFile::new(&store, &self.name, &path).with_size(Some(file.size));
+                for batch in data_file.read(None).await.map_err(unreadable)? {
                     batches.push(with_partition_columns(&batch, &schema, &bin.partition)?);
                 }
             }

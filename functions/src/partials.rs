@@ -158,8 +158,7 @@ async fn catch_up(step: MinuteStep<'_>) -> Result<(Option<RecordBatch>, Vec<u64>
     let mut batches = Vec::new();
     for path in &paths {
         batches.extend(
-            files::read_columns(store.as_ref(), &spec.name, &object_store::path::Path::from(path.as_str()), &columns)
-                .await?,
+            files::read_columns(&store, &spec.name, &object_store::path::Path::from(path.as_str()), &columns).await?,
         );
     }
     let rows = match batches.first() {

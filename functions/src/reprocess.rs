@@ -15,10 +15,10 @@ use arrow::datatypes::TimestampMicrosecondType;
 use chrono::NaiveDate;
 use deltalake::DeltaTable;
 use futures::future::LocalBoxFuture;
-use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use futures::StreamExt;
 use serde::Serialize;
 use tidelake_lake::decode::decode;
+use tidelake_lake::files::DataFile;
 use tidelake_lake::rollup::{Grain, MICROS_PER_DAY};
 use tidelake_lake::schema::PartitionGrain;
 use tidelake_lake::sinks::records_from_archive;
@@ -218,15 +218,19 @@ impl Reprocess {
             Some((from, _)) => (from.pred_opt(), None),
             None => (self.from_ms.and_then(day), self.to_ms.and_then(day)),
         };
-        for path in self.archive_files(&archive, days)? {
-            let bytes = archive.object_store().get(&path).await.map_err(tidelake_lake::Error::from)?.bytes().await;
-            let bytes = bytes.map_err(tidelake_lake::Error::from)?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .and_then(|b| b.build())
-                .map_err(|e| archive_file_error(&path, e.to_string()))?;
-            for rows in reader {
-                let rows = rows.map_err(|e| archive_file_error(&path, e.to_string()))?;
-                records.extend(records_from_archive(&rows)?.into_iter().filter(|r| self.in_range(r)));
+        let store = archive.object_store();
+        for (path, size) in self.archive_files(&archive, days)? {
+            // A storage error stays one (to retry); a file that does not read is the archive's.
+            let unreadable = |e: tidelake_lake::Error| match e {
+                tidelake_lake::Error::ObjectStore(e) => Error::Lake(tidelake_lake::Error::ObjectStore(e)),
+                tidelake_lake::Error::Delta { source, .. } => archive_file_error(&path, source.to_string()),
+                other => archive_file_error(&path, other.to_string()),
+            };
+            let file = DataFile::new(&store, &name, &path).with_size(size);
+            let mut rows = file.stream(None).await.map_err(unreadable)?;
+            while let Some(batch) = rows.next().await {
+                let batch = batch.map_err(unreadable)?;
+                records.extend(records_from_archive(&batch)?.into_iter().filter(|r| self.in_range(r)));
             }
         }
         records.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
@@ -259,7 +263,7 @@ impl Reprocess {
         &self,
         archive: &DeltaTable,
         (first, last): (Option<NaiveDate>, Option<NaiveDate>),
-    ) -> Result<Vec<object_store::path::Path>> {
+    ) -> Result<Vec<(object_store::path::Path, Option<u64>)>> {
         let snapshot = archive.snapshot().map_err(|e| lake_delta(&self.spec.name, e))?;
         Ok(snapshot
             .log_data()
@@ -273,7 +277,7 @@ impl Reprocess {
                     .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
                 date.is_none_or(|d| first.is_none_or(|f| d >= f) && last.is_none_or(|l| d <= l))
             })
-            .map(|f| f.object_store_path())
+            .map(|f| (f.object_store_path(), u64::try_from(f.size()).ok()))
             .collect())
     }
 

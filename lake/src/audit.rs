@@ -28,12 +28,11 @@ use std::collections::{BTreeMap, HashMap};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
 use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::TopicPartition;
 use crate::error::{Error, Result};
+use crate::files::DataFile;
 use crate::ledger::{Commit, IngestInfo, Ledger, PartitionCounts, TableKind};
 
 /// What kind of fault the audit found.
@@ -643,20 +642,15 @@ async fn count_offsets_in_files(
     let mut total = 0;
     for add in &commit.adds {
         let path = object_store::path::Path::from(add.path.as_str());
-        let bytes = ledger.store.get(&path).await?.bytes().await?;
-        let parquet_error = |e: parquet::errors::ParquetError| Error::Ledger {
-            table: ledger.name.clone(),
-            version: commit.version,
-            reason: format!("file {}: {e}", add.path),
-        };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), ["topic", "partition", "offset"]);
-        let batches = builder
-            .with_projection(mask)
-            .build()
-            .map_err(parquet_error)?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(Error::arrow(format!("reading {}", add.path)))?;
+        let file = DataFile::new(&ledger.store, &ledger.name, &path);
+        let batches = file.read(Some(&["topic", "partition", "offset"])).await.map_err(|e| match e {
+            Error::Delta { source, .. } => Error::Ledger {
+                table: ledger.name.clone(),
+                version: commit.version,
+                reason: format!("file {}: {source}", add.path),
+            },
+            other => other,
+        })?;
         for batch in batches {
             let (Some(topics), Some(partitions), Some(offsets)) =
                 (batch.column_by_name("topic"), batch.column_by_name("partition"), batch.column_by_name("offset"))

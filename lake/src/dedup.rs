@@ -18,11 +18,10 @@ use std::collections::{HashMap, HashSet};
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::TimestampMicrosecondType;
 use deltalake::DeltaTable;
-use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
+use futures::StreamExt;
 
 use crate::error::{Error, Result};
+use crate::files::DataFile;
 use crate::schema::{PartitionGrain, TableSpec};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -63,19 +62,20 @@ fn event_times<'a>(spec: &TableSpec, rows: &'a RecordBatch) -> &'a TimestampMicr
         .expect("event time is a microsecond timestamp")
 }
 
-/// The event UUIDs the table holds in the window, as 128-bit hashes with the newest event time of
-/// a row carrying each: one hash probe per checked record, whatever the size of the table.
+/// The event UUIDs the table holds in the window, as 96-bit hashes with the newest event time of a
+/// row carrying each (in whole seconds, rounded up): one hash probe per checked record, whatever the
+/// size of the table, in 16 bytes an entry.
 ///
 /// A warm function keeps it between batches and only reads what other writers committed since
 /// (the UUID and event-time columns of the files their commits added); its own commits it records
 /// without reading them back. A cold function, or a batch older than what the index covers, loads
 /// the window once from the table's files. Entries that leave the window are swept.
 ///
-/// The 128-bit xxh3 hash stands for the UUID: two different UUIDs share a hash with probability
-/// about n² / 2¹²⁹ (for 10⁹ events in a window, below 10⁻²⁰).
+/// 96 bits of the 128-bit xxh3 hash stand for the UUID: two different UUIDs in one window share them
+/// with probability about n² / 2⁹⁷ (for 10⁹ events in a window, below 10⁻¹¹).
 #[derive(Debug, Default)]
 pub struct UuidIndex {
-    ids: HashMap<u128, i64, PreHashed>,
+    ids: HashMap<Key, u32, PreHashed>,
     /// The table version the index reflects; `None` until loaded.
     version: Option<u64>,
     /// Event time (µs) from which every row of the table is in the index.
@@ -119,7 +119,8 @@ impl UuidIndex {
         self.version = Some(current);
         // Sweep in steps of an eighth of the window, not on every batch.
         if window_start > self.complete_from.saturating_add(window / 8) {
-            self.ids.retain(|_, t| *t >= window_start);
+            let keep_from = seconds_down(window_start);
+            self.ids.retain(|_, t| *t >= keep_from);
             self.complete_from = window_start;
         }
         Ok(load)
@@ -139,13 +140,14 @@ impl UuidIndex {
     }
 
     fn insert(&mut self, id: &str, time: i64) {
-        let newest = self.ids.entry(hash(id)).or_insert(time);
+        let time = seconds_up(time);
+        let newest = self.ids.entry(Key::of(id)).or_insert(time);
         *newest = (*newest).max(time);
     }
 
     /// Whether a row of the table in the window holds `uuid`.
     pub fn contains(&self, uuid: &str) -> bool {
-        self.ids.contains_key(&hash(uuid))
+        self.ids.contains_key(&Key::of(uuid))
     }
 
     /// The table version the index reflects; `None` until loaded (or after a load that failed).
@@ -169,7 +171,7 @@ impl UuidIndex {
         let first_day = from.div_euclid(MICROS_PER_DAY) as i32;
         let by_date = spec.partition_by.contains(&PartitionGrain::Date);
         let snapshot = table.snapshot().map_err(Error::delta(&spec.name))?;
-        let mut paths = Vec::new();
+        let (mut paths, mut rows) = (Vec::new(), 0);
         for file in snapshot.log_data().iter() {
             if by_date {
                 let day = file.partition_values_map().get(PartitionGrain::Date.column()).cloned().flatten();
@@ -177,10 +179,13 @@ impl UuidIndex {
                     continue;
                 }
             }
-            paths.push(file.object_store_path());
+            rows += file.num_records().unwrap_or(0);
+            paths.push((file.object_store_path(), u64::try_from(file.size()).ok()));
         }
-        for path in &paths {
-            self.read_file(table, spec, path).await?;
+        // Sized once from the log's row counts, rather than grown (and copied) as the files come.
+        self.ids.reserve(rows);
+        for (path, size) in &paths {
+            self.read_file(table, spec, path, *size).await?;
         }
         self.complete_from = from;
         Ok(paths.len())
@@ -191,23 +196,25 @@ impl UuidIndex {
         let Some(commit) = crate::ledger::read_commit(&spec.name, table, version).await? else { return Ok(0) };
         let mut read = 0;
         for add in commit.adds.iter().filter(|a| a.data_change) {
-            self.read_file(table, spec, &object_store::path::Path::from(add.path.as_str())).await?;
+            self.read_file(table, spec, &object_store::path::Path::from(add.path.as_str()), None).await?;
             read += 1;
         }
         Ok(read)
     }
 
-    async fn read_file(&mut self, table: &DeltaTable, spec: &TableSpec, path: &object_store::path::Path) -> Result<()> {
-        let bytes = table.object_store().get(path).await?.bytes().await?;
-        let file_error = |e: parquet::errors::ParquetError| Error::Delta {
-            table: format!("{} file {path}", spec.name),
-            source: Box::new(e.into()),
-        };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(file_error)?;
-        let mask =
-            ProjectionMask::columns(builder.parquet_schema(), [spec.event_uuid.as_str(), spec.event_time.as_str()]);
-        for batch in builder.with_projection(mask).build().map_err(file_error)? {
-            let batch = batch.map_err(Error::arrow(format!("reading {path}")))?;
+    /// Reads the UUID and event-time column chunks of one file (nothing else of it is fetched).
+    async fn read_file(
+        &mut self,
+        table: &DeltaTable,
+        spec: &TableSpec,
+        path: &object_store::path::Path,
+        size: Option<u64>,
+    ) -> Result<()> {
+        let store = table.object_store();
+        let file = DataFile::new(&store, &spec.name, path).with_size(size);
+        let mut batches = file.stream(Some(&[spec.event_uuid.as_str(), spec.event_time.as_str()])).await?;
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
             let (Some(ids), Some(times)) =
                 (batch.column_by_name(&spec.event_uuid), batch.column_by_name(&spec.event_time))
             else {
@@ -223,8 +230,35 @@ impl UuidIndex {
     }
 }
 
-fn hash(id: &str) -> u128 {
-    twox_hash::XxHash3_128::oneshot(id.as_bytes())
+/// 96 bits of a UUID's 128-bit xxh3 hash, as three words (an entry of the index stays 16 bytes,
+/// where a `u128` key would make it 32 by its alignment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key([u32; 3]);
+
+impl Key {
+    fn of(id: &str) -> Key {
+        let hash = twox_hash::XxHash3_128::oneshot(id.as_bytes());
+        Key([hash as u32, (hash >> 32) as u32, (hash >> 64) as u32])
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The first two words are hash bits already: the table uses them as they are.
+        state.write_u64(u64::from(self.0[0]) | (u64::from(self.0[1]) << 32));
+    }
+}
+
+/// An event time (µs) as whole seconds since the epoch, rounded up, so an entry never leaves the
+/// index before its row leaves the window (times outside 1970..2106 are held at the ends).
+fn seconds_up(micros: i64) -> u32 {
+    micros.div_euclid(1_000_000).saturating_add(i64::from(micros.rem_euclid(1_000_000) != 0)).clamp(0, u32::MAX as i64)
+        as u32
+}
+
+/// The window's start (µs) as whole seconds, rounded down: entries from there on stay.
+fn seconds_down(micros: i64) -> u32 {
+    micros.div_euclid(1_000_000).clamp(0, u32::MAX as i64) as u32
 }
 
 fn epoch_day(date: &str) -> Option<i32> {
@@ -232,7 +266,7 @@ fn epoch_day(date: &str) -> Option<i32> {
     Some((day - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
 }
 
-/// A hasher for keys that are hashes already: folds the 128 bits to 64 instead of hashing again.
+/// A hasher for keys that are hashes already: takes their bits instead of hashing again.
 #[derive(Debug, Clone, Copy, Default)]
 struct PreHashed;
 
@@ -257,8 +291,8 @@ impl std::hash::Hasher for Folded {
             self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
         }
     }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = (v as u64) ^ ((v >> 64) as u64);
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
@@ -274,11 +308,12 @@ pub fn select(
 ) -> (BooleanArray, DedupCounts) {
     let ids = rows.column(spec.event_uuid_index()).as_string::<i32>();
     let times = event_times(spec, rows);
-    let mut seen: HashSet<&str> = HashSet::with_capacity(rows.num_rows());
+    // Each UUID hashed once, for the batch's own copies and the probe of the index.
+    let mut seen: HashSet<Key, PreHashed> = HashSet::with_capacity_and_hasher(rows.num_rows(), PreHashed);
     let mut counts = DedupCounts::default();
     let keep: BooleanArray = (0..rows.num_rows())
         .map(|i| {
-            let id = ids.value(i);
+            let id = Key::of(ids.value(i));
             if !pending(i) {
                 seen.insert(id);
                 return Some(false);
@@ -288,7 +323,7 @@ pub fn select(
                 return Some(false);
             }
             let in_window = range.is_some_and(|(from, _)| times.value(i) >= from);
-            if in_window && index.contains(id) {
+            if in_window && index.ids.contains_key(&id) {
                 counts.in_table += 1;
                 return Some(false);
             }
@@ -308,13 +343,27 @@ mod tests {
     #[test]
     fn the_newest_event_time_of_a_uuid_is_kept() {
         let mut index = UuidIndex::default();
-        index.insert("x", 10);
-        index.insert("x", 5);
-        index.insert("y", 7);
+        index.insert("x", 10_000_000);
+        index.insert("x", 5_000_000);
+        index.insert("y", 7_000_000);
         assert!(index.contains("x") && index.contains("y") && !index.contains("z"));
-        assert_eq!(index.ids[&hash("x")], 10);
+        assert_eq!(index.ids[&Key::of("x")], 10);
         index.ids.retain(|_, t| *t >= 8);
         assert!(index.contains("x") && !index.contains("y"));
         assert_eq!(index.len(), 1);
+        assert_eq!(size_of::<(Key, u32)>(), 16);
+    }
+
+    #[test]
+    fn an_entry_stays_until_its_row_leaves_the_window() {
+        // Rounded up when stored, down at the window's start: kept at least as long as the row.
+        assert_eq!(seconds_up(7_000_000), 7);
+        assert_eq!(seconds_up(7_000_001), 8);
+        assert_eq!(seconds_down(7_999_999), 7);
+        assert_eq!(seconds_up(-5), 0);
+        assert_eq!(seconds_up(i64::MAX), u32::MAX);
+        for (row, start) in [(7_000_001, 7_000_001), (7_500_000, 7_000_000), (8_000_000, 7_999_999)] {
+            assert!(seconds_up(row) >= seconds_down(start), "{row} {start}");
+        }
     }
 }

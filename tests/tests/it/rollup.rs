@@ -312,7 +312,7 @@ async fn a_rollup_added_to_a_table_with_history_starts_at_that_moment() {
         open(with_rollup.tables[0].rollup.as_ref().unwrap().location(Grain::Minute).unwrap(), &Default::default())
             .await;
     let rows = tidelake_lake::files::read_columns(
-        minute.object_store().as_ref(),
+        &minute.object_store(),
         "minute",
         &minute.snapshot().unwrap().log_data().iter().next().unwrap().object_store_path(),
         &["clicks"],
