@@ -1,17 +1,19 @@
 //! Ingest benchmark against the real Kafka broker: throughput of `tidelake ingest` into a local Delta
 //! table, as a ratio against just consuming the same records with a consumer group of its own (the
-//! floor; both include joining the group), the ingest process's peak
-//! RSS with 6 MB batches, the cold start of the `tidelake` binary (spawn to consuming), the
-//! reprocess rate from the archive against the live rate, and an aggregate through `tidelake sql`
-//! over the lake's views against a plain glob of the same files.
+//! floor; both include joining the group), the ingest process's peak RSS with 1, 6 and 32 MB
+//! batches, the cold start of the `tidelake` binary (spawn to consuming), the reprocess rate from the
+//! archive against the live rate, and an aggregate through `tidelake sql` over the lake's views
+//! against a plain glob of the same files.
 //!
 //! Run: `DUCKDB_LIB_DIR=$(infra/duckdb.sh) cargo bench -p tidelake-tests --features sql --bench ingest`
-//! (`TIDELAKE_BENCH_EVENTS` sets the event count, default 300000; without `sql`, the DuckDB
-//! comparison is left out). With `-- --json` the last line of stdout is one JSON object of the
-//! figures measured in the run: `ingest_vs_floor` (ingest events/s over the plain consumer's),
-//! `peak_rss_mb`, `batch_mb`, `cold_start_ms` (median of 5) and `gb_seconds_per_million` (Lambda
+//! (`TIDELAKE_BENCH_EVENTS` sets the event count, default 300000, `TIDELAKE_BENCH_PARTITIONS` the
+//! topic's partitions, default 3; without `sql`, the DuckDB comparison is left out). With `-- --json`
+//! the last line of stdout is one JSON object of the figures measured in the run: `ingest_vs_floor`
+//! (ingest events/s over the plain consumer's), `peak_rss_mb` and `batch_mb` (the 6 MB run),
+//! `peak_rss_mb_by_batch_mb`, `cold_start_ms` (median of 5) and `gb_seconds_per_million` (Lambda
 //! GB-seconds per million events: the ingest run's time per event, whole process included, times the
-//! smallest Lambda memory size in 64 MB steps that holds the peak RSS).
+//! smallest Lambda memory size in 64 MB steps that holds the peak RSS). With
+//! `TIDELAKE_BENCH_PERF=<file>`, the 6 MB run is recorded by `perf record -g` into that file.
 
 #[allow(dead_code)]
 #[path = "../tests/it/helpers.rs"]
@@ -27,8 +29,6 @@ use rdkafka::error::KafkaError;
 
 use helpers::*;
 
-const PARTITIONS: i32 = 3;
-
 /// The batch size ingest is given, as a Lambda event of Kafka's default 6 MB payload would be.
 const BATCH_MB: u64 = 6;
 
@@ -39,13 +39,14 @@ fn main() {
 
 async fn bench() {
     let events: usize = std::env::var("TIDELAKE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
+    let partitions: i32 = std::env::var("TIDELAKE_BENCH_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let topic = unique("bench");
-    create_topic(&topic, PARTITIONS).await;
+    create_topic(&topic, partitions).await;
     let records = helpers::events(events, 0.0, 0.0, 11);
     let bytes: usize = records.iter().map(|r| r.key.len() + r.value.len()).sum();
     produce(&producer(), &topic, &records).await;
     let mb = bytes as f64 / 1e6;
-    println!("records: {} ({mb:.1} MB of keys and values) over {PARTITIONS} partitions", records.len());
+    println!("records: {} ({mb:.1} MB of keys and values) over {partitions} partitions", records.len());
 
     // The floor: the same records consumed and copied into batches, nothing written.
     let floor = consume_only(&topic, records.len()).await;
@@ -56,45 +57,44 @@ async fn bench() {
         mb / floor.as_secs_f64()
     );
 
-    // Ingest with Lambda-sized batches: at most 6 MB each.
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &topic, &unique("group"), 100_000);
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("max_wait = \"300ms\"", &format!("max_wait = \"500ms\"\nmax_bytes = \"{BATCH_MB}MB\""));
-    std::fs::write(&config, text).unwrap();
+    // Ingest with Lambda-sized batches: at most 6 MB each (the headline), then 1 MB and 32 MB for the
+    // memory each batch size needs, each into a lake of its own.
     let bin = env!("CARGO_BIN_EXE_tidelake-under-test");
-    let timed = std::path::Path::new("/usr/bin/time").exists();
-    let mut cmd = if timed {
-        let mut c = Command::new("/usr/bin/time");
-        c.args(["-f", "peak_rss_kb=%M", bin]);
-        c
-    } else {
-        Command::new(bin)
-    };
-    cmd.args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"]).env("RUST_LOG", "warn");
-    let started = Instant::now();
-    let out = cmd.output().unwrap();
-    let ingest = started.elapsed();
-    assert!(out.status.success(), "ingest failed: {}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["rows_written"].as_u64(), Some(records.len() as u64), "every event ingested");
+    let dir = tempfile::tempdir().unwrap();
+    let run = ingest_run(bin, dir.path(), &topic, BATCH_MB, std::env::var("TIDELAKE_BENCH_PERF").ok());
+    assert_eq!(run.rows_written, records.len() as u64, "every event ingested");
+    let ingest = run.time;
+    let config = run.config.clone();
     println!(
         "ingest (this binary):   {:>7.2} s  {:>9.0} events/s  {:>6.1} MB/s  in {} batches",
         ingest.as_secs_f64(),
         records.len() as f64 / ingest.as_secs_f64(),
         mb / ingest.as_secs_f64(),
-        report["batches"]
+        run.batches
     );
     println!("ingest time / floor:    {:.2}x", ingest.as_secs_f64() / floor.as_secs_f64());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let peak_rss_mb = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("peak_rss_kb="))
-        .map(|kb| kb.trim().parse::<f64>().unwrap() / 1024.0);
-    match peak_rss_mb {
-        Some(mb) => println!("peak RSS of ingest with {BATCH_MB} MB batches: {mb:.1} MB"),
-        None => println!("peak RSS: not measured (/usr/bin/time is missing)"),
+    let peak_rss_mb = run.peak_rss_mb;
+    let mut peaks = serde_json::Map::new();
+    for batch_mb in [1, BATCH_MB, 32] {
+        let peak = if batch_mb == BATCH_MB {
+            run.peak_rss_mb
+        } else {
+            let other = tempfile::tempdir().unwrap();
+            let run = ingest_run(bin, other.path(), &topic, batch_mb, None);
+            assert_eq!(run.rows_written, records.len() as u64, "every event ingested");
+            println!(
+                "ingest with {batch_mb:>2} MB batches: {:>7.2} s  {:>9.0} events/s  in {} batches",
+                run.time.as_secs_f64(),
+                records.len() as f64 / run.time.as_secs_f64(),
+                run.batches
+            );
+            run.peak_rss_mb
+        };
+        match peak {
+            Some(mb) => println!("peak RSS of ingest with {batch_mb:>2} MB batches: {mb:.1} MB"),
+            None => println!("peak RSS: not measured (/usr/bin/time is missing)"),
+        }
+        peaks.insert(batch_mb.to_string(), peak.into());
     }
 
     // Reprocess: the same records replayed from the archive into a shadow table.
@@ -107,7 +107,7 @@ async fn bench() {
     let reprocess = started.elapsed();
     assert!(out.status.success(), "reprocess failed: {}", String::from_utf8_lossy(&out.stderr));
     let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(replayed["rows_written"], report["rows_written"], "the shadow table holds the same rows");
+    assert_eq!(replayed["rows_written"].as_u64(), Some(run.rows_written), "the shadow table holds the same rows");
     println!(
         "reprocess from archive: {:>7.2} s  {:>9.0} events/s  ({:.2}x the live ingest rate)",
         reprocess.as_secs_f64(),
@@ -134,20 +134,88 @@ async fn bench() {
     if let (Some(mb), Some(cost)) = (memory_mb, gb_seconds) {
         println!("Lambda cost: {cost:.1} GB-s per million events at {mb:.0} MB");
     }
+    // An always-on process of the same memory costs the same GB-seconds every day, whatever the
+    // traffic: below the break-even rate the functions cost less.
+    let always_on = memory_mb.map(|mb| mb / 1024.0 * 86_400.0);
+    let break_even = always_on.zip(gb_seconds).map(|(day, per_million)| day / per_million * 1e6);
+    if let (Some(day), Some(events)) = (always_on, break_even) {
+        println!(
+            "always-on process of that memory: {day:.0} GB-s a day; the functions cost less below {:.0} million events a day",
+            events / 1e6
+        );
+    }
     if std::env::args().any(|a| a == "--json") {
         let figures = serde_json::json!({
             "events": records.len(),
+            "partitions": partitions,
             "ingest_vs_floor": floor.as_secs_f64() / ingest.as_secs_f64(),
             "ingest_events_per_s": records.len() as f64 / ingest.as_secs_f64(),
             "floor_events_per_s": records.len() as f64 / floor.as_secs_f64(),
             "peak_rss_mb": peak_rss_mb,
             "batch_mb": BATCH_MB,
+            "peak_rss_mb_by_batch_mb": peaks,
             "cold_start_ms": starts[2].as_secs_f64() * 1e3,
             "lambda_memory_mb": memory_mb,
             "gb_seconds_per_million": gb_seconds,
+            "always_on_gb_seconds_per_day": always_on,
+            "break_even_events_per_day": break_even,
             "reprocess_vs_ingest": ingest.as_secs_f64() / reprocess.as_secs_f64(),
         });
         println!("{figures}");
+    }
+}
+
+/// One `tidelake ingest --stop-at-end` run of `topic` into a fresh lake in `dir`.
+struct IngestRun {
+    config: std::path::PathBuf,
+    time: Duration,
+    rows_written: u64,
+    batches: u64,
+    peak_rss_mb: Option<f64>,
+}
+
+/// Ingests `topic` to its end with batches of at most `batch_mb` MB (the bytes decide, not a record
+/// count), timing the whole process; peak RSS from /usr/bin/time, and with `profile`, a CPU profile
+/// of the run recorded by `perf record -g` into that file.
+fn ingest_run(bin: &str, dir: &std::path::Path, topic: &str, batch_mb: u64, profile: Option<String>) -> IngestRun {
+    let config = write_config(dir, topic, &unique("group"), 1_000_000);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_wait = \"300ms\"", &format!("max_wait = \"500ms\"\nmax_bytes = \"{batch_mb}MB\""));
+    std::fs::write(&config, text).unwrap();
+    let timed = std::path::Path::new("/usr/bin/time").exists();
+    let mut wrappers: Vec<String> = Vec::new();
+    if timed {
+        wrappers.extend(["/usr/bin/time", "-f", "peak_rss_kb=%M"].map(String::from));
+    }
+    if let Some(profile) = &profile {
+        wrappers.extend(["perf", "record", "-F", "999", "-g", "-o", profile, "--"].map(String::from));
+        println!("profiling the ingest run into {profile}");
+    }
+    let mut cmd = match wrappers.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    cmd.args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"]).env("RUST_LOG", "warn");
+    let started = Instant::now();
+    let out = cmd.output().unwrap();
+    let time = started.elapsed();
+    assert!(out.status.success(), "ingest failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peak_rss_mb = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kb="))
+        .map(|kb| kb.trim().parse::<f64>().unwrap() / 1024.0);
+    IngestRun {
+        config,
+        time,
+        rows_written: report["rows_written"].as_u64().unwrap(),
+        batches: report["batches"].as_u64().unwrap(),
+        peak_rss_mb,
     }
 }
 
