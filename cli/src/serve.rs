@@ -31,8 +31,9 @@ pub struct Args {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "TIDELAKE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
-    /// Memory for the result cache in MiB: per-day partial results of aggregates over closed days
-    /// (0 turns it off). Its hits and misses are in `GET /v1/metrics`.
+    /// Memory for the result cache in MiB: whole answers of statements over unchanged lake tables
+    /// and per-day partial results of aggregates over closed days (0 turns it off). Its hits and
+    /// misses are in `GET /v1/metrics`.
     #[arg(long, env = "TIDELAKE_CACHE_MB", default_value_t = 256)]
     cache_mb: usize,
     /// Drop a query (and its rows) that no client has polled for this long, as Trino does.

@@ -1,6 +1,16 @@
-//! The result cache: an aggregate over a long range of a lake table computes each closed day once.
+//! The result cache: a statement asked again over unchanged lake tables is answered from memory,
+//! and an aggregate over a long range of a lake table computes each closed day once.
 //!
-//! A query whose plan aggregates one `lake` table partitioned by `event_date` (every rollup table,
+//! Whole statements: the rows of a query that reads only the latest snapshots of `lake` tables,
+//! with no function whose answer can change between two runs (`now()`, `current_date`,
+//! `random()`), are kept under its text, its parameters and the session settings that shape
+//! results (catalog, schema, time zone, properties). They are given again, without planning, while
+//! each of those tables' last commit is still the one the rows were computed from: one storage
+//! `HEAD` of that commit (the same file, not a table made again at the place) and one of the next
+//! version (not there). `kafka` and `live` tables, time travel, `system` and metadata tables are
+//! never kept whole. A result larger than a quarter of the budget is not kept.
+//!
+//! Closed days: //! a query whose plan aggregates one `lake` table partitioned by `event_date` (every rollup table,
 //! and data tables partitioned by date) with mergeable functions only (`count`, `sum`, `min`,
 //! `max`, without `DISTINCT` or `FILTER`) is split per day: the aggregate runs once per
 //! `event_date` partition with the query's own filters, each closed day's partial result is kept,
@@ -23,7 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::catalog::MemTable;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DataFusionError, ScalarValue};
@@ -35,8 +45,10 @@ use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
     cast, lit, Aggregate, Between, BinaryExpr, Expr, Filter, LogicalPlan, LogicalPlanBuilder, Operator, Projection,
-    TableScan, TableScanBuilder,
+    TableScan, TableScanBuilder, Volatility,
 };
+use datafusion::object_store::ObjectStoreExt;
+use deltalake::{ObjectStore, ObjectStoreError, Path};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -47,6 +59,9 @@ use crate::lake_table::{DayColumns, LakeTable};
 /// Days computed at once when a query is split.
 const PARALLEL_DAYS: usize = 4;
 
+/// A whole statement's rows are kept when they take at most this share of the budget.
+const ANSWER_SHARE: usize = 4;
+
 /// Partial aggregates per closed day, shared by every query of a [`Connector`](crate::Connector).
 #[derive(Debug)]
 pub struct ResultCache {
@@ -56,21 +71,67 @@ pub struct ResultCache {
     misses: AtomicU64,
     open_days: AtomicU64,
     split_queries: AtomicU64,
+    statement_hits: AtomicU64,
+    statement_misses: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Entries {
-    map: HashMap<String, Entry>,
+    map: HashMap<Key, Entry>,
     bytes: usize,
     clock: u64,
 }
 
+/// What an entry answers: a closed day of an aggregate (by its sub-plan's signature), or a whole
+/// statement (by [`statement_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Day(String),
+    Statement(String),
+}
+
 #[derive(Debug)]
 struct Entry {
-    fingerprint: [u8; 32],
+    valid: Valid,
     batches: Vec<RecordBatch>,
     bytes: usize,
     used: u64,
+}
+
+/// When an entry still holds.
+#[derive(Debug, Clone)]
+enum Valid {
+    /// While the day's data files are those of this fingerprint.
+    Files([u8; 32]),
+    /// While each table's last commit is the one the rows were computed from.
+    Tables { tables: Vec<TableAt>, schema: SchemaRef },
+}
+
+/// The latest snapshot of a lake table a statement read: its log's store, version and the
+/// stamp of that version's commit file.
+#[derive(Debug, Clone)]
+struct TableAt {
+    store: Arc<dyn ObjectStore>,
+    version: u64,
+    stamp: Stamp,
+}
+
+/// What tells one commit file from another written at the same place later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    modified: DateTime<Utc>,
+    size: u64,
+    e_tag: Option<String>,
+}
+
+/// A statement's rows being gathered to be kept, with the tables they come from.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    key: String,
+    tables: tokio::task::JoinHandle<Option<Vec<TableAt>>>,
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    room: usize,
 }
 
 /// What the cache has done since start, for the server's metrics.
@@ -84,7 +145,13 @@ pub struct CacheStats {
     pub open_days: u64,
     /// Queries split per day.
     pub split_queries: u64,
-    /// `hits / (hits + misses)`, 0 before any lookup.
+    /// Whole statements answered from the cache.
+    pub statement_hits: u64,
+    /// Whole statements computed and kept (first seen, or a table they read has changed).
+    pub statement_misses: u64,
+    /// The share of lookups, whole statements and closed days, answered from the cache:
+    /// `(statement_hits + hits) / (statement_hits + statement_misses + hits + misses)`, 0 before
+    /// any lookup.
     pub hit_rate: f64,
     /// Entries held.
     pub entries: usize,
@@ -116,19 +183,26 @@ impl ResultCache {
             misses: AtomicU64::new(0),
             open_days: AtomicU64::new(0),
             split_queries: AtomicU64::new(0),
+            statement_hits: AtomicU64::new(0),
+            statement_misses: AtomicU64::new(0),
         }
     }
 
     /// The counters and size.
     pub fn stats(&self) -> CacheStats {
         let (hits, misses) = (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed));
+        let statement_hits = self.statement_hits.load(Ordering::Relaxed);
+        let statement_misses = self.statement_misses.load(Ordering::Relaxed);
+        let (found, lookups) = (hits + statement_hits, hits + misses + statement_hits + statement_misses);
         let entries = self.entries.lock().expect("cache lock");
         CacheStats {
             hits,
             misses,
             open_days: self.open_days.load(Ordering::Relaxed),
             split_queries: self.split_queries.load(Ordering::Relaxed),
-            hit_rate: if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+            statement_hits,
+            statement_misses,
+            hit_rate: if lookups == 0 { 0.0 } else { found as f64 / lookups as f64 },
             entries: entries.map.len(),
             bytes: entries.bytes,
         }
@@ -221,7 +295,7 @@ impl ResultCache {
         let closed = day < today;
         let signature = plan.display_indent().to_string();
         if closed {
-            if let Some(batches) = self.lookup(&signature, fingerprint) {
+            if let Some(batches) = self.lookup(&Key::Day(signature.clone()), fingerprint) {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(batches);
             }
@@ -230,31 +304,83 @@ impl ResultCache {
         let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
         if closed {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            self.insert(signature, *fingerprint, batches.clone());
+            self.insert(Key::Day(signature), Valid::Files(*fingerprint), batches.clone());
         } else {
             self.open_days.fetch_add(1, Ordering::Relaxed);
         }
         Ok(batches)
     }
 
-    fn lookup(&self, signature: &str, fingerprint: &[u8; 32]) -> Option<Vec<RecordBatch>> {
+    fn lookup(&self, key: &Key, fingerprint: &[u8; 32]) -> Option<Vec<RecordBatch>> {
         let mut entries = self.entries.lock().expect("cache lock");
         entries.clock += 1;
         let clock = entries.clock;
-        let entry = entries.map.get_mut(signature).filter(|e| e.fingerprint == *fingerprint)?;
+        let entry = entries.map.get_mut(key).filter(|e| matches!(e.valid, Valid::Files(f) if f == *fingerprint))?;
         entry.used = clock;
         Some(entry.batches.clone())
     }
 
-    fn insert(&self, signature: String, fingerprint: [u8; 32], batches: Vec<RecordBatch>) {
-        let bytes = signature.len() + batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
+    /// The rows kept for the statement of `key` (see [`statement_key`]) with their columns, when
+    /// every table they were computed from is still at that commit.
+    pub(crate) async fn answer(&self, key: &str) -> Option<(SchemaRef, Vec<RecordBatch>)> {
+        let key = Key::Statement(key.to_string());
+        let (tables, schema, batches) = {
+            let entries = self.entries.lock().expect("cache lock");
+            match entries.map.get(&key) {
+                Some(Entry { valid: Valid::Tables { tables, schema }, batches, .. }) => {
+                    (tables.clone(), schema.clone(), batches.clone())
+                }
+                _ => return None,
+            }
+        };
+        let current = futures::future::join_all(tables.iter().map(is_current)).await;
+        let mut entries = self.entries.lock().expect("cache lock");
+        if !current.iter().all(|c| *c) {
+            if let Some(gone) = entries.map.remove(&key) {
+                entries.bytes -= gone.bytes;
+            }
+            return None;
+        }
+        entries.clock += 1;
+        let clock = entries.clock;
+        if let Some(entry) = entries.map.get_mut(&key) {
+            entry.used = clock;
+        }
+        self.statement_hits.fetch_add(1, Ordering::Relaxed);
+        Some((schema, batches))
+    }
+
+    /// Starts gathering the rows of the statement of `key`, planned as `plan`: `None` when its
+    /// rows cannot be kept whole (see the module's documentation).
+    /// The commit files of the tables are looked up while the statement runs.
+    pub(crate) fn gather(&self, key: String, plan: &LogicalPlan) -> Option<Answer> {
+        let tables = latest_tables_read(plan)?;
+        let tables = tokio::spawn(async move {
+            let stamps = futures::future::join_all(tables.iter().map(|t| table_at(t.table()))).await;
+            stamps.into_iter().collect::<Option<Vec<_>>>()
+        });
+        Some(Answer { key, tables, batches: Vec::new(), bytes: 0, room: self.max_bytes / ANSWER_SHARE })
+    }
+
+    /// Keeps `answer`'s rows under its statement's key.
+    pub(crate) async fn keep(&self, answer: Answer, schema: SchemaRef) {
+        let Ok(Some(tables)) = answer.tables.await else { return };
+        self.statement_misses.fetch_add(1, Ordering::Relaxed);
+        self.insert(Key::Statement(answer.key), Valid::Tables { tables, schema }, answer.batches);
+    }
+
+    fn insert(&self, key: Key, valid: Valid, batches: Vec<RecordBatch>) {
+        let named = match &key {
+            Key::Day(text) | Key::Statement(text) => text.len(),
+        };
+        let bytes = named + batches.iter().map(|b| b.get_array_memory_size()).sum::<usize>();
         if bytes > self.max_bytes {
             return;
         }
         let mut entries = self.entries.lock().expect("cache lock");
         entries.clock += 1;
         let used = entries.clock;
-        if let Some(old) = entries.map.insert(signature, Entry { fingerprint, batches, bytes, used }) {
+        if let Some(old) = entries.map.insert(key, Entry { valid, batches, bytes, used }) {
             entries.bytes -= old.bytes;
         }
         entries.bytes += bytes;
@@ -266,6 +392,98 @@ impl ResultCache {
             entries.bytes -= gone.bytes;
         }
     }
+}
+
+impl Answer {
+    /// Adds a batch of the statement's rows; `false` once they are more than may be kept, and
+    /// nothing is kept.
+    pub(crate) fn add(&mut self, batch: &RecordBatch) -> bool {
+        self.bytes += batch.get_array_memory_size();
+        if self.bytes > self.room {
+            self.batches = Vec::new();
+            return false;
+        }
+        self.batches.push(batch.clone());
+        true
+    }
+}
+
+/// The key of a statement's whole answer: its text, its parameters and the session settings that
+/// shape its rows.
+pub(crate) fn statement_key(sql: &str, params: &[String], session: &crate::session::Session) -> String {
+    format!("{:?}", (&session.catalog, &session.schema, &session.time_zone, &session.properties, params, sql))
+}
+
+/// The lake tables `plan` reads, each at its latest snapshot, when that is all it reads and
+/// nothing in it can answer differently over the same data; `None` otherwise.
+fn latest_tables_read(plan: &LogicalPlan) -> Option<Vec<Arc<LakeTable>>> {
+    let mut tables: Vec<Arc<LakeTable>> = Vec::new();
+    let mut keep = true;
+    let outcome = plan.apply_with_subqueries(|node| {
+        let fixed = match node {
+            LogicalPlan::TableScan(scan) => match source_as_provider(&scan.source)
+                .ok()
+                .and_then(|p| Arc::downcast::<LakeTable>(p as Arc<dyn std::any::Any + Send + Sync>).ok())
+            {
+                Some(table) if table.is_latest() => {
+                    tables.push(table);
+                    true
+                }
+                _ => false,
+            },
+            LogicalPlan::Explain(_)
+            | LogicalPlan::Analyze(_)
+            | LogicalPlan::Extension(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Ddl(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::DescribeTable(_) => false,
+            _ => node.expressions().iter().all(immutable),
+        };
+        keep &= fixed;
+        Ok(if fixed { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+    });
+    (outcome.is_ok() && keep && !tables.is_empty()).then_some(tables)
+}
+
+/// Whether `expr` gives the same value for the same input at any time: no function in it is
+/// stable (`now()`, `current_date`) or volatile (`random()`), and no parameter is left unbound.
+fn immutable(expr: &Expr) -> bool {
+    let mut fixed = true;
+    let _ = expr.apply(|e| {
+        let volatility = match e {
+            Expr::ScalarFunction(f) => f.func.signature().volatility,
+            Expr::AggregateFunction(f) => f.func.signature().volatility,
+            Expr::Placeholder(_) => Volatility::Volatile,
+            _ => Volatility::Immutable,
+        };
+        fixed &= volatility == Volatility::Immutable;
+        Ok(if fixed { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+    });
+    fixed
+}
+
+/// The commit file of `table`'s loaded version: `None` when it cannot be read.
+async fn table_at(table: &deltalake::DeltaTable) -> Option<TableAt> {
+    let version = table.version()?;
+    let store = table.log_store().object_store(None);
+    let meta = store.head(&commit_path(version)).await.ok()?;
+    let stamp = Stamp { modified: meta.last_modified, size: meta.size, e_tag: meta.e_tag };
+    Some(TableAt { store, version, stamp })
+}
+
+/// Whether `table`'s version is still its last commit, in the same commit file.
+async fn is_current(table: &TableAt) -> bool {
+    let (this, next) = (commit_path(table.version), commit_path(table.version + 1));
+    let (this, next) = futures::join!(table.store.head(&this), table.store.head(&next));
+    let same = this.is_ok_and(|m| Stamp { modified: m.last_modified, size: m.size, e_tag: m.e_tag } == table.stamp);
+    same && matches!(next, Err(ObjectStoreError::NotFound { .. }))
+}
+
+/// Where commit `version` of a table lies in its log.
+fn commit_path(version: u64) -> Path {
+    Path::from(format!("_delta_log/{version:020}.json"))
 }
 
 /// The aggregates of `plan` that read one day-partitioned lake table through projections, filters
@@ -554,7 +772,7 @@ mod tests {
     }
 
     fn hour_at(text: &str) -> Expr {
-        let micros = chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros();
+        let micros = DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros();
         lit(ScalarValue::TimestampMicrosecond(Some(micros), Some("UTC".into())))
     }
 

@@ -419,7 +419,7 @@ impl SchemaProvider for LakeSchema {
         let mut table = LakeTable::new(table).await?;
         if version == TableVersion::Latest {
             let days = self.0.day_columns(base, &table.schema());
-            table = table.with_day_columns(days);
+            table = table.latest(days);
         }
         Ok(Some(Arc::new(table)))
     }

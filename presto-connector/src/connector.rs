@@ -16,7 +16,7 @@ use futures::{FutureExt, StreamExt};
 use tidelake_lake::PipelineConfig;
 use tokio::sync::mpsc;
 
-use crate::cache::{CacheStats, ResultCache};
+use crate::cache::{self, CacheStats, ResultCache};
 use crate::catalog::{KafkaSchema, LakeSchema, LiveSchema, Shared};
 use crate::error::{Error, Result};
 use crate::metadata;
@@ -82,8 +82,9 @@ impl Connector {
         })
     }
 
-    /// Keeps the per-day partial results of aggregates over closed days, up to `max_bytes` (see
-    /// [`cache`](crate::cache)); `0` keeps none.
+    /// Keeps whole answers of statements over unchanged lake tables and the per-day partial
+    /// results of aggregates over closed days, up to `max_bytes` (see [`cache`](crate::cache));
+    /// `0` keeps none.
     pub fn with_result_cache(mut self, max_bytes: usize) -> Self {
         self.cache = (max_bytes > 0).then(|| Arc::new(ResultCache::new(max_bytes)));
         self
@@ -182,6 +183,17 @@ impl Connector {
         if let Command::Changed { update_type, changes } = command {
             return Ok(Rows::done(update_type, changes));
         }
+        let key = match (&self.cache, &command) {
+            (Some(cache), Command::Run { sql, params }) => {
+                let params: Vec<String> = params.iter().map(|p| p.to_string()).collect();
+                let key = cache::statement_key(sql, &params, session);
+                if let Some((schema, batches)) = cache.answer(&key).await {
+                    return Ok(Rows::kept(schema, batches));
+                }
+                Some(key)
+            }
+            _ => None,
+        };
         let (sender, mut receiver) = mpsc::channel(READY_BATCHES);
         let (ctx, limits, cache, memory_limit) = (self.ctx.clone(), self.limits, self.cache.clone(), self.memory_limit);
         let session = session.clone();
@@ -190,6 +202,10 @@ impl Connector {
         let run = async move {
             let frame = plan(&ctx, &limits, &command, &session).await?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let mut answer = match (&cache, key) {
+                (Some(cache), Some(key)) => cache.gather(key, frame.logical_plan()),
+                _ => None,
+            };
             let frame = match &cache {
                 Some(cache) => {
                     let (state, plan) = frame.into_parts();
@@ -201,14 +217,21 @@ impl Connector {
                 }
                 None => frame,
             };
-            if to_reader.send(Ready::Schema(schema)).await.is_err() {
+            if to_reader.send(Ready::Schema(schema.clone())).await.is_err() {
                 return Ok(());
             }
             let mut stream = frame.execute_stream().await?;
             while let Some(batch) = stream.next().await {
-                if to_reader.send(Ready::Batch(batch?)).await.is_err() {
-                    break;
+                let batch = batch?;
+                if answer.as_mut().is_some_and(|a| !a.add(&batch)) {
+                    answer = None;
                 }
+                if to_reader.send(Ready::Batch(batch)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if let (Some(cache), Some(answer)) = (cache, answer) {
+                cache.keep(answer, schema).await;
             }
             Ok(())
         };
@@ -283,6 +306,15 @@ impl Rows {
         let (sender, receiver) = mpsc::channel(1);
         sender.try_send(Ready::Batch(batch)).expect("room for one batch");
         Rows { schema, receiver, _task: None, update_type: Some(update_type), changes }
+    }
+
+    /// Rows already at hand: a statement's answer from the result cache.
+    fn kept(schema: SchemaRef, batches: Vec<RecordBatch>) -> Rows {
+        let (sender, receiver) = mpsc::channel(batches.len().max(1));
+        for batch in batches {
+            sender.try_send(Ready::Batch(batch)).expect("room for every batch");
+        }
+        Rows { schema, receiver, _task: None, update_type: None, changes: Vec::new() }
     }
 
     /// Trino's `updateType` of a statement that is not a query (`PREPARE`, `USE`, ...).

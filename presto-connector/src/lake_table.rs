@@ -29,6 +29,7 @@ pub struct DayColumns {
 pub struct LakeTable {
     table: DeltaTable,
     inner: Arc<dyn TableProvider>,
+    latest: bool,
     days: Option<DayColumns>,
 }
 
@@ -36,12 +37,19 @@ impl LakeTable {
     /// The provider of `table` as loaded.
     pub async fn new(table: DeltaTable) -> Result<Self> {
         let inner = table.table_provider().await?;
-        Ok(LakeTable { table, inner, days: None })
+        Ok(LakeTable { table, inner, latest: false, days: None })
     }
 
-    /// Marks this as the latest snapshot of a table partitioned by day, placed in days by `days`.
-    pub fn with_day_columns(self, days: Option<DayColumns>) -> Self {
-        LakeTable { days, ..self }
+    /// Marks this as the table's latest snapshot, placed in days by `days` when it is partitioned
+    /// by day.
+    pub fn latest(self, days: Option<DayColumns>) -> Self {
+        LakeTable { latest: true, days, ..self }
+    }
+
+    /// Whether this is the snapshot that was the table's latest when the query was planned (not a
+    /// version read through time travel).
+    pub fn is_latest(&self) -> bool {
+        self.latest
     }
 
     /// The snapshot behind it.

@@ -276,6 +276,16 @@ pub(super) async fn prometheus(state: &Arc<State>) -> String {
     if let Some(cache) = state.connector.cache_stats() {
         out.counter("tidelake_result_cache_hits_total", "Closed days served from the result cache.", cache.hits as f64);
         out.counter("tidelake_result_cache_misses_total", "Closed days computed and kept.", cache.misses as f64);
+        out.counter(
+            "tidelake_result_cache_statement_hits_total",
+            "Whole statements answered from the result cache.",
+            cache.statement_hits as f64,
+        );
+        out.counter(
+            "tidelake_result_cache_statement_misses_total",
+            "Whole statements computed and kept.",
+            cache.statement_misses as f64,
+        );
     }
     out.text
 }

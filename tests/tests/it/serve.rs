@@ -142,13 +142,13 @@ async fn trino_and_presto_clients_get_rows_types_and_errors() {
     assert_eq!(out["presto_live_totals"]["rows"], json!([["int:5200", "int:5200", presto_sum]]));
     assert_eq!(out["presto_bad_syntax"]["error"], "PrestoUserError", "{}", out["presto_bad_syntax"]);
 
-    // The dashboard query's second run came from the result cache, with the same rows; the server's
-    // metrics say so.
+    // The dashboard query's second run came whole from the result cache, with the same rows; the
+    // server's metrics say so.
     let first = &out["dashboard_first"]["rows"];
     assert_eq!(first.as_array().map(|r| r.len()), Some(2), "{}", out["dashboard_first"]);
     assert_eq!(out["dashboard_again"]["rows"], *first);
     let cache = &out["metrics"]["result_cache"];
-    assert!(cache["hits"].as_u64().unwrap() >= 1, "{}", out["metrics"]);
+    assert!(cache["statement_hits"].as_u64().unwrap() >= 1, "{}", out["metrics"]);
     assert!(cache["hit_rate"].as_f64().unwrap() > 0.0, "{}", out["metrics"]);
 }
 
