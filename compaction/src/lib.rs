@@ -134,8 +134,16 @@ pub async fn compact_table(
         out.extend(roll_up(rollup, storage_options, options).await?);
     }
     let mut tables: Vec<(String, &url::Url)> = spec.delta_tables().into_iter().collect();
+    // The data table's rows are sorted by `optimize.sort_by`; a rollup table's by those of the
+    // columns it has.
+    let mut sort_by: HashMap<String, Vec<String>> = HashMap::from([(spec.name.clone(), spec.sort_by.clone())]);
     if let Some(rollup) = &spec.rollup {
         tables.extend(rollup.tables().map(|(_, name, at)| (name, at)));
+        for (grain, name, _) in rollup.tables() {
+            let schema = rollup.schema(grain);
+            let kept = spec.sort_by.iter().filter(|c| schema.field_with_name(c).is_ok()).cloned().collect();
+            sort_by.insert(name, kept);
+        }
     }
     let order: Vec<String> = tables.iter().map(|(name, _)| name.clone()).collect();
     for (name, location) in tables {
@@ -161,6 +169,7 @@ pub async fn compact_table(
                             None => reopen(&name, location, storage_options).await?,
                         };
                         let run = Optimize::new(table, &name)
+                            .with_sort_by(sort_by.get(&name).cloned().unwrap_or_default())
                             .with_target_size(options.target_size)
                             .with_dry_run(options.dry_run);
                         match run.await {

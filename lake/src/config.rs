@@ -19,6 +19,7 @@
 //!     partition_by = ["date"]
 //!     dedup_window = "24h"
 //!     max_future = "1h"
+//!     optimize = { sort_by = ["ad_id"] }
 //!     columns = [
 //!       { name = "event_id", type = "string", nullable = false },
 //!       { name = "event_time", type = "timestamp", nullable = false },
@@ -28,6 +29,7 @@
 //! "#, std::path::Path::new("/tmp")).unwrap();
 //! assert_eq!(config.tables[0].location.as_str(), "file:///tmp/lake/ad_events");
 //! assert_eq!(config.kafka.isolation_level, "read_committed");
+//! assert_eq!(config.tables[0].sort_by, ["ad_id"]);
 //! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -225,6 +227,14 @@ struct RawTable {
     max_future: Option<String>,
     columns: Vec<RawColumn>,
     rollup: Option<RawRollup>,
+    optimize: Option<RawOptimize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOptimize {
+    #[serde(default)]
+    sort_by: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -473,6 +483,17 @@ impl Validator<'_> {
             partition_by.push(grain);
         }
         partition_by.sort();
+        let mut sort_by: Vec<String> = Vec::new();
+        for (i, column) in raw.optimize.map(|o| o.sort_by).unwrap_or_default().into_iter().enumerate() {
+            let skey = format!("{key}.optimize.sort_by[{i}]");
+            if !seen.contains(&column) {
+                return Err(self.invalid(skey, format!("names column `{column}`, which is not in `columns`")));
+            }
+            if sort_by.contains(&column) {
+                return Err(self.invalid(skey, format!("column `{column}` is listed twice")));
+            }
+            sort_by.push(column);
+        }
         let located = |field: &str, given: Option<String>, default: String| -> Result<Url> {
             match given {
                 Some(text) => self.location(&format!("{key}.{field}"), &text, base_dir),
@@ -502,7 +523,8 @@ impl Validator<'_> {
         )
         .with_dedup_window(self.dedup_window(key, raw.dedup_window)?)
         .with_max_future(self.max_future(key, raw.max_future)?)
-        .with_rollup(rollup))
+        .with_rollup(rollup)
+        .with_sort_by(sort_by))
     }
 
     fn dedup_window(&self, key: &str, raw: Option<String>) -> Result<Option<Duration>> {

@@ -27,6 +27,12 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the first request to a cluster may take before it is reported as not answering.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a range reader lets the broker hold a fetch for records not yet there, unless the
+/// config's Kafka properties say otherwise. A reader asks only for offsets below the high
+/// watermark, so waiting never brings it a record; librdkafka's default (500 ms) left the next read
+/// of a reused reader waiting that long behind the last fetch of the one before.
+const RANGE_FETCH_WAIT_MS: &str = "5";
+
 /// A client context that keeps librdkafka's own log lines and error callbacks at debug level:
 /// what fails reaches the caller as the error of its request, in one line, rather than as a
 /// stream of reconnect attempts on the terminal.
@@ -84,14 +90,19 @@ impl RangeReader {
         for (key, value) in &config.kafka.properties {
             client.set(key, value);
         }
-        let consumer = client
+        client
             .set("bootstrap.servers", &config.kafka.brokers)
             .set("group.id", format!("{}-{purpose}", config.kafka.group_id))
             .set("isolation.level", &config.kafka.isolation_level)
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create_with_context(QuietContext)
-            .map_err(kafka(format!("creating the {purpose} consumer")))?;
+            .set("enable.partition.eof", "true");
+        for key in ["fetch.wait.max.ms", "fetch.queue.backoff.ms"] {
+            if !config.kafka.properties.contains_key(key) {
+                client.set(key, RANGE_FETCH_WAIT_MS);
+            }
+        }
+        let consumer =
+            client.create_with_context(QuietContext).map_err(kafka(format!("creating the {purpose} consumer")))?;
         Ok(RangeReader { consumer, brokers: config.kafka.brokers.clone() })
     }
 

@@ -193,6 +193,8 @@ pub struct TableSpec {
     pub max_future: Option<std::time::Duration>,
     /// The table's rollup, if it declares one.
     pub rollup: Option<RollupSpec>,
+    /// The columns optimize sorts the rows of each file it writes by (`optimize.sort_by`).
+    pub sort_by: Vec<String>,
     record_schema: SchemaRef,
     table_schema: SchemaRef,
 }
@@ -238,6 +240,7 @@ impl TableSpec {
             dedup_window: None,
             max_future: Some(DEFAULT_MAX_FUTURE),
             rollup: None,
+            sort_by: Vec::new(),
             record_schema: Arc::new(Schema::new(record_fields)),
             table_schema: Arc::new(Schema::new(table_fields)),
         }
@@ -258,6 +261,12 @@ impl TableSpec {
     /// Sets the rollup.
     pub fn with_rollup(mut self, rollup: Option<RollupSpec>) -> Self {
         self.rollup = rollup;
+        self
+    }
+
+    /// Sets the columns optimize sorts rows by.
+    pub fn with_sort_by(mut self, columns: Vec<String>) -> Self {
+        self.sort_by = columns;
         self
     }
 

@@ -368,3 +368,59 @@ async fn compactions_started_together_never_double_or_lose_a_bucket() {
     let raw = tidelake_lake::delta::row_and_file_count(&open(&spec.location, &HashMap::new()).await).unwrap().0;
     assert_eq!(raw, 40 * 60);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimize_sorts_the_rows_of_each_file_it_writes_by_the_configured_columns() {
+    use arrow::array::AsArray;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use tidelake_compaction::{compact_table, CompactOptions, Job};
+
+    let dir = tempfile::tempdir().unwrap();
+    let table = tidelake_lake::sample::AD_EVENTS_TABLE.replace(
+        "partition_by",
+        "dedup_window = \"off\"\noptimize = { sort_by = [\"ad_id\", \"event_id\"] }\npartition_by",
+    );
+    let text = format!("[kafka]\nbrokers = \"unused:9092\"\n[lake]\nroot = \"lake\"\n\n{table}");
+    let config = PipelineConfig::parse(&text, dir.path()).unwrap();
+    let spec = &config.tables[0];
+    assert_eq!(spec.sort_by, ["ad_id", "event_id"]);
+    // Eight commits of 50 events in one hour, ad ids in no order.
+    let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
+    for batch in 0..8i64 {
+        let records = (0..50)
+            .map(|i| {
+                let n = batch * 50 + i;
+                local_record(n, format!(r#"{{"event_id":"e-{n:03}","event_time":"2026-11-23T10:{:02}:00Z","event_type":"click","ad_id":{},"campaign_id":1000,"cost":"0.{n:06}"}}"#, i, (n * 37) % 101))
+            })
+            .collect();
+        ingestor.handle(&KafkaBatch::new(records)).await.unwrap();
+    }
+    let before = read_back(&spec.location, "event_id", "cost");
+
+    let options = CompactOptions { jobs: vec![Job::Optimize], ..CompactOptions::default() };
+    let report = compact_table(spec, &HashMap::new(), &options).await.unwrap();
+    let optimized = report.iter().find(|r| r.table == "ad_events").unwrap().optimize.as_ref().unwrap();
+    assert_eq!((optimized.files_removed, optimized.files_added), (8, 1), "{optimized:?}");
+
+    // The same rows for another engine, and the one file holds them by ad id, then event id.
+    assert_eq!(read_back(&spec.location, "event_id", "cost"), before);
+    let table = open(&spec.location, &HashMap::new()).await;
+    let files: Vec<String> =
+        table.snapshot().unwrap().log_data().iter().map(|f| f.object_store_path().to_string()).collect();
+    assert_eq!(files.len(), 1);
+    let file = std::fs::File::open(spec.location.to_file_path().unwrap().join(&files[0])).unwrap();
+    let mut keys = Vec::new();
+    for batch in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
+        let batch = batch.unwrap();
+        let ads = batch.column_by_name("ad_id").unwrap().as_primitive::<arrow::datatypes::Int64Type>().clone();
+        let ids = batch.column_by_name("event_id").unwrap().as_string::<i32>().clone();
+        keys.extend((0..batch.num_rows()).map(|i| (ads.value(i), ids.value(i).to_string())));
+    }
+    assert_eq!(keys.len(), 400);
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "rows are not sorted by (ad_id, event_id)");
+
+    // A column the table does not have is refused with its key before anything runs.
+    let wrong = text.replace("\"ad_id\", \"event_id\"", "\"ad_id\", \"region\"");
+    let refused = PipelineConfig::parse(&wrong, dir.path()).unwrap_err().to_string();
+    assert!(refused.contains("tables.ad_events.optimize.sort_by[1]") && refused.contains("region"), "{refused}");
+}

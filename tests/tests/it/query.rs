@@ -377,7 +377,6 @@ async fn dashboard_queries_over_closed_days_come_from_the_cache() {
     assert_eq!(rows(&cached, &part).await, rows(&plain, &part).await);
     assert_eq!((stats().hits, stats().misses), (6, 5), "{:?}", stats());
 
-
     // The data table is partitioned by date too; a global aggregate over it splits the same way.
     let totals = "SELECT count(*), sum(cost), min(event_time), max(event_time) FROM lake.ad_events";
     let average = "SELECT event_type, avg(cost) FROM lake.ad_events GROUP BY event_type ORDER BY event_type";
