@@ -52,24 +52,10 @@ async fn bench() {
         let records: Vec<KafkaRecord> = (0..240)
             .flat_map(|hour| (0..20).map(move |n| (hour, n)))
             .map(|(hour, n)| {
-                let time = (start + chrono::Duration::hours(hour) + chrono::Duration::seconds(batch * 20 + n)).to_rfc3339();
+                let time =
+                    (start + chrono::Duration::hours(hour) + chrono::Duration::seconds(batch * 20 + n)).to_rfc3339();
                 offset += 1;
-                KafkaRecord {
-                    topic: "ad_events".into(),
-                    partition: 0,
-                    offset,
-                    timestamp_ms: None,
-                    key: None,
-                    value: Some(
-                        format!(
-                            r#"{{"event_id":"e-{offset}","event_time":"{time}","event_type":"impression","ad_id":{},"campaign_id":1000,"cost":"0.{:06}"}}"#,
-                            offset % 200,
-                            offset % 999_999
-                        )
-                        .into_bytes(),
-                    ),
-                    headers: vec![],
-                }
+                impression(offset, &time, offset % 200)
             })
             .collect();
         ingestor.handle(&KafkaBatch::new(records)).await.unwrap();
@@ -137,23 +123,9 @@ async fn sort_by_ad_id() -> Sorted {
     let mut ingestor = Ingestor::open(config.clone()).await.unwrap();
     for commit in 0..commits {
         let records: Vec<KafkaRecord> = (commit * rows / commits..(commit + 1) * rows / commits)
-            .map(|offset| KafkaRecord {
-                topic: "ad_events".into(),
-                partition: 0,
-                offset,
-                timestamp_ms: None,
-                key: None,
-                value: Some(
-                    format!(
-                        r#"{{"event_id":"e-{offset}","event_time":"2026-11-10T{:02}:{:02}:00Z","event_type":"impression","ad_id":{},"campaign_id":1000,"cost":"0.{:06}"}}"#,
-                        offset * 24 / rows,
-                        offset % 60,
-                        offset % 1000,
-                        offset % 999_999
-                    )
-                    .into_bytes(),
-                ),
-                headers: vec![],
+            .map(|offset| {
+                let time = format!("2026-11-10T{:02}:{:02}:00Z", offset * 24 / rows, offset % 60);
+                impression(offset, &time, offset % 1000)
             })
             .collect();
         ingestor.handle(&KafkaBatch::new(records)).await.unwrap();
@@ -202,6 +174,24 @@ async fn sort_by_ad_id() -> Sorted {
         sorted.aggregate_ratio
     );
     sorted
+}
+
+/// An impression of `ad_id` at `time`, at `offset` of partition 0, its event id and cost made from
+/// the offset.
+fn impression(offset: i64, time: &str, ad_id: i64) -> KafkaRecord {
+    let value = format!(
+        r#"{{"event_id":"e-{offset}","event_time":"{time}","event_type":"impression","ad_id":{ad_id},"campaign_id":1000,"cost":"0.{:06}"}}"#,
+        offset % 999_999
+    );
+    KafkaRecord {
+        topic: "ad_events".into(),
+        partition: 0,
+        offset,
+        timestamp_ms: None,
+        key: None,
+        value: Some(value.into_bytes()),
+        headers: vec![],
+    }
 }
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
