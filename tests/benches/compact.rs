@@ -159,10 +159,10 @@ async fn sort_by_ad_id() -> Sorted {
         "optimize.sort_by = [\"ad_id\"], {rows} events of one day in {commits} commits, optimized with and without:"
     );
     println!(
-        "  files: {plain_files} of {:.1} MB as they come, {sorted_files} of {:.1} MB sorted ({:.2}x smaller)",
+        "  files: {plain_files} of {:.1} MB as they come, {sorted_files} of {:.1} MB sorted ({:.2}x the bytes)",
         plain_bytes as f64 / 1e6,
         sorted_bytes as f64 / 1e6,
-        sorted.size_ratio
+        1.0 / sorted.size_ratio
     );
     println!(
         "  DuckDB, one ad's totals (ad_id = 17): {:.1} ms -> {:.1} ms ({:.1}x); every ad's: {:.1} ms -> {:.1} ms ({:.2}x)",
@@ -183,15 +183,7 @@ fn impression(offset: i64, time: &str, ad_id: i64) -> KafkaRecord {
         r#"{{"event_id":"e-{offset}","event_time":"{time}","event_type":"impression","ad_id":{ad_id},"campaign_id":1000,"cost":"0.{:06}"}}"#,
         offset % 999_999
     );
-    KafkaRecord {
-        topic: "ad_events".into(),
-        partition: 0,
-        offset,
-        timestamp_ms: None,
-        key: None,
-        value: Some(value.into_bytes()),
-        headers: vec![],
-    }
+    helpers::local_record(offset, value)
 }
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
