@@ -48,7 +48,7 @@ use datafusion::logical_expr::{
     TableScan, TableScanBuilder, Volatility,
 };
 use datafusion::object_store::ObjectStoreExt;
-use deltalake::{ObjectStore, ObjectStoreError, Path};
+use deltalake::{ObjectMeta, ObjectStore, ObjectStoreError, Path};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -122,6 +122,12 @@ struct Stamp {
     modified: DateTime<Utc>,
     size: u64,
     e_tag: Option<String>,
+}
+
+impl Stamp {
+    fn of(meta: ObjectMeta) -> Stamp {
+        Stamp { modified: meta.last_modified, size: meta.size, e_tag: meta.e_tag }
+    }
 }
 
 /// A statement's rows being gathered to be kept, with the tables they come from.
@@ -421,10 +427,7 @@ fn latest_tables_read(plan: &LogicalPlan) -> Option<Vec<Arc<LakeTable>>> {
     let mut keep = true;
     let outcome = plan.apply_with_subqueries(|node| {
         let fixed = match node {
-            LogicalPlan::TableScan(scan) => match source_as_provider(&scan.source)
-                .ok()
-                .and_then(|p| Arc::downcast::<LakeTable>(p as Arc<dyn std::any::Any + Send + Sync>).ok())
-            {
+            LogicalPlan::TableScan(scan) => match lake_table(scan) {
                 Some(table) if table.is_latest() => {
                     tables.push(table);
                     true
@@ -468,8 +471,7 @@ fn immutable(expr: &Expr) -> bool {
 async fn table_at(table: &deltalake::DeltaTable) -> Option<TableAt> {
     let version = table.version()?;
     let store = table.log_store().object_store(None);
-    let meta = store.head(&commit_path(version)).await.ok()?;
-    let stamp = Stamp { modified: meta.last_modified, size: meta.size, e_tag: meta.e_tag };
+    let stamp = Stamp::of(store.head(&commit_path(version)).await.ok()?);
     Some(TableAt { store, version, stamp })
 }
 
@@ -477,13 +479,19 @@ async fn table_at(table: &deltalake::DeltaTable) -> Option<TableAt> {
 async fn is_current(table: &TableAt) -> bool {
     let (this, next) = (commit_path(table.version), commit_path(table.version + 1));
     let (this, next) = futures::join!(table.store.head(&this), table.store.head(&next));
-    let same = this.is_ok_and(|m| Stamp { modified: m.last_modified, size: m.size, e_tag: m.e_tag } == table.stamp);
+    let same = this.is_ok_and(|m| Stamp::of(m) == table.stamp);
     same && matches!(next, Err(ObjectStoreError::NotFound { .. }))
 }
 
 /// Where commit `version` of a table lies in its log.
 fn commit_path(version: u64) -> Path {
     Path::from(format!("_delta_log/{version:020}.json"))
+}
+
+/// The lake table `scan` reads, when it reads one.
+fn lake_table(scan: &TableScan) -> Option<Arc<LakeTable>> {
+    let provider = source_as_provider(&scan.source).ok()?;
+    Arc::downcast::<LakeTable>(provider as Arc<dyn std::any::Any + Send + Sync>).ok()
 }
 
 /// The aggregates of `plan` that read one day-partitioned lake table through projections, filters
@@ -519,8 +527,7 @@ fn splittable(aggregate: &Aggregate) -> Option<Arc<LakeTable>> {
             LogicalPlan::Filter(f) => &f.input,
             LogicalPlan::SubqueryAlias(a) => &a.input,
             LogicalPlan::TableScan(scan) if scan.fetch.is_none() => {
-                let provider = source_as_provider(&scan.source).ok()?;
-                let table = Arc::downcast::<LakeTable>(provider as Arc<dyn std::any::Any + Send + Sync>).ok()?;
+                let table = lake_table(scan)?;
                 return table.day_columns().is_some().then_some(table);
             }
             _ => return None,
