@@ -234,7 +234,7 @@ impl Optimize {
                             .set_max_row_group_row_count(Some(SORTED_ROW_GROUP_ROWS))
                             .build(),
                     );
-                    self.sorted(&merged)?
+                    self.sorted(merged)?
                 }
             };
             writer.write(merged).await.map_err(Error::delta(&self.name))?;
@@ -286,8 +286,8 @@ impl Optimize {
 }
 
 impl Optimize {
-    /// `rows` sorted by the sort columns.
-    fn sorted(&self, rows: &RecordBatch) -> Result<RecordBatch> {
+    /// `rows` sorted by the sort columns (taken, so the unsorted copy is freed before writing).
+    fn sorted(&self, rows: RecordBatch) -> Result<RecordBatch> {
         let keys = self
             .sort_by
             .iter()
@@ -303,7 +303,7 @@ impl Optimize {
             })
             .collect::<Result<Vec<_>>>()?;
         let order = lexsort_to_indices(&keys, None).map_err(Error::arrow("sorting a bin's rows"))?;
-        take_record_batch(rows, &order).map_err(Error::arrow("sorting a bin's rows"))
+        take_record_batch(&rows, &order).map_err(Error::arrow("sorting a bin's rows"))
     }
 }
 
