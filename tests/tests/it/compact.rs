@@ -123,7 +123,9 @@ async fn compaction_while_ingest_runs_loses_and_doubles_nothing() {
     let records = events(40_000, 0.05, 0.005, 21);
     let topic = filled_topic("compactlive", 3, &records).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config_with_rollup(dir.path(), &topic, &unique("group"), 300);
+    // Batches of 100 records: ingest takes long enough for several compaction runs to land
+    // between its commits.
+    let config = write_config_with_rollup(dir.path(), &topic, &unique("group"), 100);
     Ingestor::open(load_config(&config)).await.unwrap();
     // Finalize, roll up, optimize (small target, so files keep being packed) and checkpoint every
     // 200 ms while ingest commits small batches; the events are old, so every minute is closed and
