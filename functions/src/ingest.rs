@@ -130,6 +130,12 @@ impl Ingestor {
         &self.config
     }
 
+    /// Bytes the dedup indexes of the tables hold (what a function's memory size must leave room
+    /// for, next to its batches).
+    pub fn dedup_index_bytes(&self) -> usize {
+        self.tables.iter().map(|t| t.index.heap_bytes()).sum()
+    }
+
     /// Where the poller starts each partition the lake has not held yet: the first commit of such
     /// a partition records it (`start` in its commit info), and the audit checks every offset
     /// from there.
@@ -360,6 +366,7 @@ impl TableSinks {
         // sends this one back to check again.
         let mut dedup_counts = DedupCounts::default();
         let mut written = None;
+        let mut kept_ids = dedup::KeptIds::default();
         let mut held_before = HashMap::new();
         let data_outcome = data
             .append_once(&last, CommitMode::OnReadVersion, async |table, c| {
@@ -373,10 +380,11 @@ impl TableSinks {
                         commits_read = load.commits,
                         files_read = load.files,
                         uuids = index.len(),
+                        bytes = index.heap_bytes(),
                         "dedup index up to date"
                     );
                 }
-                let (keep, counts) = dedup::select(spec, rows, pending, range, index);
+                let dedup::Selection { keep, counts, ids } = dedup::select(spec, rows, pending, range, index);
                 dedup_counts = counts;
                 for (row, source) in sources.iter().enumerate() {
                     outcomes[*source] = if keep.value(row) { Outcome::Row } else { Outcome::Duplicate };
@@ -392,13 +400,14 @@ impl TableSinks {
                     })?),
                 };
                 written.clone_from(&rows);
+                kept_ids = ids;
                 held_before.clone_from(c);
                 Ok(Planned { rows, info, also_covers: Default::default() })
             })
             .await?;
         match (data_outcome.version, &written) {
             (None, _) => dedup_counts = DedupCounts::default(),
-            (Some(version), Some(rows)) if spec.dedup_window.is_some() => index.record(spec, version, rows),
+            (Some(version), Some(_)) if spec.dedup_window.is_some() => index.record(version, kept_ids),
             _ => {}
         }
 

@@ -202,6 +202,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut on_batch: impl FnMut(&BatchReport),
 ) -> Result<PollerReport> {
+    let started = std::time::Instant::now();
     let config = ingestor.config().clone();
     let resume: ResumeOffsets = Arc::default();
     let consumer = consumer(&config, &options.batch, options.stop_at_end, Arc::clone(&resume))?;
@@ -217,7 +218,9 @@ pub async fn run(
     );
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).map_err(kafka("subscribing"))?;
-    tracing::info!(topics = ?topics, partitions = partitions.len(), "consuming");
+    // `setup_ms`: the topics' metadata, where the lake left each partition, the broker's offsets.
+    let setup_ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::info!(topics = ?topics, partitions = partitions.len(), setup_ms, "consuming");
 
     let mut report = PollerReport::default();
     let mut stopping = false;

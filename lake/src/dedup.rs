@@ -126,12 +126,11 @@ impl UuidIndex {
         Ok(load)
     }
 
-    /// Records the rows this writer committed as `version`, so they need not be read back.
-    pub fn record(&mut self, spec: &TableSpec, version: u64, rows: &RecordBatch) {
-        let ids = rows.column(spec.event_uuid_index()).as_string::<i32>();
-        let times = event_times(spec, rows);
-        for i in 0..rows.num_rows() {
-            self.insert(ids.value(i), times.value(i));
+    /// Records the rows this writer committed as `version` (the UUIDs [`select`] kept for it), so
+    /// they need not be read back or hashed again.
+    pub fn record(&mut self, version: u64, kept: KeptIds) {
+        for (key, time) in kept.0 {
+            self.insert_key(key, time);
         }
         // With no commit in between (the commit would have been refused), the index is current.
         if self.version.is_some_and(|v| v + 1 == version) {
@@ -140,9 +139,12 @@ impl UuidIndex {
     }
 
     fn insert(&mut self, id: &str, time: i64) {
-        let time = seconds_up(time);
-        let newest = self.ids.entry(Key::of(id)).or_insert(time);
-        *newest = (*newest).max(time);
+        self.insert_key(Key::of(id), seconds_up(time));
+    }
+
+    fn insert_key(&mut self, key: Key, seconds: u32) {
+        let newest = self.ids.entry(key).or_insert(seconds);
+        *newest = (*newest).max(seconds);
     }
 
     /// Whether a row of the table in the window holds `uuid`.
@@ -158,6 +160,17 @@ impl UuidIndex {
     /// Event UUIDs in the index.
     pub fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Bytes the index's table allocates: its buckets (a 16-byte entry and a control byte each; a
+    /// power of two of them, filled to at most seven eighths) and a group of control bytes more.
+    pub fn heap_bytes(&self) -> usize {
+        let capacity = self.ids.capacity();
+        if capacity == 0 {
+            return 0;
+        }
+        let buckets = if capacity < 8 { (capacity + 1).next_power_of_two() } else { capacity / 7 * 8 };
+        buckets * (size_of::<(Key, u32)>() + 1) + 16
     }
 
     /// Whether the index holds no UUID.
@@ -296,6 +309,22 @@ impl std::hash::Hasher for Folded {
     }
 }
 
+/// The hashed UUIDs and event times of the rows [`select`] kept, for [`UuidIndex::record`] once
+/// they are committed.
+#[derive(Debug, Default)]
+pub struct KeptIds(Vec<(Key, u32)>);
+
+/// What [`select`] chose.
+#[derive(Debug)]
+pub struct Selection {
+    /// Rows to write.
+    pub keep: BooleanArray,
+    /// What was dropped, and what was let through unchecked.
+    pub counts: DedupCounts,
+    /// The kept rows' UUIDs, hashed already.
+    pub ids: KeptIds,
+}
+
 /// Chooses the rows to write: rows for which `pending` holds, minus copies of an event UUID that an
 /// earlier row (written now or before) carried, minus rows whose UUID `index` holds, for rows in
 /// `range`. Rows are taken in order, so the first copy wins.
@@ -305,11 +334,15 @@ pub fn select(
     pending: impl Fn(usize) -> bool,
     range: Option<(i64, i64)>,
     index: &UuidIndex,
-) -> (BooleanArray, DedupCounts) {
+) -> Selection {
     let ids = rows.column(spec.event_uuid_index()).as_string::<i32>();
     let times = event_times(spec, rows);
-    // Each UUID hashed once, for the batch's own copies and the probe of the index.
+    // Each UUID hashed once, for the batch's own copies, the probe of the index and the record of
+    // what was written.
     let mut seen: HashSet<Key, PreHashed> = HashSet::with_capacity_and_hasher(rows.num_rows(), PreHashed);
+    // Only a table with a window keeps an index to record them in.
+    let indexed = spec.dedup_window.is_some();
+    let mut kept = Vec::with_capacity(if indexed { rows.num_rows() } else { 0 });
     let mut counts = DedupCounts::default();
     let keep: BooleanArray = (0..rows.num_rows())
         .map(|i| {
@@ -330,10 +363,13 @@ pub fn select(
             if !in_window && spec.dedup_window.is_some() {
                 counts.beyond_window += 1;
             }
+            if indexed {
+                kept.push((id, seconds_up(times.value(i))));
+            }
             Some(true)
         })
         .collect();
-    (keep, counts)
+    Selection { keep, counts, ids: KeptIds(kept) }
 }
 
 #[cfg(test)]
@@ -352,6 +388,16 @@ mod tests {
         assert!(index.contains("x") && !index.contains("y"));
         assert_eq!(index.len(), 1);
         assert_eq!(size_of::<(Key, u32)>(), 16);
+    }
+
+    #[test]
+    fn an_index_sized_for_ten_million_uuids_takes_under_32_bytes_each() {
+        let mut index = UuidIndex::default();
+        assert_eq!(index.heap_bytes(), 0);
+        index.ids.reserve(10_000_000);
+        // 2^24 buckets of 17 bytes: 28.5 bytes a UUID.
+        assert_eq!(index.heap_bytes(), (1 << 24) * 17 + 16);
+        assert!(index.heap_bytes() / 10_000_000 < 32);
     }
 
     #[test]

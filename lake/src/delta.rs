@@ -350,8 +350,18 @@ impl OffsetTable {
 
     async fn write_files(&self, batch: RecordBatch) -> Result<Vec<Action>> {
         let mut writer = RecordBatchWriter::for_table(&self.table).map_err(Error::delta(&self.name))?;
-        writer.write(batch).await.map_err(Error::delta(&self.name))?;
-        let adds = writer.flush().await.map_err(Error::delta(&self.name))?;
+        // Encoding the files is CPU work: on a task of its own it runs on another core while the
+        // batch's other work (decoding, another table's files) goes on here.
+        let written = tokio::spawn(async move {
+            writer.write(batch).await?;
+            writer.flush().await
+        })
+        .await;
+        let adds = match written {
+            Ok(adds) => adds.map_err(Error::delta(&self.name))?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(Error::delta(&self.name)(DeltaTableError::Generic(format!("writing files: {e}")))),
+        };
         Ok(adds.into_iter().map(Action::Add).collect())
     }
 

@@ -50,7 +50,7 @@ impl LiveTable {
         if let (Some(range), Some(lake)) = (range, &lake) {
             index.prepare(lake.table(), spec, range).await?;
         }
-        let (keep, counts) = dedup::select(spec, rows, |_| true, range, index);
+        let dedup::Selection { keep, counts, .. } = dedup::select(spec, rows, |_| true, range, index);
         let new_rows = filter_record_batch(rows, &keep).map_err(DataFusionError::from)?;
         let schema = match &lake {
             Some(lake) => lake.schema(),

@@ -6,13 +6,15 @@
 //!
 //! Printed per table size: events/s off and on (warm functions), the ratio, the median batch time,
 //! the first batch of a cold function off and on (on loads the window into its index first), and
-//! the memory the dedup-on function added (mostly its index).
+//! the memory the dedup-on function's index allocates and the resident memory the function added.
 //!
 //! Run: `cargo bench -p tidelake-tests --bench dedup` (`TIDELAKE_BENCH_SIZES=1000000,10000000`
 //! sets the table sizes). With `-- --json` the last line of stdout is one JSON object of the run's
 //! figures at the largest size: `dedup_on_vs_off_10m` (events/s with dedup on over off),
-//! `index_bytes_per_uuid` (the memory the dedup-on function added over the UUIDs in its window) and
-//! `table_rows` (the size they were measured at).
+//! `index_bytes_per_uuid` (the bytes the dedup-on function's index allocates, over the UUIDs in its
+//! window), `rss_bytes_per_uuid` (the resident memory the function added with its first batch,
+//! allocator slack and the table's log included, over the same) and `table_rows` (the size they
+//! were measured at).
 
 use std::time::{Duration, Instant};
 
@@ -135,8 +137,16 @@ async fn bench() {
     let mut seed = FIRST_SEED - 1;
     println!("batches of {BATCH} records; each run: {RUN_EVENTS} new events + 10% copies; events of the last hour");
     println!(
-        "{:>12} {:>12} {:>12} {:>9} {:>14} {:>14} {:>16} {:>10}",
-        "table rows", "off ev/s", "on ev/s", "on/off", "batch ms off", "batch ms on", "1st batch off/on", "index MB"
+        "{:>12} {:>12} {:>12} {:>9} {:>14} {:>14} {:>16} {:>10} {:>8}",
+        "table rows",
+        "off ev/s",
+        "on ev/s",
+        "on/off",
+        "batch ms off",
+        "batch ms on",
+        "1st batch off/on",
+        "index MB",
+        "RSS MB"
     );
     let mut largest = serde_json::Value::Null;
     for size in sizes {
@@ -180,7 +190,8 @@ async fn bench() {
         let before = memory().0;
         let mut on = Ingestor::open(config(dir.path(), "lake-on", "24h")).await.unwrap();
         let on_cold = on_run.handle(&mut on, batches[0]).await;
-        let index_mb = memory().0 - before;
+        let rss_mb = memory().0 - before;
+        let index_mb = on.dedup_index_bytes() as f64 / (1024.0 * 1024.0);
         for batch in &batches[1..] {
             let t = off_run.handle(&mut off, batch).await;
             off_run.batch_times.push(t);
@@ -195,7 +206,7 @@ async fn bench() {
         let measured = (records.len() - batches[0].len()) as f64;
         let (off_rate, on_rate) = (measured / off_run.seconds(), measured / on_run.seconds());
         println!(
-            "{:>12} {:>12.0} {:>12.0} {:>9.2} {:>14.1} {:>14.1} {:>6.2}/{:.2} s {:>10.0}",
+            "{:>12} {:>12.0} {:>12.0} {:>9.2} {:>14.1} {:>14.1} {:>6.2}/{:.2} s {:>10.0} {:>8.0}",
             size,
             off_rate,
             on_rate,
@@ -204,11 +215,13 @@ async fn bench() {
             median(on_run.batch_times).as_secs_f64() * 1e3,
             off_cold.as_secs_f64(),
             on_cold.as_secs_f64(),
-            index_mb
+            index_mb,
+            rss_mb
         );
         largest = serde_json::json!({
             "dedup_on_vs_off_10m": on_rate / off_rate,
             "index_bytes_per_uuid": index_mb * 1024.0 * 1024.0 / size as f64,
+            "rss_bytes_per_uuid": rss_mb * 1024.0 * 1024.0 / size as f64,
             "table_rows": size,
         });
     }

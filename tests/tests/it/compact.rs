@@ -121,10 +121,12 @@ async fn ten_thousand_small_files_pack_into_one_per_partition_with_the_same_rows
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_while_ingest_runs_loses_and_doubles_nothing() {
     let records = events(40_000, 0.05, 0.005, 21);
-    let topic = filled_topic("compactlive", 3, &records).await;
+    // The records come in four parts, each ingested to its end while compaction runs; the next part
+    // waits until a compaction run has landed since, so several runs land between ingest's
+    // commits however fast either one is.
+    let parts: Vec<&[tidelake_lake::sample::SampleRecord]> = records.chunks(records.len().div_ceil(4)).collect();
+    let topic = filled_topic("compactlive", 3, parts[0]).await;
     let dir = tempfile::tempdir().unwrap();
-    // Batches of 100 records: ingest takes long enough for several compaction runs to land
-    // between its commits.
     let config = write_config_with_rollup(dir.path(), &topic, &unique("group"), 100);
     Ingestor::open(load_config(&config)).await.unwrap();
     // Finalize, roll up, optimize (small target, so files keep being packed) and checkpoint every
@@ -139,18 +141,34 @@ async fn compaction_while_ingest_runs_loses_and_doubles_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let report = ingest_to_end(&config);
+    let (runs_tx, runs) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(compactor.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stdout).map_while(Result::ok) {
+            let _ = runs_tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let mut batches = 0;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            produce(&producer(), &topic, part).await;
+        }
+        batches += ingest_to_end(&config)["batches"].as_u64().unwrap();
+        lines.extend(runs.try_iter());
+        let next = runs.recv_timeout(std::time::Duration::from_secs(120)).expect("a compaction run landed");
+        lines.push(next);
+    }
     compactor.kill().unwrap();
-    let out = compactor.wait_with_output().unwrap();
-    let runs = String::from_utf8_lossy(&out.stdout).lines().count();
-    let packed: u64 = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    compactor.wait().unwrap();
+    let packed: u64 = lines
+        .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .map(|r| r["tables"][0]["optimize"]["files_removed"].as_u64().unwrap_or(0))
         .sum();
-    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
-    assert!(runs >= 3 && packed > 0, "compaction ran {runs} times and packed {packed} files meanwhile: {last}");
-    assert!(report["batches"].as_u64().unwrap() > 20, "{report}");
+    let last = lines.last().cloned().unwrap_or_default();
+    assert!(lines.len() >= 4 && packed > 0, "compaction ran {} times and packed {packed} files: {last}", lines.len());
+    assert!(batches > 20, "ingest committed {batches} batches");
 
     // Ingest has stopped: now the removed files can go.
     compact(&config, &["--retention", "0s"]);
