@@ -231,7 +231,8 @@ pub async fn run(
     let broker_weather = Weather::new("reading from Kafka", options.max_retry_time, 1_000);
     let mut eof: HashSet<i32> = HashSet::new();
     tokio::pin!(shutdown);
-    let mut source = Source { consumer: &consumer, options: &options, topics: &topics, weather: broker_weather };
+    let mut source =
+        Source { consumer: &consumer, options: &options, topics: &topics, weather: broker_weather, last_len: 0 };
     let mut cut = source.cut(shutdown.as_mut(), &mut eof).await?;
     loop {
         stopping |= cut.stopping;
@@ -296,13 +297,16 @@ struct Source<'a> {
     options: &'a PollerOptions,
     topics: &'a [String],
     weather: Weather,
+    /// Records in the last batch: the next one's list is sized for as many (and an eighth), so a
+    /// full batch is not held in a list grown to twice its size.
+    last_len: usize,
 }
 
 impl Source<'_> {
     async fn cut(&mut self, mut shutdown: Pin<&mut impl Future<Output = ()>>, eof: &mut HashSet<i32>) -> Result<Cut> {
         let (consumer, options, topics) = (self.consumer, self.options, self.topics);
         let broker_weather = &mut self.weather;
-        let mut cut = Cut::default();
+        let mut cut = Cut { records: Vec::with_capacity(self.last_len + self.last_len / 8), ..Cut::default() };
         let mut bytes = 0;
         let mut deadline: Option<Instant> = None;
         while cut.records.len() < options.batch.max_records && bytes < options.batch.max_bytes {
@@ -346,6 +350,9 @@ impl Source<'_> {
                     }
                 }
             }
+        }
+        if !cut.records.is_empty() {
+            self.last_len = cut.records.len();
         }
         Ok(cut)
     }
