@@ -340,7 +340,7 @@ pub fn select(
     // Each UUID hashed once, for the batch's own copies, the probe of the index and the record of
     // what was written.
     let mut seen: HashSet<Key, PreHashed> = HashSet::with_capacity_and_hasher(rows.num_rows(), PreHashed);
-    // Only a table with a window keeps an index to record them in.
+    // Only a table with a window checks against the table and keeps an index to record them in.
     let indexed = spec.dedup_window.is_some();
     let mut kept = Vec::with_capacity(if indexed { rows.num_rows() } else { 0 });
     let mut counts = DedupCounts::default();
@@ -360,7 +360,7 @@ pub fn select(
                 counts.in_table += 1;
                 return Some(false);
             }
-            if !in_window && spec.dedup_window.is_some() {
+            if !in_window && indexed {
                 counts.beyond_window += 1;
             }
             if indexed {
