@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
@@ -144,28 +143,25 @@ fn check_kafka(
     partitions: &[TopicPartition],
     holes: &[Hole],
 ) -> Result<KafkaFindings, BoxError> {
-    let mut client = ClientConfig::new();
-    for (k, v) in &config.kafka.properties {
-        client.set(k, v);
-    }
-    let consumer: BaseConsumer = client
-        .set("bootstrap.servers", &config.kafka.brokers)
+    let consumer: BaseConsumer = tidelake_lake::kafka::client_config(config)
         .set("group.id", format!("{}-audit", config.kafka.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .create()?;
     let timeout = Duration::from_secs(10);
-    let mut ends = BTreeMap::new();
-    for tp in partitions {
-        let (earliest, end) = consumer.fetch_watermarks(&tp.topic, tp.partition, timeout).map_err(|e| {
-            format!(
-                "asking Kafka ({}) for the offsets of {tp}: {e}; use --offline to audit without Kafka",
-                config.kafka.brokers
-            )
-        })?;
-        ends.insert(tp.to_string(), KafkaEnds { earliest, end });
-    }
+    let watermarks = tidelake_lake::kafka::watermarks(&consumer, partitions, timeout).map_err(|e| {
+        format!(
+            "asking Kafka ({}) for the offsets of {}: {e}; use --offline to audit without Kafka",
+            config.kafka.brokers,
+            partitions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let ends: BTreeMap<String, KafkaEnds> = partitions
+        .iter()
+        .zip(watermarks)
+        .map(|(tp, (earliest, end))| (tp.to_string(), KafkaEnds { earliest, end }))
+        .collect();
     let mut problems = Vec::new();
     let mut checked = 0;
     for hole in holes {

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -207,8 +207,13 @@ pub async fn run(
     let resume: ResumeOffsets = Arc::default();
     let consumer = consumer(&config, &options.batch, options.stop_at_end, Arc::clone(&resume))?;
     let topics = config.topics();
+    let since_ms = |at: std::time::Instant| at.elapsed().as_secs_f64() * 1e3;
     let partitions = partitions(&consumer, &config.kafka.brokers, &topics)?;
+    let metadata_ms = since_ms(started);
+    let at = std::time::Instant::now();
     let held = ingestor.resume_offsets(&partitions).await?;
+    let lake_offsets_ms = since_ms(at);
+    let at = std::time::Instant::now();
     let starts = start_offsets(&consumer, &partitions, &held, config.kafka.start_from)?;
     ingestor.set_start_offsets(starts.iter().filter(|(tp, _)| !held.contains_key(*tp)).map(|(tp, o)| (tp.clone(), *o)));
     *resume.lock().expect("resume offsets lock") = starts.clone();
@@ -218,9 +223,19 @@ pub async fn run(
     );
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).map_err(kafka("subscribing"))?;
-    // `setup_ms`: the topics' metadata, where the lake left each partition, the broker's offsets.
-    let setup_ms = started.elapsed().as_secs_f64() * 1e3;
-    tracing::info!(topics = ?topics, partitions = partitions.len(), setup_ms, "consuming");
+    let broker_offsets_ms = since_ms(at);
+    // `setup_ms`: the topics' metadata (the first broker connection), where the lake left each
+    // partition, the broker's offsets where the lake has none (and the ends, with `stop_at_end`).
+    let setup_ms = since_ms(started);
+    tracing::info!(
+        topics = ?topics,
+        partitions = partitions.len(),
+        setup_ms,
+        metadata_ms,
+        lake_offsets_ms,
+        broker_offsets_ms,
+        "consuming"
+    );
 
     let mut report = PollerReport::default();
     let mut stopping = false;
@@ -381,12 +396,8 @@ fn consumer(
     partition_eof: bool,
     resume: ResumeOffsets,
 ) -> Result<StreamConsumer<LakeContext>> {
-    let mut client = ClientConfig::new();
-    for (key, value) in &config.kafka.properties {
-        client.set(key, value);
-    }
+    let mut client = tidelake_lake::kafka::client_config(config);
     client
-        .set("bootstrap.servers", &config.kafka.brokers)
         .set("group.id", &config.kafka.group_id)
         .set("isolation.level", &config.kafka.isolation_level)
         .set("enable.auto.commit", "false")
@@ -440,53 +451,60 @@ fn start_offsets(
     held: &HashMap<TopicPartition, i64>,
     start_from: StartFrom,
 ) -> Result<HashMap<TopicPartition, i64>> {
-    let timeout = Duration::from_secs(30);
-    let mut starts = HashMap::new();
-    for tp in partitions {
-        let start = match held.get(tp) {
-            Some(next) => *next,
-            None => {
-                let (low, high) = consumer
-                    .fetch_watermarks(&tp.topic, tp.partition, timeout)
-                    .map_err(kafka("fetching watermarks"))?;
-                let start = match start_from {
-                    StartFrom::Earliest => low,
-                    StartFrom::Latest => high,
-                    StartFrom::Time(ms) => {
-                        let mut list = TopicPartitionList::new();
-                        list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(ms))
-                            .map_err(kafka("looking offsets up by time"))?;
-                        let found =
-                            consumer.offsets_for_times(list, timeout).map_err(kafka("looking offsets up by time"))?;
-                        match found.find_partition(&tp.topic, tp.partition).map(|e| e.offset()) {
-                            Some(Offset::Offset(o)) => o,
-                            _ => high,
-                        }
-                    }
-                };
-                tracing::info!(partition = %tp, offset = start, ?start_from, "the lake has never held this partition; starting here");
-                start
+    let mut starts: HashMap<TopicPartition, i64> =
+        partitions.iter().filter_map(|tp| held.get(tp).map(|next| (tp.clone(), *next))).collect();
+    let new: Vec<TopicPartition> = partitions.iter().filter(|tp| !held.contains_key(*tp)).cloned().collect();
+    if new.is_empty() {
+        return Ok(starts);
+    }
+    let watermarks =
+        tidelake_lake::kafka::watermarks(consumer, &new, WATERMARK_TIMEOUT).map_err(kafka("fetching watermarks"))?;
+    let by_time = match start_from {
+        StartFrom::Time(ms) => {
+            let mut list = TopicPartitionList::with_capacity(new.len());
+            for tp in &new {
+                list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(ms))
+                    .map_err(kafka("looking offsets up by time"))?;
             }
+            Some(consumer.offsets_for_times(list, WATERMARK_TIMEOUT).map_err(kafka("looking offsets up by time"))?)
+        }
+        _ => None,
+    };
+    for (tp, (low, high)) in new.into_iter().zip(watermarks) {
+        let start = match (start_from, &by_time) {
+            (StartFrom::Earliest, _) => low,
+            (StartFrom::Latest, _) => high,
+            // No record that late yet: start at the end.
+            (StartFrom::Time(_), found) => match found.as_ref().and_then(|f| f.find_partition(&tp.topic, tp.partition))
+            {
+                Some(element) => match element.offset() {
+                    Offset::Offset(o) => o,
+                    _ => high,
+                },
+                None => high,
+            },
         };
-        starts.insert(tp.clone(), start);
+        tracing::info!(partition = %tp, offset = start, ?start_from, "the lake has never held this partition; starting here");
+        starts.insert(tp, start);
     }
     Ok(starts)
 }
+
+/// How long the broker may take to answer for the partitions' offsets.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn end_offsets(
     consumer: &StreamConsumer<LakeContext>,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, i64>> {
-    let mut ends = BTreeMap::new();
-    for tp in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(30))
-            .map_err(kafka("fetching watermarks"))?;
-        if high > low {
-            ends.insert(tp.clone(), high);
-        }
-    }
-    Ok(ends)
+    let watermarks = tidelake_lake::kafka::watermarks(consumer, partitions, WATERMARK_TIMEOUT)
+        .map_err(kafka("fetching watermarks"))?;
+    Ok(partitions
+        .iter()
+        .zip(watermarks)
+        .filter(|(_, (low, high))| high > low)
+        .map(|(tp, (_, high))| (tp.clone(), high))
+        .collect())
 }
 
 /// What `--stop-at-end` waits for: every partition of the topics consumed up to the end it had
@@ -684,9 +702,10 @@ pub fn read_range(
     let partitions = reader.partitions(topic)?;
     let starts = from_ms.map(|ms| reader.offsets_for_time(topic, &partitions, ms)).transpose()?;
     let ends = to_ms.map(|ms| reader.offsets_for_time(topic, &partitions, ms + 1)).transpose()?;
+    let watermarks = reader.watermarks(topic, &partitions)?;
     let mut ranges = BTreeMap::new();
     for p in &partitions {
-        let (low, high) = reader.watermarks(topic, *p)?;
+        let (low, high) = watermarks[p];
         let start = match &starts {
             Some(starts) => match starts[p] {
                 Some(o) if o == low && low > 0 => {

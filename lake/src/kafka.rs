@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::batch::KafkaRecord;
+use crate::batch::{KafkaRecord, TopicPartition};
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 
@@ -32,6 +32,66 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// watermark, so waiting never brings it a record; librdkafka's default (500 ms) left the next read
 /// of a reused reader waiting that long behind the last fetch of the one before.
 const RANGE_FETCH_WAIT_MS: &str = "5";
+
+/// How long librdkafka waits before its first reconnect to a broker, unless the config's Kafka
+/// properties say otherwise (it doubles on each failure, up to `reconnect.backoff.max.ms`). It also
+/// spaces the client's connections to brokers it has just learned of by half of it: librdkafka's
+/// default, 100 ms, held every new client ~50 ms between the bootstrap connection and the one to
+/// the broker the metadata names, most of a poller's start.
+const RECONNECT_BACKOFF_MS: &str = "10";
+
+/// A client config for the cluster of `config`: its Kafka properties, its brokers, and the defaults
+/// tidelake sets where the properties are silent. `group.id` and what the client is for come on top.
+pub fn client_config(config: &PipelineConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    for (key, value) in &config.kafka.properties {
+        client.set(key, value);
+    }
+    client.set("bootstrap.servers", &config.kafka.brokers);
+    if !config.kafka.properties.contains_key("reconnect.backoff.ms") {
+        client.set("reconnect.backoff.ms", RECONNECT_BACKOFF_MS);
+    }
+    client
+}
+
+/// The earliest offset each of `partitions` still holds and the offset after its last record a
+/// reader of the client's isolation level can see (the last stable offset under read_committed),
+/// in the order given. Two requests to each partition leader however many partitions: asked one
+/// partition at a time, it is two round trips each.
+pub fn watermarks<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    partitions: &[TopicPartition],
+    timeout: Duration,
+) -> std::result::Result<Vec<(i64, i64)>, KafkaError> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ask = |at: Offset| -> std::result::Result<Vec<i64>, KafkaError> {
+        let mut list = TopicPartitionList::with_capacity(partitions.len());
+        for tp in partitions {
+            list.add_partition_offset(&tp.topic, tp.partition, at)?;
+        }
+        // `offsets_for_times` with the earliest (-2) and latest (-1) markers in place of times is
+        // the same ListOffsets request a single partition's watermark query sends.
+        let found = consumer.offsets_for_times(list, timeout)?;
+        partitions
+            .iter()
+            .map(|tp| {
+                let element = found
+                    .find_partition(&tp.topic, tp.partition)
+                    .ok_or(KafkaError::OffsetFetch(RDKafkaErrorCode::UnknownPartition))?;
+                element.error()?;
+                match element.offset() {
+                    Offset::Offset(offset) => Ok(offset),
+                    _ => Err(KafkaError::OffsetFetch(RDKafkaErrorCode::OffsetOutOfRange)),
+                }
+            })
+            .collect()
+    };
+    let low = ask(Offset::Beginning)?;
+    let high = ask(Offset::End)?;
+    Ok(low.into_iter().zip(high).collect())
+}
 
 /// A client context that keeps librdkafka's own log lines and error callbacks at debug level:
 /// what fails reaches the caller as the error of its request, in one line, rather than as a
@@ -49,7 +109,7 @@ impl ClientContext for QuietContext {
     }
 }
 
-impl rdkafka::consumer::ConsumerContext for QuietContext {}
+impl ConsumerContext for QuietContext {}
 
 /// Whether `error` means no broker answered (down, unreachable, too slow), rather than a refusal.
 pub fn is_unanswered(error: &KafkaError) -> bool {
@@ -86,12 +146,8 @@ impl std::fmt::Debug for RangeReader {
 impl RangeReader {
     /// A reader for `config`'s cluster; `purpose` names its `group.id` (`<group_id>-<purpose>`).
     pub fn new(config: &PipelineConfig, purpose: &str) -> Result<Self> {
-        let mut client = ClientConfig::new();
-        for (key, value) in &config.kafka.properties {
-            client.set(key, value);
-        }
+        let mut client = client_config(config);
         client
-            .set("bootstrap.servers", &config.kafka.brokers)
             .set("group.id", format!("{}-{purpose}", config.kafka.group_id))
             .set("isolation.level", &config.kafka.isolation_level)
             .set("enable.auto.commit", "false")
@@ -126,11 +182,13 @@ impl RangeReader {
         }
     }
 
-    /// The earliest offset `topic-partition` still holds and the offset after its last record.
-    pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64)> {
-        self.consumer
-            .fetch_watermarks(topic, partition, TIMEOUT)
-            .map_err(kafka(format!("fetching the watermarks of {topic}-{partition}")))
+    /// For each of `partitions` of `topic`, the earliest offset it still holds and the offset after
+    /// its last record ([`watermarks`]).
+    pub fn watermarks(&self, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, (i64, i64)>> {
+        let listed: Vec<TopicPartition> = partitions.iter().map(|p| TopicPartition::new(topic, *p)).collect();
+        let found = watermarks(&self.consumer, &listed, TIMEOUT)
+            .map_err(kafka(format!("fetching the watermarks of {topic}")))?;
+        Ok(partitions.iter().copied().zip(found).collect())
     }
 
     /// The first offset of each of `partitions` whose record is at or after `ms` (Kafka's time

@@ -84,15 +84,9 @@ pub async fn bounds(
     let (reader_config, topic, pool) = (config.clone(), spec.topic.clone(), readers.clone());
     let watermarks = blocking(move || {
         let reader = pool.take(&reader_config)?;
-        let mut watermarks = BTreeMap::new();
-        let listed = reader.partitions(&topic).and_then(|partitions| {
-            for p in partitions {
-                watermarks.insert(p, reader.watermarks(&topic, p)?);
-            }
-            Ok(())
-        });
+        let listed = reader.partitions(&topic).and_then(|partitions| reader.watermarks(&topic, &partitions));
         pool.give(reader);
-        Ok(listed.map(|()| watermarks)?)
+        Ok(listed?)
     })
     .await?;
 

@@ -853,6 +853,49 @@ async fn where_ingest_starts_is_the_lake_s_to_say_never_the_group_s_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_lake_starts_where_start_from_says_on_every_partition() {
+    let before = events(1_500, 0.0, 0.0, 83);
+    let after = events(1_200, 0.0, 0.0, 84);
+    let topic = unique("start-from");
+    create_topic(&topic, 3).await;
+    produce(&producer(), &topic, &before).await;
+    // Kafka stamps records with the time they are produced: the second lot is later than `from`.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let from = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    produce(&producer(), &topic, &after).await;
+    let starting = |start_from: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), &topic, &unique("group"), 500);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replacen("[kafka]\n", &format!("[kafka]\nstart_from = \"{start_from}\"\n"), 1);
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    };
+
+    // `latest`: the history is skipped on every partition; nothing lands.
+    let (_latest_dir, latest) = starting("latest");
+    let report = ingest_to_end(&latest);
+    assert_eq!(report["rows_written"], 0, "{report}");
+
+    // A time: each partition starts at its first record that late, so exactly the second lot lands,
+    // and the audit holds the lake to the offsets ingest said it started from.
+    let (_time_dir, timed) = starting(&from);
+    let report = ingest_to_end(&timed);
+    assert_eq!(report["rows_written"], after.len(), "{report}");
+    let spec = load_config(&timed).tables[0].clone();
+    let ids = strings(&read_rows(&spec.location, &HashMap::new()).await, "event_id");
+    assert_same_ids(ids, valid_ids(&after));
+    let audit = audit_passes(&timed);
+    assert_eq!(audit_sum(&audit, "rows"), after.len() as u64);
+
+    // `earliest` (the default) reads both lots.
+    let (_earliest_dir, earliest) = starting("earliest");
+    let report = ingest_to_end(&earliest);
+    assert_eq!(report["rows_written"], before.len() + after.len(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_fails_on_a_lake_that_skipped_the_history_it_started_from() {
     let records = events(2_000, 0.0, 0.0, 82);
     let topic = filled_topic("skipped", 1, &records).await;
