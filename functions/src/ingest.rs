@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrow::compute::filter_record_batch;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tidelake_lake::decode::decode;
+use tidelake_lake::decode::decode_records;
 use tidelake_lake::dedup::{self, DedupCounts, UuidIndex};
 use tidelake_lake::ledger::{partition_key, IngestInfo, PartitionCounts, TableKind};
 use tidelake_lake::rollup::{Grain, RollupSpec};
@@ -303,7 +303,7 @@ impl TableSinks {
         };
         let mut dead_letter_samples = Vec::new();
         let lettering = async {
-            let decoded = decode(spec, records)?;
+            let decoded = decode_records(spec, records).await?;
             let letters: Vec<DeadLetter<'_>> = decoded
                 .rejected
                 .iter()

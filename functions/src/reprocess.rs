@@ -17,7 +17,7 @@ use deltalake::DeltaTable;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use serde::Serialize;
-use tidelake_lake::decode::decode;
+use tidelake_lake::decode::decode_records;
 use tidelake_lake::files::DataFile;
 use tidelake_lake::rollup::{Grain, MICROS_PER_DAY};
 use tidelake_lake::schema::PartitionGrain;
@@ -284,12 +284,16 @@ impl Reprocess {
     /// The records whose event falls on a day of `from..=to`, as the table's decoding reads them;
     /// records that do not decode have no event day and are left out (they are dead letters of
     /// the ingest that first read them).
-    fn of_event_days(&self, records: Vec<KafkaRecord>, (from, to): (NaiveDate, NaiveDate)) -> Result<Vec<KafkaRecord>> {
+    async fn of_event_days(
+        &self,
+        records: Vec<KafkaRecord>,
+        (from, to): (NaiveDate, NaiveDate),
+    ) -> Result<Vec<KafkaRecord>> {
         let (first, last) = (day_number(from), day_number(to));
         let mut keep = vec![false; records.len()];
         for (chunk, start) in records.chunks(50_000).zip((0..).step_by(50_000)) {
             let refs: Vec<&KafkaRecord> = chunk.iter().collect();
-            let decoded = decode(&self.spec, &refs)?;
+            let decoded = decode_records(&self.spec, &refs).await?;
             let times = decoded.rows.column(self.spec.event_time_index()).as_primitive::<TimestampMicrosecondType>();
             for (row, source) in decoded.row_sources.iter().enumerate() {
                 let day = times.value(row).div_euclid(MICROS_PER_DAY);
@@ -312,7 +316,7 @@ impl Reprocess {
         let records = match (self.source, self.replace) {
             (Source::Archive, None) => self.archived_records().await?,
             (Source::Kafka, None) => self.kafka_records().await?,
-            (Source::Archive, Some(days)) => self.of_event_days(self.archived_records().await?, days)?,
+            (Source::Archive, Some(days)) => self.of_event_days(self.archived_records().await?, days).await?,
             (Source::Kafka, Some(_)) => {
                 return Err(Error::Replace {
                     table: self.spec.name.clone(),

@@ -34,14 +34,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::registry::{Registry, RegistryAuth, RegistryConfig};
 use crate::rollup::RawRollup;
-use crate::schema::{ColumnSpec, ColumnType, PartitionGrain, TableSpec};
+use crate::schema::{ColumnSpec, ColumnType, PartitionGrain, RecordFormat, TableSpec};
 
 /// A whole pipeline: one Kafka source, micro-batch limits, and the tables records land in.
 #[derive(Debug, Clone)]
@@ -174,8 +176,18 @@ struct RawConfig {
     #[serde(default)]
     batch: RawBatch,
     lake: RawLake,
+    schema_registry: Option<RawRegistry>,
     #[serde(default)]
     tables: BTreeMap<String, RawTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +228,7 @@ struct RawLake {
 #[serde(deny_unknown_fields)]
 struct RawTable {
     topic: String,
+    format: Option<String>,
     event_uuid: String,
     event_time: String,
     #[serde(default)]
@@ -271,6 +284,7 @@ impl Validator<'_> {
                 "no table is declared; add a [tables.<name>] section with topic, event_uuid, event_time and columns",
             ));
         }
+        let registry = raw.schema_registry.map(|r| self.registry(r)).transpose()?;
         let mut tables = Vec::with_capacity(raw.tables.len());
         let mut topics = HashSet::new();
         for (name, table) in raw.tables {
@@ -281,7 +295,8 @@ impl Validator<'_> {
                     format!("topic `{}` already feeds another table; one topic feeds one table", table.topic),
                 ));
             }
-            tables.push(self.table(&key, name, table, &root, base_dir)?);
+            let format = self.format(&key, table.format.as_deref(), registry.as_ref())?;
+            tables.push(self.table(&key, name, table, &root, base_dir)?.with_format(format));
         }
         self.distinct_delta_tables(&tables)?;
         let mut kafka = kafka;
@@ -329,6 +344,49 @@ impl Validator<'_> {
             }
         }
         Ok(())
+    }
+
+    fn registry(&self, raw: RawRegistry) -> Result<Arc<Registry>> {
+        let url = Url::parse(raw.url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| self.invalid("schema_registry.url", format!("`{}` is not an http(s) URL", raw.url)))?;
+        let auth =
+            match (raw.username, raw.password, raw.token) {
+                (None, None, None) => RegistryAuth::None,
+                (Some(username), Some(password), None) => RegistryAuth::Basic { username, password },
+                (None, None, Some(token)) => RegistryAuth::Bearer(token),
+                (Some(_), None, None) => {
+                    return Err(self
+                        .invalid("schema_registry.password", "is missing: basic auth takes a username and a password"))
+                }
+                (None, Some(_), None) => {
+                    return Err(self
+                        .invalid("schema_registry.username", "is missing: basic auth takes a username and a password"))
+                }
+                _ => {
+                    return Err(self
+                        .invalid("schema_registry.token", "is given next to a username or password; sign in one way"))
+                }
+            };
+        let registry =
+            Registry::new(RegistryConfig { url, auth }).map_err(|e| self.invalid("schema_registry", e.to_string()))?;
+        Ok(Arc::new(registry))
+    }
+
+    fn format(&self, key: &str, raw: Option<&str>, registry: Option<&Arc<Registry>>) -> Result<RecordFormat> {
+        match raw.map(str::trim) {
+            None | Some("json") => Ok(RecordFormat::Json),
+            Some("avro") => match registry {
+                Some(registry) => Ok(RecordFormat::Avro(Arc::clone(registry))),
+                None => Err(self.invalid(
+                    format!("{key}.format"),
+                    "is \"avro\", which reads each record's writer schema from a schema registry: add a [schema_registry] section with its url",
+                )),
+            },
+            Some("protobuf") => Err(self.invalid(format!("{key}.format"), "\"protobuf\" is not read yet; use \"json\" or \"avro\"")),
+            Some(other) => Err(self.invalid(format!("{key}.format"), format!("`{other}` is not \"json\" or \"avro\""))),
+        }
     }
 
     fn kafka(&self, raw: RawKafka) -> Result<KafkaConfig> {
@@ -652,6 +710,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<PipelineConfig> {
         PipelineConfig::parse(text, Path::new("/srv/pipe"))
+    }
+
+    #[test]
+    fn an_avro_table_needs_a_registry_and_the_registry_one_way_to_sign_in() {
+        let avro = GOOD.replace("topic = \"ad_events\"", "topic = \"ad_events\"\n        format = \"avro\"");
+        assert_eq!(invalid_key(&avro), "tables.ad_events.format");
+        let registry = |section: &str| avro.replace("[tables.ad_events]", &format!("{section}\n[tables.ad_events]"));
+        let config = parse(&registry("[schema_registry]\nurl = \"http://registry:8081\"")).unwrap();
+        assert_eq!(config.tables[0].format.name(), "avro");
+        assert_eq!(invalid_key(&registry("[schema_registry]\nurl = \"registry:8081\"")), "schema_registry.url");
+        assert_eq!(
+            invalid_key(&registry("[schema_registry]\nurl = \"http://r\"\nusername = \"u\"")),
+            "schema_registry.password"
+        );
+        assert_eq!(
+            invalid_key(&registry("[schema_registry]\nurl = \"http://r\"\ntoken = \"t\"\npassword = \"p\"")),
+            "schema_registry.token"
+        );
+        let protobuf = GOOD.replace("topic = \"ad_events\"", "topic = \"ad_events\"\n        format = \"protobuf\"");
+        assert_eq!(invalid_key(&protobuf), "tables.ad_events.format");
+        assert_eq!(parse(GOOD).unwrap().tables[0].format.name(), "json");
     }
 
     fn invalid_key(text: &str) -> String {

@@ -14,7 +14,7 @@ use arrow::json::ReaderBuilder;
 
 use crate::batch::KafkaRecord;
 use crate::error::{Error, Result};
-use crate::schema::{PartitionGrain, TableSpec};
+use crate::schema::{PartitionGrain, RecordFormat, TableSpec};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
@@ -30,8 +30,30 @@ pub struct Decoded {
     pub rejected: Vec<(usize, String)>,
 }
 
-/// Decodes record values into rows of `spec`'s table schema.
+/// Decodes record values into rows of `spec`'s table schema, in the table's format: an Avro
+/// table's values are read against their writer schemas (from the registry, once per schema id)
+/// first. A registry that does not answer is an error of the whole call; a record it cannot read
+/// is rejected with the reason.
+pub async fn decode_records(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
+    match &spec.format {
+        RecordFormat::Json => decode(spec, records),
+        RecordFormat::Avro(registry) => {
+            let values = crate::avro::transcode(registry, records).await?;
+            decode_values(spec, records, Some(&values))
+        }
+    }
+}
+
+/// Decodes JSON record values into rows of `spec`'s table schema.
 pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
+    decode_values(spec, records, None)
+}
+
+/// Each record's value as JSON object text, or why it has none: what a format other than JSON
+/// hands the decoder in place of the records' own values.
+type Values = [std::result::Result<Vec<u8>, String>];
+
+fn decode_values(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Values>) -> Result<Decoded> {
     let schema = spec.record_schema();
     let defaults: Vec<(usize, ArrayRef)> = spec
         .columns
@@ -56,6 +78,7 @@ pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
         decode_schema: &Arc::new(Schema::new(decoded)),
         defaults: &defaults,
         records,
+        values,
         now_us: chrono::Utc::now().timestamp_micros(),
     };
     split_decode(&group, &indices, &mut parts, &mut row_sources, &mut rejected);
@@ -82,6 +105,8 @@ struct Group<'a> {
     now_us: i64,
     defaults: &'a [(usize, ArrayRef)],
     records: &'a [&'a KafkaRecord],
+    /// The records' values as JSON, when the table's format is not JSON.
+    values: Option<&'a Values>,
 }
 
 fn split_decode(
@@ -116,7 +141,10 @@ fn decode_group(shared: &Group<'_>, group: &[usize]) -> Result<RecordBatch, Stri
         .build_decoder()
         .map_err(|e| e.to_string())?;
     for (n, &i) in group.iter().enumerate() {
-        let value = records[i].value.as_deref().ok_or("record has no value (a tombstone)")?;
+        let value = match shared.values {
+            Some(values) => values[i].as_deref().map_err(Clone::clone)?,
+            None => records[i].value.as_deref().ok_or("record has no value (a tombstone)")?,
+        };
         let used = decoder.decode(value).map_err(|e| format!("invalid JSON: {e}"))?;
         if used != value.len() || decoder.has_partial_record() {
             return Err("value is not one complete JSON object (truncated or trailing bytes)".into());

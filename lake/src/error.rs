@@ -147,6 +147,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The schema registry did not answer, or refused the request (not a record's fault: retried).
+    #[error("schema registry {url}: {reason}")]
+    Registry {
+        /// The request's URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// An object store request failed.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
@@ -167,7 +176,9 @@ impl Error {
     /// to errors that will fail the same way every time (bad config, schema mismatch).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::ObjectStore(_) | Error::CommitFailed { .. } | Error::Conflict { .. } => true,
+            Error::ObjectStore(_) | Error::CommitFailed { .. } | Error::Conflict { .. } | Error::Registry { .. } => {
+                true
+            }
             #[cfg(feature = "kafka")]
             Error::Kafka { .. } | Error::KafkaUnreachable { .. } => true,
             Error::Delta { source, .. } => {

@@ -21,6 +21,8 @@
 //! - [`schema`]: column types, table specs, the derived partition columns `event_date`/`event_hour`.
 //! - [`batch`]: [`KafkaBatch`] and [`KafkaRecord`], the micro-batch all functions handle.
 //! - [`decode`]: JSON values to Arrow with the arrow-json push decoder, isolating poison records.
+//! - [`avro`]: Avro values in the schema registry's wire format, read for the decoder.
+//! - [`registry`]: the schema registry client and its cache of writer schemas.
 //! - `exact`: numbers as sent to their column's type, or the reason they do not fit.
 //! - [`dedup`]: drops copies of an event UUID, within a batch and against the table's window.
 //! - [`delta`]: Delta tables whose commits carry Kafka offsets ([`OffsetTable`]).
@@ -43,6 +45,7 @@
 
 pub mod aggregate;
 pub mod audit;
+pub mod avro;
 pub mod batch;
 pub mod commit;
 pub mod config;
@@ -57,6 +60,7 @@ pub mod files;
 pub mod kafka;
 pub mod ledger;
 pub mod logging;
+pub mod registry;
 pub mod rollup;
 pub mod sample;
 pub mod schema;
@@ -68,4 +72,4 @@ pub use batch::{KafkaBatch, KafkaRecord, TopicPartition};
 pub use config::{BatchConfig, KafkaConfig, PipelineConfig, StartFrom};
 pub use delta::{AppendOutcome, CommitMode, OffsetTable, Planned};
 pub use error::{Error, Result};
-pub use schema::{ColumnSpec, ColumnType, PartitionGrain, TableSpec};
+pub use schema::{ColumnSpec, ColumnType, PartitionGrain, RecordFormat, TableSpec};

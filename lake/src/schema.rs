@@ -163,6 +163,26 @@ impl PartitionGrain {
 /// How far ahead of its Kafka timestamp an event time may lie unless the table says otherwise.
 pub const DEFAULT_MAX_FUTURE: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// How a table's record values are encoded.
+#[derive(Debug, Clone, Default)]
+pub enum RecordFormat {
+    /// One JSON object per record.
+    #[default]
+    Json,
+    /// Avro in the schema registry's wire format; the writer schemas come from this registry.
+    Avro(Arc<crate::registry::Registry>),
+}
+
+impl RecordFormat {
+    /// The name the config gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RecordFormat::Json => "json",
+            RecordFormat::Avro(_) => "avro",
+        }
+    }
+}
+
 /// Everything tidelake knows about one table: its source topic, columns, keys and locations.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -195,6 +215,8 @@ pub struct TableSpec {
     pub rollup: Option<RollupSpec>,
     /// The columns optimize sorts the rows of each file it writes by (`optimize.sort_by`).
     pub sort_by: Vec<String>,
+    /// How record values are encoded (`format`).
+    pub format: RecordFormat,
     record_schema: SchemaRef,
     table_schema: SchemaRef,
 }
@@ -241,6 +263,7 @@ impl TableSpec {
             max_future: Some(DEFAULT_MAX_FUTURE),
             rollup: None,
             sort_by: Vec::new(),
+            format: RecordFormat::Json,
             record_schema: Arc::new(Schema::new(record_fields)),
             table_schema: Arc::new(Schema::new(table_fields)),
         }
@@ -267,6 +290,12 @@ impl TableSpec {
     /// Sets the columns optimize sorts rows by.
     pub fn with_sort_by(mut self, columns: Vec<String>) -> Self {
         self.sort_by = columns;
+        self
+    }
+
+    /// Sets how record values are encoded.
+    pub fn with_format(mut self, format: RecordFormat) -> Self {
+        self.format = format;
         self
     }
 

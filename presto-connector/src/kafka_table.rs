@@ -181,7 +181,7 @@ impl PartitionStream for Chunks {
                 let Some(start) = next.filter(|start| *start < end) else { return Ok(None) };
                 let chunk_end = end.min(start.saturating_add(CHUNK_RECORDS));
                 let (records, ended) = shared.read_chunk(&spec.topic, partition, (start, chunk_end)).await?;
-                let decoded = tail::decode_logged(&spec, &records)?;
+                let decoded = tail::decode_logged(&spec, &records).await?;
                 shared.count_poison(decoded.rejected.len());
                 let rows = with_positions(&schema, &decoded.rows, &records, &decoded.row_sources)?;
                 // The partition ended before the chunk did (its last offsets were transaction

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use deltalake::DeltaTable;
-use tidelake_lake::decode::{decode, Decoded};
+use tidelake_lake::decode::{decode_records, Decoded};
 use tidelake_lake::kafka::RangeReader;
 use tidelake_lake::{KafkaRecord, PipelineConfig, TableSpec, TopicPartition};
 
@@ -131,7 +131,7 @@ pub async fn read(
         });
     }
     let records = read_ranges(config, &spec.topic, bounds.ranges.clone(), readers).await?;
-    let decoded = decode_logged(spec, &records)?;
+    let decoded = decode_logged(spec, &records).await?;
     Ok(Tail {
         poison: decoded.rejected.len(),
         rows: decoded.rows,
@@ -159,9 +159,9 @@ pub async fn read_ranges(
 }
 
 /// `records` decoded with `spec`'s schema; the records that are not rows are logged, once.
-pub fn decode_logged(spec: &TableSpec, records: &[KafkaRecord]) -> Result<Decoded> {
+pub async fn decode_logged(spec: &TableSpec, records: &[KafkaRecord]) -> Result<Decoded> {
     let refs: Vec<&KafkaRecord> = records.iter().collect();
-    let decoded = decode(spec, &refs)?;
+    let decoded = decode_records(spec, &refs).await?;
     if let Some((first, reason)) = decoded.rejected.first() {
         tracing::warn!(
             table = %spec.name,

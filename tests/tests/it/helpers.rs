@@ -37,6 +37,13 @@ pub fn kafka() -> &'static str {
     BOOTSTRAP.get_or_init(|| infra("kafka.sh", &["start"]))
 }
 
+/// The API URL of the test schema registry, started by `infra/schema-registry.sh` if it is not
+/// running yet.
+pub fn schema_registry() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| infra("schema-registry.sh", &["start"]))
+}
+
 /// A topic name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

@@ -7,6 +7,7 @@ mod compact;
 mod deploy;
 mod duckdb;
 mod faults;
+mod formats;
 mod helpers;
 mod hostile;
 mod ingest;

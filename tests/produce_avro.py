@@ -1,0 +1,76 @@
+"""Produces the sample ad events as Avro through the schema registry, as real producers do.
+
+Usage: produce_avro.py <bootstrap> <registry url> <topic> <events file>
+
+The events file holds one JSON line per record: {"key": ..., "value": <the JSON event, or null>,
+"raw": <hex bytes sent as they are, for poison>}. Each JSON event is serialized by confluent-kafka's
+AvroSerializer (which registers the schema under `<topic>-value` and frames each value with the
+schema id), with logical types: a uuid, a timestamp-micros, a decimal(18, 6). Prints the schema id.
+"""
+import datetime
+import decimal
+import json
+import sys
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+SCHEMA = json.dumps({
+    "type": "record",
+    "name": "AdEvent",
+    "namespace": "tidelake.sample",
+    "fields": [
+        {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
+        {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "event_type", "type": "string"},
+        {"name": "ad_id", "type": "long"},
+        {"name": "campaign_id", "type": "long"},
+        {"name": "user_id", "type": ["null", "string"], "default": None},
+        {"name": "cost", "type": ["null", {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 6}],
+         "default": None},
+    ],
+})
+
+
+def avro_event(event):
+    time = datetime.datetime.fromisoformat(event["event_time"].replace("Z", "+00:00"))
+    cost = event.get("cost")
+    return {
+        "event_id": event["event_id"],
+        "event_time": time,
+        "event_type": event["event_type"],
+        "ad_id": int(event["ad_id"]),
+        "campaign_id": int(event["campaign_id"]),
+        "user_id": event.get("user_id"),
+        "cost": None if cost is None else decimal.Decimal(str(cost)),
+    }
+
+
+def main():
+    bootstrap, registry_url, topic, path = sys.argv[1:5]
+    registry = SchemaRegistryClient({"url": registry_url})
+    serializer = AvroSerializer(registry, SCHEMA)
+    context = SerializationContext(topic, MessageField.VALUE)
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 10})
+    with open(path) as lines:
+        for line in lines:
+            record = json.loads(line)
+            if record.get("raw") is not None:
+                value = bytes.fromhex(record["raw"])
+            else:
+                value = serializer(avro_event(record["value"]), context)
+            while True:
+                try:
+                    producer.produce(topic, key=record["key"].encode(), value=value)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+    if producer.flush(60) != 0:
+        sys.exit("records left unsent")
+    print(registry.get_latest_version(f"{topic}-value").schema_id)
+
+
+if __name__ == "__main__":
+    main()
