@@ -36,8 +36,7 @@ fetch() {
   rm -rf "$home"
   mkdir -p "$home"
   mvn -q -B -Dmaven.repo.local="$cache/m2" -f "$here/schema-registry/pom.xml" dependency:unpack \
-    -Dartifact="io.apicurio:apicurio-registry-app:$version:tar.gz:all" -DoutputDirectory="$home" \
-    -DmarkersDirectory="$home/.markers" >&2
+    -Dartifact="io.apicurio:apicurio-registry-app:$version:tar.gz:all" -DoutputDirectory="$home" >&2
   if [ ! -f "$home/quarkus-run.jar" ]; then
     local jar
     jar="$(find "$home" -name quarkus-run.jar | head -1)"
