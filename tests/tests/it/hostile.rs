@@ -13,8 +13,13 @@ use crate::helpers::*;
 
 /// `--memory-mb` of the server under test.
 const MEMORY_MB: u64 = 64;
-/// What the server may hold beyond its query memory: code, the runtime, pages in flight.
-const RSS_HEADROOM_MB: u64 = 200;
+/// How far above its pool a query stopped at the pool's limit may take the server's RSS, in pools:
+/// the pool counts what DataFusion's operators reserve, not the buffers around them nor what the
+/// allocator keeps of a table it outgrew (measured: 1.2x to 2.3x, more on a loaded machine).
+const POOL_OVERSHOOT: u64 = 3;
+/// What the server may hold beyond its idle footprint and its queries: pages in flight, held
+/// connections, the runtime's buffers.
+const RSS_HEADROOM_MB: u64 = 64;
 
 /// `tidelake serve` on a free port, killed when dropped; its log is collected.
 struct Server {
@@ -128,6 +133,8 @@ async fn hostile_clients_leave_the_server_answering_within_its_memory() {
     let mut server = Server::start(&config, &["--max-queries", "3"]);
     let port = server.port;
     answers_a_normal_query(&mut server).await;
+    // Code and relocated data: about 100 MiB in a debug build.
+    let (idle, _) = server.rss_mb();
 
     // Bodies that are not SQL, or not text.
     let (status, _) = raw(port, &request("POST", "/v1/statement", b"\xff\xfe\x00garbage")).await;
@@ -214,7 +221,7 @@ async fn hostile_clients_leave_the_server_answering_within_its_memory() {
     }
     assert_eq!(error_name(&query(port, "SELECT 1").await), "QUERY_QUEUE_FULL");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (idle, _) = server.rss_mb();
+    let (crossing, _) = server.rss_mb();
     for id in &posted {
         assert_eq!(raw(port, &request("DELETE", &format!("/v1/query/{id}"), b"")).await.0, 204);
     }
@@ -231,10 +238,11 @@ async fn hostile_clients_leave_the_server_answering_within_its_memory() {
     drop(held);
 
     let (_, peak) = server.rss_mb();
-    let bound = MEMORY_MB + RSS_HEADROOM_MB;
+    let bound = idle + POOL_OVERSHOOT * MEMORY_MB + RSS_HEADROOM_MB;
     assert!(
         peak < bound,
-        "peak RSS {peak} MiB (before the heavy query {before} MiB, idle cross joins {idle} MiB), bound {bound} MiB"
+        "peak RSS {peak} MiB (idle {idle} MiB, before the heavy query {before} MiB, idle cross joins \
+         {crossing} MiB), bound {bound} MiB"
     );
     let (_, metrics) = raw(port, &request("GET", "/v1/metrics", b"")).await;
     let metrics: Value = serde_json::from_str(&metrics).unwrap();
