@@ -3,7 +3,8 @@
 Usage: produce_avro.py <bootstrap> <registry url> <topic> <events file>
 
 The events file holds one JSON line per record: {"key": ..., "value": <the JSON event, or null>,
-"raw": <hex bytes sent as they are, for poison>}. Each JSON event is serialized by confluent-kafka's
+"raw": <hex bytes sent as they are, for poison>, "datum": <hex bytes framed with the id of the
+schema registered so far, for a hostile Avro datum>}. Each JSON event is serialized by confluent-kafka's
 AvroSerializer (which registers the schema under `<topic>-value` and frames each value with the
 schema id), with logical types: a uuid, a timestamp-micros, a decimal(18, 6). Prints the schema id.
 """
@@ -59,6 +60,9 @@ def main():
             record = json.loads(line)
             if record.get("raw") is not None:
                 value = bytes.fromhex(record["raw"])
+            elif record.get("datum") is not None:
+                schema_id = registry.get_latest_version(f"{topic}-value").schema_id
+                value = b"\x00" + schema_id.to_bytes(4, "big") + bytes.fromhex(record["datum"])
             else:
                 value = serializer(avro_event(record["value"]), context)
             while True:

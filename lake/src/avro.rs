@@ -7,7 +7,6 @@
 //! `date` a calendar day, `decimal` its exact digits, `uuid` its text.
 
 use apache_avro::schema::{RecordSchema, Schema};
-use apache_avro::types::Value;
 use serde_json::{Map, Number, Value as Json};
 
 use crate::batch::KafkaRecord;
@@ -61,77 +60,151 @@ fn framed(value: &[u8]) -> std::result::Result<(u32, &[u8]), String> {
 }
 
 /// One datum of `schema` (registered as `id`) as JSON object text.
-fn json_of(schema: &Schema, id: u32, mut datum: &[u8]) -> std::result::Result<Vec<u8>, String> {
+fn json_of(schema: &Schema, id: u32, datum: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let Schema::Record(record) = schema else {
         return Err(format!("schema id {id} is not an Avro record, and a table row needs one"));
     };
-    let value = apache_avro::from_avro_datum(schema, &mut datum, None)
-        .map_err(|e| format!("value does not decode with schema id {id}: {e}"))?;
-    if !datum.is_empty() {
-        return Err(format!("value has {} bytes left after the Avro datum of schema id {id}", datum.len()));
+    let mut datum = Datum { bytes: datum, root: schema };
+    let object =
+        object_of(record, &mut datum).map_err(|e| format!("value does not decode with schema id {id}: {e}"))?;
+    if !datum.bytes.is_empty() {
+        return Err(format!("value has {} bytes left after the Avro datum of schema id {id}", datum.bytes.len()));
     }
-    let Value::Record(fields) = value else {
-        return Err(format!("schema id {id} did not decode to a record"));
-    };
-    let object = object_of(record, fields)?;
     serde_json::to_vec(&Json::Object(object)).map_err(|e| e.to_string())
 }
 
-fn object_of(schema: &RecordSchema, fields: Vec<(String, Value)>) -> std::result::Result<Map<String, Json>, String> {
-    let mut object = Map::with_capacity(fields.len());
-    for ((name, value), field) in fields.into_iter().zip(&schema.fields) {
-        let json = json_value(&field.schema, value).map_err(|reason| format!("field `{name}`: {reason}"))?;
-        object.insert(name, json);
+fn object_of(schema: &RecordSchema, datum: &mut Datum) -> std::result::Result<Map<String, Json>, String> {
+    let mut object = Map::with_capacity(schema.fields.len());
+    for field in &schema.fields {
+        let json = datum.value(&field.schema).map_err(|reason| format!("field `{}`: {reason}", field.name))?;
+        object.insert(field.name.clone(), json);
     }
     Ok(object)
 }
 
-/// A field's value as the JSON the table's decoder reads for its column: numbers as numbers,
-/// timestamps as epoch microseconds, decimals as their exact digits in text.
-fn json_value(schema: &Schema, value: Value) -> std::result::Result<Json, String> {
-    Ok(match value {
-        Value::Null => Json::Null,
-        Value::Boolean(b) => Json::Bool(b),
-        Value::Int(i) => Json::from(i),
-        Value::Long(i) => Json::from(i),
-        Value::Float(f) => finite(f64::from(f))?,
-        Value::Double(f) => finite(f)?,
-        Value::String(s) | Value::Enum(_, s) => Json::String(s),
-        Value::Uuid(u) => Json::String(u.to_string()),
-        Value::TimestampMillis(ms) | Value::LocalTimestampMillis(ms) => Json::from(ms.saturating_mul(1_000)),
-        Value::TimestampMicros(us) | Value::LocalTimestampMicros(us) => Json::from(us),
-        Value::TimestampNanos(ns) | Value::LocalTimestampNanos(ns) => Json::from(ns.div_euclid(1_000)),
-        Value::Date(days) => Json::String(
-            chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
-                .ok_or_else(|| format!("date {days} days from 1970 is out of range"))?
-                .to_string(),
-        ),
-        Value::Decimal(decimal) => {
-            let scale = match schema {
-                Schema::Decimal(d) => d.scale,
-                Schema::Union(u) => u
-                    .variants()
-                    .iter()
-                    .find_map(|v| if let Schema::Decimal(d) = v { Some(d.scale) } else { None })
-                    .unwrap_or(0),
-                _ => 0,
-            };
-            let bytes: Vec<u8> = Vec::try_from(&decimal).map_err(|e| e.to_string())?;
-            Json::String(decimal_text(&bytes, scale)?)
+/// The bytes of one Avro binary datum not read yet. Every length it reads is checked against the
+/// bytes left before anything is taken, so a record can never make the reader hold more than the
+/// record's own size, whatever length it declares.
+struct Datum<'a> {
+    bytes: &'a [u8],
+    /// The writer schema, where named types referred to by name are defined.
+    root: &'a Schema,
+}
+
+impl<'a> Datum<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
+        if n > self.bytes.len() {
+            return Err(format!("the datum ends {} bytes short of a value", n - self.bytes.len()));
         }
-        Value::Union(index, inner) => {
-            let variant = match schema {
-                Schema::Union(u) => u.variants().get(index as usize).unwrap_or(schema),
-                other => other,
-            };
-            json_value(variant, *inner)?
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    /// A zig-zag varint `long` (at most ten bytes).
+    fn long(&mut self) -> std::result::Result<i64, String> {
+        let mut raw = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.take(1)?[0];
+            raw |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+            }
         }
-        Value::Bytes(_) | Value::Fixed(..) => return Err("bytes are not read into columns yet".to_string()),
-        Value::Array(_) | Value::Map(_) | Value::Record(_) => {
-            return Err("a nested value; the table's columns are flat".to_string())
-        }
-        other => return Err(format!("an Avro value of a type tidelake does not read yet ({other:?})")),
-    })
+        Err("a varint runs past ten bytes".to_string())
+    }
+
+    fn int(&mut self) -> std::result::Result<i32, String> {
+        let long = self.long()?;
+        i32::try_from(long).map_err(|_| format!("{long} is out of range for an Avro int"))
+    }
+
+    /// A length-prefixed run of bytes (`bytes`, `string`).
+    fn run(&mut self) -> std::result::Result<&'a [u8], String> {
+        let len = self.long()?;
+        let len = usize::try_from(len).map_err(|_| format!("negative length {len}"))?;
+        self.take(len)
+    }
+
+    fn text(&mut self) -> std::result::Result<&'a str, String> {
+        std::str::from_utf8(self.run()?).map_err(|e| format!("a string that is not UTF-8 ({e})"))
+    }
+
+    /// The next value of `schema` as the JSON the table's decoder reads for its column: numbers as
+    /// numbers, timestamps as epoch microseconds, decimals as their exact digits in text.
+    fn value(&mut self, schema: &Schema) -> std::result::Result<Json, String> {
+        Ok(match schema {
+            Schema::Null => Json::Null,
+            Schema::Boolean => match self.take(1)?[0] {
+                0 => Json::Bool(false),
+                1 => Json::Bool(true),
+                other => return Err(format!("boolean byte {other:#04x} is neither 0 nor 1")),
+            },
+            Schema::Int => Json::from(self.int()?),
+            Schema::Long => Json::from(self.long()?),
+            Schema::Float => finite(f64::from(f32::from_le_bytes(self.take(4)?.try_into().expect("four bytes"))))?,
+            Schema::Double => finite(f64::from_le_bytes(self.take(8)?.try_into().expect("eight bytes")))?,
+            Schema::String => Json::String(self.text()?.to_string()),
+            Schema::Enum(e) => {
+                let index = self.int()?;
+                let symbol = usize::try_from(index).ok().and_then(|i| e.symbols.get(i));
+                Json::String(
+                    symbol.ok_or_else(|| format!("enum index {index} of {} symbols", e.symbols.len()))?.clone(),
+                )
+            }
+            Schema::Uuid => {
+                let bytes = self.run()?;
+                let uuid = match uuid::Uuid::from_slice(bytes) {
+                    Ok(uuid) => uuid,
+                    Err(_) => std::str::from_utf8(bytes)
+                        .ok()
+                        .and_then(|text| uuid::Uuid::parse_str(text).ok())
+                        .ok_or_else(|| "a uuid that is neither 16 bytes nor UUID text".to_string())?,
+                };
+                Json::String(uuid.to_string())
+            }
+            Schema::Date => {
+                let days = self.int()?;
+                let date = chrono::NaiveDate::from_num_days_from_ce_opt(days.saturating_add(719_163))
+                    .ok_or_else(|| format!("date {days} days from 1970 is out of range"))?;
+                Json::String(date.to_string())
+            }
+            Schema::TimestampMillis | Schema::LocalTimestampMillis => {
+                let ms = self.long()?;
+                Json::from(ms.checked_mul(1_000).ok_or_else(|| format!("timestamp {ms} ms is out of range"))?)
+            }
+            Schema::TimestampMicros | Schema::LocalTimestampMicros => Json::from(self.long()?),
+            Schema::TimestampNanos | Schema::LocalTimestampNanos => Json::from(self.long()?.div_euclid(1_000)),
+            Schema::Decimal(decimal) => {
+                let unscaled = match decimal.inner.as_ref() {
+                    Schema::Fixed(fixed) => self.take(fixed.size)?,
+                    _ => self.run()?,
+                };
+                Json::String(decimal_text(unscaled, decimal.scale)?)
+            }
+            Schema::Union(union) => {
+                let index = self.long()?;
+                let variant = usize::try_from(index).ok().and_then(|i| union.variants().get(i));
+                self.value(variant.ok_or_else(|| format!("union branch {index} of {}", union.variants().len()))?)?
+            }
+            Schema::Ref { name } => {
+                let named = apache_avro::schema::ResolvedSchema::try_from(self.root)
+                    .ok()
+                    .and_then(|resolved| resolved.get_names().get(name).map(|s| (*s).clone()))
+                    .ok_or_else(|| format!("the named type {name} is not in the schema"))?;
+                self.value(&named)?
+            }
+            Schema::Bytes | Schema::Fixed(_) | Schema::BigDecimal | Schema::Duration => {
+                return Err("bytes are not read into columns yet".to_string())
+            }
+            Schema::Array(_) | Schema::Map(_) | Schema::Record(_) => {
+                return Err("a nested value; the table's columns are flat".to_string())
+            }
+            Schema::TimeMillis | Schema::TimeMicros => {
+                return Err("a time of day; no column type reads one yet".to_string())
+            }
+        })
+    }
 }
 
 fn finite(f: f64) -> std::result::Result<Json, String> {
@@ -160,6 +233,8 @@ fn decimal_text(bytes: &[u8], scale: usize) -> std::result::Result<String, Strin
 
 #[cfg(test)]
 mod tests {
+    use apache_avro::types::Value;
+
     use super::*;
 
     #[test]
@@ -201,5 +276,61 @@ mod tests {
             serde_json::json!({"id": uuid::Uuid::nil().to_string(), "at": 1_700_000_000_123_000i64, "n": 7, "cost": "0.123456"})
         );
         assert!(json_of(&schema, 3, &datum[..datum.len() - 1]).unwrap_err().contains("does not decode"));
+    }
+
+    #[test]
+    fn every_scalar_reads_as_apache_avro_writes_it() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"E","fields":[
+                {"name":"ok","type":"boolean"},
+                {"name":"n","type":"long"},
+                {"name":"x","type":"double"},
+                {"name":"f","type":"float"},
+                {"name":"s","type":"string"},
+                {"name":"kind","type":{"type":"enum","name":"K","symbols":["view","click"]}},
+                {"name":"again","type":"K"},
+                {"name":"day","type":{"type":"int","logicalType":"date"}},
+                {"name":"at","type":{"type":"long","logicalType":"timestamp-nanos"}},
+                {"name":"price","type":{"type":"fixed","name":"P","size":4,"logicalType":"decimal","precision":9,"scale":3}},
+                {"name":"none","type":["null","string"]}
+            ]}"#,
+        )
+        .unwrap();
+        let mut record = apache_avro::types::Record::new(&schema).unwrap();
+        record.put("ok", true);
+        record.put("n", -5_000_000_000i64);
+        record.put("x", 0.1f64);
+        record.put("f", 1.5f32);
+        record.put("s", "O'Brien ünïcode");
+        record.put("kind", Value::Enum(1, "click".into()));
+        record.put("again", Value::Enum(0, "view".into()));
+        record.put("day", Value::Date(19_700));
+        record.put("at", Value::TimestampNanos(1_700_000_000_123_456_789));
+        record.put("price", Value::Decimal(apache_avro::Decimal::from(vec![0xff, 0xff, 0xfc, 0x18])));
+        record.put("none", Value::Union(0, Box::new(Value::Null)));
+        let datum = apache_avro::to_avro_datum(&schema, record).unwrap();
+        let json: Json = serde_json::from_slice(&json_of(&schema, 1, &datum).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"ok": true, "n": -5_000_000_000i64, "x": 0.1, "f": 1.5, "s": "O'Brien ünïcode",
+                "kind": "click", "again": "view", "day": "2023-12-09", "at": 1_700_000_000_123_456i64,
+                "price": "-1.000", "none": null})
+        );
+    }
+
+    #[test]
+    fn declared_lengths_are_checked_against_the_bytes_there() {
+        let schema =
+            Schema::parse_str(r#"{"type":"record","name":"E","fields":[{"name":"s","type":"string"}]}"#).unwrap();
+        // A string of 2^28 bytes declared in five: refused from the bytes there, nothing allocated.
+        let reason = json_of(&schema, 1, &[0x80, 0x80, 0x80, 0x80, 0x02, b'a']).unwrap_err();
+        assert!(reason.contains("field `s`: the datum ends 268435455 bytes short"), "{reason}");
+        assert!(json_of(&schema, 1, &[0x01]).unwrap_err().contains("negative length -1"));
+        assert!(json_of(&schema, 1, &[0xff; 11]).unwrap_err().contains("past ten bytes"));
+        assert!(json_of(&schema, 1, &[0x02, b'a', 0x00]).unwrap_err().contains("1 bytes left"));
+        assert!(json_of(&schema, 1, &[0x02, 0xff]).unwrap_err().contains("not UTF-8"));
+        let union = Schema::parse_str(r#"{"type":"record","name":"E","fields":[{"name":"u","type":["null","long"]}]}"#)
+            .unwrap();
+        assert!(json_of(&union, 1, &[0x04]).unwrap_err().contains("union branch 2 of 2"));
     }
 }

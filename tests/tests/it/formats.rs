@@ -1,26 +1,9 @@
 //! Record formats other than JSON: Avro through a real schema registry, produced by the registry
 //! client's own serializer, lands the same rows as the same events in JSON.
 
-use std::io::Write;
-use std::process::Command;
-
 use tidelake_lake::sample::Kind;
 
 use crate::helpers::*;
-
-/// `write_config`'s pipeline with the table reading Avro through the test registry.
-fn avro_config(dir: &std::path::Path, topic: &str) -> std::path::PathBuf {
-    let path = write_config(dir, topic, &unique("group"), 500);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let topic_line = format!("topic = \"{topic}\"\n");
-    let text = text.replacen(&topic_line, &format!("{topic_line}format = \"avro\"\n"), 1).replacen(
-        "[tables.",
-        &format!("[schema_registry]\nurl = \"{}\"\n\n[tables.", schema_registry()),
-        1,
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn avro_from_the_schema_registry_lands_the_same_rows_as_json() {
@@ -28,31 +11,24 @@ async fn avro_from_the_schema_registry_lands_the_same_rows_as_json() {
     let valid = records.iter().filter(|r| r.kind != Kind::Poison).count();
     assert!(valid > 3_000, "the stream holds copies to drop");
 
-    // The events as Avro, serialized by confluent-kafka's AvroSerializer, plus two records it could
-    // not have written: a JSON value (no registry framing) and a framed value of an id the registry
-    // never gave out.
+    // The events as Avro, serialized by confluent-kafka's AvroSerializer, plus records it could not
+    // have written: a JSON value (no registry framing), a framed value of an id the registry never
+    // gave out, and two datums of the real schema id that declare a first string of 256 MiB and of
+    // 2^62 bytes in a few bytes (read, they would take that memory: they must cost nothing).
     let avro_topic = unique("avro");
     create_topic(&avro_topic, 3).await;
-    let mut lines = tempfile::NamedTempFile::new().unwrap();
-    for r in &records {
-        let value: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
-        let key = String::from_utf8(r.key.clone()).unwrap();
-        writeln!(lines, "{}", serde_json::json!({"key": key, "value": value})).unwrap();
-    }
     let poison = [hex(&records[0].value), "00000f423f02".to_string()];
-    for raw in &poison {
-        writeln!(lines, "{}", serde_json::json!({"key": "poison", "raw": raw})).unwrap();
-    }
-    lines.flush().unwrap();
-    let out = Command::new(python())
-        .arg(repo().join("tests/produce_avro.py"))
-        .args([kafka(), schema_registry(), &avro_topic, lines.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "produce_avro.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let hostile = ["8080808002414243", "feffffffffffffff7f00"];
+    let extra: Vec<serde_json::Value> = poison
+        .iter()
+        .map(|raw| serde_json::json!({"key": "poison", "raw": raw}))
+        .chain(hostile.iter().map(|datum| serde_json::json!({"key": "poison", "datum": datum})))
+        .collect();
+    produce_avro(&avro_topic, &records, &extra);
 
     let avro_dir = tempfile::tempdir().unwrap();
-    let avro = avro_config(avro_dir.path(), &avro_topic);
+    let avro = write_config(avro_dir.path(), &avro_topic, &unique("group"), 500);
+    read_as_avro(&avro);
     let avro_report = ingest_to_end(&avro);
 
     let json_topic = filled_topic("json", 3, &records).await;
@@ -60,13 +36,15 @@ async fn avro_from_the_schema_registry_lands_the_same_rows_as_json() {
     let json = write_config(json_dir.path(), &json_topic, &unique("group"), 500);
     let json_report = ingest_to_end(&json);
 
-    assert_eq!(avro_report["records"], records.len() + poison.len(), "{avro_report}");
+    let dead = poison.len() + hostile.len();
+    assert_eq!(avro_report["records"], records.len() + dead, "{avro_report}");
     assert_eq!(avro_report["rows_written"], json_report["rows_written"], "{avro_report} {json_report}");
     assert_eq!(avro_report["duplicates_dropped"], json_report["duplicates_dropped"], "{avro_report}");
-    assert_eq!(avro_report["dead_letters"], 2, "{avro_report}");
+    assert_eq!(avro_report["dead_letters"], dead, "{avro_report}");
     let reasons = avro_report["dead_letter_samples"].to_string();
     assert!(reasons.contains("magic byte"), "{reasons}");
     assert!(reasons.contains("schema id 999999 is not in the schema registry"), "{reasons}");
+    assert!(reasons.contains("field `event_id`: the datum ends 268435453 bytes short"), "{reasons}");
 
     // Same rows, read by DuckDB and Python deltalake: count, distinct ids, their digest, the exact
     // sum of the decimal cost.
@@ -76,7 +54,7 @@ async fn avro_from_the_schema_registry_lands_the_same_rows_as_json() {
     assert_eq!(from_avro, from_json);
     assert_eq!(from_avro["duckdb"]["sum"], cost_sum(&dedup_valid(&records)), "{from_avro}");
     let audit = audit_passes(&avro);
-    assert_eq!(audit_sum(&audit, "dead_letters"), 2, "{audit}");
+    assert_eq!(audit_sum(&audit, "dead_letters"), dead as u64, "{audit}");
 }
 
 /// The valid records, each event UUID once.

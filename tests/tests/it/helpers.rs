@@ -44,6 +44,44 @@ pub fn schema_registry() -> &'static str {
     URL.get_or_init(|| infra("schema-registry.sh", &["start"]))
 }
 
+/// Produces `records` to `topic` as Avro through the test registry, serialized by confluent-kafka's
+/// `AvroSerializer` (`tests/produce_avro.py`), then each of `extra` as it is: `{"key", "raw": hex}`
+/// sent unframed, `{"key", "datum": hex}` framed with the registered schema's id.
+pub fn produce_avro(topic: &str, records: &[SampleRecord], extra: &[serde_json::Value]) {
+    use std::io::Write;
+    let mut lines = tempfile::NamedTempFile::new().expect("a temporary file");
+    let mut out = std::io::BufWriter::new(lines.as_file_mut());
+    for r in records {
+        let value: serde_json::Value = serde_json::from_slice(&r.value).expect("a JSON event");
+        let key = String::from_utf8(r.key.clone()).expect("a text key");
+        writeln!(out, "{}", serde_json::json!({"key": key, "value": value})).unwrap();
+    }
+    for line in extra {
+        writeln!(out, "{line}").unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let done = Command::new(python())
+        .arg(repo().join("tests/produce_avro.py"))
+        .args([kafka(), schema_registry(), topic, lines.path().to_str().unwrap()])
+        .output()
+        .expect("run produce_avro.py");
+    assert!(done.status.success(), "produce_avro.py failed:\n{}", String::from_utf8_lossy(&done.stderr));
+}
+
+/// Turns the config at `path` (one `write_config` wrote) to read its topic as Avro through the test
+/// registry.
+pub fn read_as_avro(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let topic_line = text.lines().find(|l| l.starts_with("topic = ")).expect("a topic line").to_string();
+    let text = text.replacen(&format!("{topic_line}\n"), &format!("{topic_line}\nformat = \"avro\"\n"), 1).replacen(
+        "[tables.",
+        &format!("[schema_registry]\nurl = \"{}\"\n\n[tables.", schema_registry()),
+        1,
+    );
+    std::fs::write(path, text).unwrap();
+}
+
 /// A topic name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
