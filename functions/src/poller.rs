@@ -458,29 +458,16 @@ fn start_offsets(
     let watermarks =
         tidelake_lake::kafka::watermarks(consumer, &new, WATERMARK_TIMEOUT).map_err(kafka("fetching watermarks"))?;
     let by_time = match start_from {
-        StartFrom::Time(ms) => {
-            let mut list = TopicPartitionList::with_capacity(new.len());
-            for tp in &new {
-                list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(ms))
-                    .map_err(kafka("looking offsets up by time"))?;
-            }
-            Some(consumer.offsets_for_times(list, WATERMARK_TIMEOUT).map_err(kafka("looking offsets up by time"))?)
-        }
-        _ => None,
+        StartFrom::Time(ms) => tidelake_lake::kafka::offsets_for_time(consumer, &new, ms, WATERMARK_TIMEOUT)
+            .map_err(kafka("looking offsets up by time"))?,
+        _ => vec![None; new.len()],
     };
-    for (tp, (low, high)) in new.into_iter().zip(watermarks) {
-        let start = match (start_from, &by_time) {
-            (StartFrom::Earliest, _) => low,
-            (StartFrom::Latest, _) => high,
+    for ((tp, (low, high)), found) in new.into_iter().zip(watermarks).zip(by_time) {
+        let start = match start_from {
+            StartFrom::Earliest => low,
+            StartFrom::Latest => high,
             // No record that late yet: start at the end.
-            (StartFrom::Time(_), found) => match found.as_ref().and_then(|f| f.find_partition(&tp.topic, tp.partition))
-            {
-                Some(element) => match element.offset() {
-                    Offset::Offset(o) => o,
-                    _ => high,
-                },
-                None => high,
-            },
+            StartFrom::Time(_) => found.unwrap_or(high),
         };
         tracing::info!(partition = %tp, offset = start, ?start_from, "the lake has never held this partition; starting here");
         starts.insert(tp, start);

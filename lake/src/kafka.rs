@@ -63,34 +63,61 @@ pub fn watermarks<C: ConsumerContext>(
     partitions: &[TopicPartition],
     timeout: Duration,
 ) -> std::result::Result<Vec<(i64, i64)>, KafkaError> {
-    if partitions.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ask = |at: Offset| -> std::result::Result<Vec<i64>, KafkaError> {
-        let mut list = TopicPartitionList::with_capacity(partitions.len());
-        for tp in partitions {
-            list.add_partition_offset(&tp.topic, tp.partition, at)?;
-        }
-        // `offsets_for_times` with the earliest (-2) and latest (-1) markers in place of times is
-        // the same ListOffsets request a single partition's watermark query sends.
-        let found = consumer.offsets_for_times(list, timeout)?;
-        partitions
-            .iter()
-            .map(|tp| {
-                let element = found
-                    .find_partition(&tp.topic, tp.partition)
-                    .ok_or(KafkaError::OffsetFetch(RDKafkaErrorCode::UnknownPartition))?;
-                element.error()?;
-                match element.offset() {
-                    Offset::Offset(offset) => Ok(offset),
-                    _ => Err(KafkaError::OffsetFetch(RDKafkaErrorCode::OffsetOutOfRange)),
-                }
+    // The earliest (-2) and latest (-1) markers in place of a time make the same ListOffsets
+    // request a single partition's watermark query sends.
+    let known = |offsets: Vec<Offset>| -> std::result::Result<Vec<i64>, KafkaError> {
+        offsets
+            .into_iter()
+            .map(|offset| match offset {
+                Offset::Offset(offset) => Ok(offset),
+                _ => Err(KafkaError::OffsetFetch(RDKafkaErrorCode::OffsetOutOfRange)),
             })
             .collect()
     };
-    let low = ask(Offset::Beginning)?;
-    let high = ask(Offset::End)?;
+    let low = known(list_offsets(consumer, partitions, Offset::Beginning, timeout)?)?;
+    let high = known(list_offsets(consumer, partitions, Offset::End, timeout)?)?;
     Ok(low.into_iter().zip(high).collect())
+}
+
+/// The first offset of each of `partitions` whose record's timestamp is at or after `ms` (Kafka's
+/// time index), in the order given; `None` where no record is that late. One request to each
+/// partition leader.
+pub fn offsets_for_time<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    partitions: &[TopicPartition],
+    ms: i64,
+    timeout: Duration,
+) -> std::result::Result<Vec<Option<i64>>, KafkaError> {
+    let found = list_offsets(consumer, partitions, Offset::Offset(ms), timeout)?;
+    Ok(found.into_iter().map(|offset| if let Offset::Offset(o) = offset { Some(o) } else { None }).collect())
+}
+
+/// One ListOffsets request for all of `partitions` at `at` (a time, or the earliest or latest
+/// marker): what each partition answered, in the order given.
+fn list_offsets<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    partitions: &[TopicPartition],
+    at: Offset,
+    timeout: Duration,
+) -> std::result::Result<Vec<Offset>, KafkaError> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut list = TopicPartitionList::with_capacity(partitions.len());
+    for tp in partitions {
+        list.add_partition_offset(&tp.topic, tp.partition, at)?;
+    }
+    let found = consumer.offsets_for_times(list, timeout)?;
+    partitions
+        .iter()
+        .map(|tp| {
+            let element = found
+                .find_partition(&tp.topic, tp.partition)
+                .ok_or(KafkaError::OffsetFetch(RDKafkaErrorCode::UnknownPartition))?;
+            element.error()?;
+            Ok(element.offset())
+        })
+        .collect()
 }
 
 /// A client context that keeps librdkafka's own log lines and error callbacks at debug level:
@@ -194,22 +221,10 @@ impl RangeReader {
     /// The first offset of each of `partitions` whose record is at or after `ms` (Kafka's time
     /// index); `None` where no record is that late.
     pub fn offsets_for_time(&self, topic: &str, partitions: &[i32], ms: i64) -> Result<BTreeMap<i32, Option<i64>>> {
-        let mut list = TopicPartitionList::new();
-        for p in partitions {
-            list.add_partition_offset(topic, *p, Offset::Offset(ms)).map_err(kafka("listing partitions".into()))?;
-        }
-        let found =
-            self.consumer.offsets_for_times(list, TIMEOUT).map_err(kafka("looking offsets up by time".into()))?;
-        Ok(partitions
-            .iter()
-            .map(|p| {
-                let offset = match found.find_partition(topic, *p).map(|e| e.offset()) {
-                    Some(Offset::Offset(o)) => Some(o),
-                    _ => None,
-                };
-                (*p, offset)
-            })
-            .collect())
+        let listed: Vec<TopicPartition> = partitions.iter().map(|p| TopicPartition::new(topic, *p)).collect();
+        let found = offsets_for_time(&self.consumer, &listed, ms, TIMEOUT)
+            .map_err(kafka(format!("looking offsets of {topic} up by time")))?;
+        Ok(partitions.iter().copied().zip(found).collect())
     }
 
     /// For each of `ranges` (partition -> `[start, end)`), the offset of its first record a reader
