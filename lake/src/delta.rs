@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::kernel::{Action, StructField, StructType, Transaction};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -24,7 +24,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
 use crate::batch::TopicPartition;
-use crate::commit::{Depends, Prepared};
+use crate::commit::{is_race, Depends, Prepared};
 use crate::error::{Error, Result};
 
 /// How many times a commit that lost a race is planned and tried again.
@@ -96,8 +96,43 @@ pub async fn open_or_create_with(
     } else {
         create(name, location, &kernel_schema, partition_columns, storage_options, properties).await?
     };
-    check_matches(name, location, &table, &kernel_schema, partition_columns)?;
-    Ok(table)
+    let added = check_matches(name, location, &table, &kernel_schema, partition_columns)?;
+    if added.is_empty() {
+        return Ok(table);
+    }
+    add_columns(name, location, table, added, &kernel_schema, partition_columns, storage_options).await
+}
+
+/// Adds the nullable `columns` the config has and the table lacks, in one `metaData` commit: rows
+/// written before it read them as null, and readers of an older version still see the old columns.
+/// When another writer adds them first, its table is used.
+async fn add_columns(
+    name: &str,
+    location: &Url,
+    table: DeltaTable,
+    columns: Vec<StructField>,
+    expected: &StructType,
+    partition_columns: &[String],
+    storage_options: &HashMap<String, String>,
+) -> Result<DeltaTable> {
+    let names: Vec<&str> = columns.iter().map(|c| c.name().as_str()).collect();
+    let from = table.version();
+    match table.add_columns().with_fields(columns.clone()).await {
+        Ok(table) => {
+            tracing::info!(table = %name, columns = ?names, from_version = ?from, version = ?table.version(), "added the config's new nullable columns to the table");
+            Ok(table)
+        }
+        // Another writer changed the table first: take what it committed, then check again.
+        Err(e) if is_race(&e) => {
+            let table = load(name, location, storage_options).await?;
+            let left = check_matches(name, location, &table, expected, partition_columns)?;
+            if left.is_empty() {
+                return Ok(table);
+            }
+            Err(Error::delta(name)(e))
+        }
+        Err(e) => Err(Error::delta(name)(e)),
+    }
 }
 
 /// Opens the Delta table at `location` as of `version` (the latest when `None`), or `None` when there
@@ -179,22 +214,33 @@ async fn create(
     }
 }
 
+/// The columns of `expected` the table lacks, all nullable: the table can take them. Any other
+/// difference (a missing required column, a column of another type, other partitioning) is
+/// [`Error::TableMismatch`] naming it.
 fn check_matches(
     name: &str,
     location: &Url,
     table: &DeltaTable,
     expected: &StructType,
     partition_columns: &[String],
-) -> Result<()> {
+) -> Result<Vec<StructField>> {
     let snapshot = table.snapshot().map_err(Error::delta(name))?;
     let mismatch = |reason: String| Error::TableMismatch { table: name.into(), uri: location.to_string(), reason };
     let actual = snapshot.schema();
+    let mut added = Vec::new();
     for field in expected.fields() {
         match actual.field(field.name()) {
-            None => return Err(mismatch(format!("column `{}` is missing from the table", field.name()))),
+            None if field.is_nullable() && !partition_columns.contains(field.name()) => added.push(field.clone()),
+            None => {
+                return Err(mismatch(format!(
+                    "column `{}` is missing from the table, and only a nullable column can be added to a table \
+                     that has rows without it",
+                    field.name()
+                )))
+            }
             Some(found) if found.data_type() != field.data_type() => {
                 return Err(mismatch(format!(
-                    "column `{}` is {:?} in the table but {:?} in the config",
+                    "column `{}` is {} in the table but {} in the config; a column's type is not changed",
                     field.name(),
                     found.data_type(),
                     field.data_type()
@@ -209,7 +255,33 @@ fn check_matches(
             "partitioned by {actual_partitions:?} but the config asks for {partition_columns:?}"
         )));
     }
-    Ok(())
+    Ok(added)
+}
+
+/// `batch` with every column of `table` in the table's order. A column the table gained after the
+/// writer's config was read (a newer config added it) is null in these rows; a batch with every
+/// column already is returned as it is.
+fn with_columns_of(name: &str, batch: RecordBatch, table: &SchemaRef) -> Result<RecordBatch> {
+    if table.fields().iter().all(|f| batch.schema_ref().column_with_name(f.name()).is_some()) {
+        return Ok(batch);
+    }
+    let mut fields = Vec::with_capacity(table.fields().len());
+    let mut columns = Vec::with_capacity(table.fields().len());
+    for field in table.fields() {
+        match batch.schema_ref().column_with_name(field.name()) {
+            Some((i, own)) => {
+                fields.push(own.clone());
+                columns.push(batch.column(i).clone());
+            }
+            None => {
+                fields.push(field.as_ref().clone());
+                columns.push(arrow::array::new_null_array(field.data_type(), batch.num_rows()));
+            }
+        }
+    }
+    RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), columns).map_err(|e| {
+        Error::Arrow { context: format!("filling the columns of {name} this writer's config does not have"), source: e }
+    })
 }
 
 /// The last offset of each of `partitions` that `table` (named `name` in errors) holds as of its
@@ -349,6 +421,8 @@ impl OffsetTable {
     }
 
     async fn write_files(&self, batch: RecordBatch) -> Result<Vec<Action>> {
+        let table_schema = self.table.snapshot().map_err(Error::delta(&self.name))?.snapshot().arrow_schema();
+        let batch = with_columns_of(&self.name, batch, &table_schema)?;
         let mut writer = RecordBatchWriter::for_table(&self.table).map_err(Error::delta(&self.name))?;
         // Encoding the files is CPU work: on a task of its own it runs on another core while the
         // batch's other work (decoding, another table's files) goes on here.

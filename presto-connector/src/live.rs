@@ -79,15 +79,21 @@ impl LiveTable {
 
 /// `rows` with the columns and types of `schema`: the tail's rows as the lake's scan types them
 /// (partition columns and strings may come out of the Delta scan typed differently than the decoder
-/// builds them), or back.
+/// builds them), or back. A nullable column the table gained after this config was read is null in
+/// the tail's rows, as ingest on this config would write them.
 pub(crate) fn conform(rows: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let columns = schema
         .fields()
         .iter()
-        .map(|field| {
-            let column = rows
-                .column_by_name(field.name())
-                .ok_or_else(|| DataFusionError::Internal(format!("the Kafka tail has no column {}", field.name())))?;
+        .map(|field| -> Result<arrow::array::ArrayRef> {
+            let Some(column) = rows.column_by_name(field.name()) else {
+                return match field.is_nullable() {
+                    true => Ok(arrow::array::new_null_array(field.data_type(), rows.num_rows())),
+                    false => {
+                        Err(DataFusionError::Internal(format!("the Kafka tail has no column {}", field.name())).into())
+                    }
+                };
+            };
             Ok(cast(column, field.data_type()).map_err(DataFusionError::from)?)
         })
         .collect::<Result<Vec<_>>>()?;

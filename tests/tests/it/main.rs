@@ -6,6 +6,7 @@ mod bi;
 mod compact;
 mod deploy;
 mod duckdb;
+mod evolution;
 mod faults;
 mod formats;
 mod helpers;

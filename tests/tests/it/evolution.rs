@@ -1,0 +1,110 @@
+//! A table's columns as its config changes: a nullable column added to the config is added to the
+//! Delta table in a commit of its own, rows written before read it as null, a writer still on the
+//! old config goes on writing, and any other change is refused before anything is written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tidelake_lake::sample::SampleRecord;
+
+use crate::helpers::*;
+
+/// The `write_config` column line the tests put a new column before.
+const USER_ID: &str = "  { name = \"user_id\", type = \"string\" },\n";
+
+/// `config` with its text changed by `edit`, saved next to it as `name` (the lake root stays the
+/// same folder).
+fn variant(config: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(config).unwrap();
+    let edited = edit(text.clone());
+    assert_ne!(edited, text, "the edit changed nothing");
+    let path = config.with_file_name(name);
+    std::fs::write(&path, edited).unwrap();
+    path
+}
+
+/// `records` with `"device": device` in each value.
+fn with_device(records: Vec<SampleRecord>, device: &str) -> Vec<SampleRecord> {
+    records
+        .into_iter()
+        .map(|mut r| {
+            let mut value: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+            value["device"] = device.into();
+            r.value = serde_json::to_vec(&value).unwrap();
+            r
+        })
+        .collect()
+}
+
+async fn version_of(uri: &url::Url) -> u64 {
+    deltalake::open_table(uri.clone()).await.unwrap().version().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nullable_column_added_to_the_config_joins_the_table_and_other_changes_are_refused() {
+    let first = events(600, 0.0, 0.0, 41);
+    let topic = filled_topic("evolve", 3, &first).await;
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = write_config(dir.path(), &topic, &unique("group"), 250);
+    assert_eq!(ingest_to_end(&v1)["rows_written"], 600);
+    let uri = load_config(&v1).tables[0].location.clone();
+    let before = version_of(&uri).await;
+
+    // v2 adds a nullable `device`, listed among the other columns rather than at the end.
+    let v2 = variant(&v1, "v2.toml", |t| {
+        t.replacen(USER_ID, &format!("  {{ name = \"device\", type = \"string\" }},\n{USER_ID}"), 1)
+    });
+    let second = with_device(events(600, 0.0, 0.0, 42), "phone");
+    produce(&producer(), &topic, &second).await;
+    let report = ingest_to_end(&v2);
+    assert_eq!(report["rows_written"], 600, "{report}");
+
+    // A writer still on v1 reads the newer events: it writes them, `device` null.
+    let third = with_device(events(300, 0.0, 0.0, 43), "tablet");
+    produce(&producer(), &topic, &third).await;
+    assert_eq!(ingest_to_end(&v1)["rows_written"], 300);
+
+    // Refused, naming the column, before anything is written: a narrowed type, a required column
+    // the table does not have.
+    let latest = version_of(&uri).await;
+    let narrowed = variant(&v2, "v3.toml", |t| {
+        t.replacen("{ name = \"ad_id\", type = \"int64\"", "{ name = \"ad_id\", type = \"int32\"", 1)
+    });
+    let required = variant(&v2, "v4.toml", |t| {
+        t.replacen(USER_ID, &format!("  {{ name = \"region\", type = \"string\", nullable = false }},\n{USER_ID}"), 1)
+    });
+    for (config, says) in [
+        (&narrowed, "column `ad_id` is long in the table but integer in the config"),
+        (&required, "column `region` is missing from the table, and only a nullable column can be added"),
+    ] {
+        let out = run_tidelake(&["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} was taken", config.display());
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    assert_eq!(version_of(&uri).await, latest, "a refused config wrote nothing");
+
+    // Small files packed across the change keep every value.
+    run_ok(&["compact", "--config", v2.to_str().unwrap(), "--job", "optimize", "--json"], &[]);
+
+    // DuckDB and Python deltalake: every row, `device` filled exactly for the v2 writer's rows; the
+    // version before the change has the old columns, the one after it the new.
+    let out = Command::new(python())
+        .arg(repo().join("tests/evolution_check.py"))
+        .args([uri.to_file_path().unwrap().to_str().unwrap(), "device", &before.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "evolution_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for engine in ["duckdb", "deltalake"] {
+        assert_eq!(seen[engine]["rows"], 1_500, "{seen}");
+        assert_eq!(seen[engine]["filled"], 600, "{seen}");
+        assert!(seen[engine]["columns"].as_array().unwrap().contains(&"device".into()), "{seen}");
+    }
+    assert!(!seen["deltalake"]["columns_at_version"].as_array().unwrap().contains(&"device".into()), "{seen}");
+    let added_at = deltalake::DeltaTableBuilder::from_url(uri.clone()).unwrap().with_version(before + 1);
+    let added_at = added_at.load().await.unwrap();
+    let columns: Vec<String> = added_at.snapshot().unwrap().schema().fields().map(|f| f.name().clone()).collect();
+    assert!(columns.contains(&"device".to_string()), "{columns:?}");
+    audit_passes(&v2);
+}
