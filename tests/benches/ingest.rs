@@ -2,7 +2,7 @@
 //! table, as a ratio against just consuming the same records with a consumer group of its own (the
 //! floor; both include joining the group), the ingest process's peak RSS with 1, 6 and 32 MB
 //! batches, the cold start of the `tidelake` binary (spawn to consuming), the reprocess rate from the
-//! archive against the live rate, and an aggregate through `tidelake sql` over the lake's views
+//! archive against the live rate, Avro's ingest rate against JSON's, and an aggregate through `tidelake sql` over the lake's views
 //! against a plain glob of the same files.
 //!
 //! Run: `DUCKDB_LIB_DIR=$(infra/duckdb.sh) cargo bench -p tidelake-tests --features sql --bench ingest`
@@ -14,6 +14,8 @@
 //! GB-seconds per million events: the ingest run's time per event, whole process included, times the
 //! smallest Lambda memory size in 64 MB steps that holds the peak RSS). With
 //! `TIDELAKE_BENCH_PERF=<file>`, the 6 MB run is recorded by `perf record -g` into that file.
+//! The same events are also produced as Avro through the test schema registry and ingested with
+//! 6 MB batches: `avro_vs_json` is the Avro ingest rate over the JSON one.
 
 #[allow(dead_code)]
 #[path = "../tests/it/helpers.rs"]
@@ -61,7 +63,7 @@ async fn bench() {
     // memory each batch size needs, each into a lake of its own.
     let bin = env!("CARGO_BIN_EXE_tidelake-under-test");
     let dir = tempfile::tempdir().unwrap();
-    let run = ingest_run(bin, dir.path(), &topic, BATCH_MB, std::env::var("TIDELAKE_BENCH_PERF").ok());
+    let run = ingest_run(bin, dir.path(), &topic, BATCH_MB, Format::Json, std::env::var("TIDELAKE_BENCH_PERF").ok());
     assert_eq!(run.rows_written, records.len() as u64, "every event ingested");
     let ingest = run.time;
     let config = run.config.clone();
@@ -73,6 +75,21 @@ async fn bench() {
         run.batches
     );
     println!("ingest time / floor:    {:.2}x", ingest.as_secs_f64() / floor.as_secs_f64());
+
+    // The same events as Avro through the schema registry (confluent-kafka's AvroSerializer), into a
+    // lake of their own with the same batch size.
+    let avro_topic = unique("bench-avro");
+    create_topic(&avro_topic, partitions).await;
+    produce_avro(&avro_topic, &records, &[]);
+    let avro_dir = tempfile::tempdir().unwrap();
+    let avro = ingest_run(bin, avro_dir.path(), &avro_topic, BATCH_MB, Format::Avro, None);
+    assert_eq!(avro.rows_written, records.len() as u64, "every Avro event ingested");
+    let avro_vs_json = ingest.as_secs_f64() / avro.time.as_secs_f64();
+    println!(
+        "ingest of Avro:         {:>7.2} s  {:>9.0} events/s  ({avro_vs_json:.2}x the JSON rate)",
+        avro.time.as_secs_f64(),
+        records.len() as f64 / avro.time.as_secs_f64(),
+    );
     let peak_rss_mb = run.peak_rss_mb;
     let mut peaks = serde_json::Map::new();
     for batch_mb in [1, BATCH_MB, 32] {
@@ -80,7 +97,7 @@ async fn bench() {
             run.peak_rss_mb
         } else {
             let other = tempfile::tempdir().unwrap();
-            let run = ingest_run(bin, other.path(), &topic, batch_mb, None);
+            let run = ingest_run(bin, other.path(), &topic, batch_mb, Format::Json, None);
             assert_eq!(run.rows_written, records.len() as u64, "every event ingested");
             println!(
                 "ingest with {batch_mb:>2} MB batches: {:>7.2} s  {:>9.0} events/s  in {} batches",
@@ -181,9 +198,18 @@ async fn bench() {
             "always_on_gb_seconds_per_day": always_on,
             "break_even_events_per_day": break_even,
             "reprocess_vs_ingest": ingest.as_secs_f64() / reprocess.as_secs_f64(),
+            "avro_vs_json": avro_vs_json,
+            "avro_events_per_s": records.len() as f64 / avro.time.as_secs_f64(),
         });
         println!("{figures}");
     }
+}
+
+/// How the bench topic's values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Avro,
 }
 
 /// One `tidelake ingest --stop-at-end` run of `topic` into a fresh lake in `dir`.
@@ -198,12 +224,22 @@ struct IngestRun {
 /// Ingests `topic` to its end with batches of at most `batch_mb` MB (the bytes decide, not a record
 /// count), timing the whole process; peak RSS from /usr/bin/time, and with `profile`, a CPU profile
 /// of the run recorded by `perf record -g` into that file.
-fn ingest_run(bin: &str, dir: &std::path::Path, topic: &str, batch_mb: u64, profile: Option<String>) -> IngestRun {
+fn ingest_run(
+    bin: &str,
+    dir: &std::path::Path,
+    topic: &str,
+    batch_mb: u64,
+    format: Format,
+    profile: Option<String>,
+) -> IngestRun {
     let config = write_config(dir, topic, &unique("group"), 1_000_000);
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("max_wait = \"300ms\"", &format!("max_wait = \"500ms\"\nmax_bytes = \"{batch_mb}MB\""));
     std::fs::write(&config, text).unwrap();
+    if format == Format::Avro {
+        read_as_avro(&config);
+    }
     let timed = std::path::Path::new("/usr/bin/time").exists();
     let mut wrappers: Vec<String> = Vec::new();
     if timed {
