@@ -1,7 +1,8 @@
 //! Avro record values in the Confluent wire format (a zero magic byte, the writer schema's id in
 //! four big-endian bytes, then the Avro binary datum), read against the writer schema from the
-//! registry and handed to the table's decoder as one JSON object each, so Avro and JSON records
-//! meet the same column checks, defaults and exact numbers.
+//! registry, or plain datums of the table's own `avro_schema`, and handed to the table's decoder
+//! as one JSON object each, so Avro and JSON records meet the same column checks, defaults and
+//! exact numbers.
 //!
 //! Logical types keep their meaning: `timestamp-millis`/`-micros` become the event's microseconds,
 //! `date` a calendar day, `decimal` its exact digits, `uuid` its text.
@@ -42,9 +43,33 @@ pub async fn transcode(
                 continue;
             }
         };
-        values.push(json_of(&schema, id, datum));
+        values.push(json_of(&schema, &format!("schema id {id}"), datum));
     }
     Ok(values)
+}
+
+/// The value of each record, a plain Avro datum (no framing) of `schema`, as JSON object text, or
+/// why it cannot be read.
+pub fn transcode_plain(schema: &Schema, records: &[&KafkaRecord]) -> Vec<std::result::Result<Vec<u8>, String>> {
+    records
+        .iter()
+        .map(|record| match record.value.as_deref() {
+            Some(datum) => json_of(schema, "the table's avro_schema", datum),
+            None => Err("record has no value (a tombstone)".to_string()),
+        })
+        .collect()
+}
+
+/// Why `schema` cannot be a table's `avro_schema` whose rows need `fields`: it is not a record, or
+/// lacks one of them.
+pub fn check_plain_schema(schema: &Schema, fields: &[&str]) -> std::result::Result<(), String> {
+    let Schema::Record(record) = schema else {
+        return Err("is not an Avro record schema, and a table row needs one".to_string());
+    };
+    match fields.iter().find(|f| !record.fields.iter().any(|field| field.name == **f)) {
+        Some(missing) => Err(format!("has no field `{missing}`, which the table's rows need")),
+        None => Ok(()),
+    }
 }
 
 /// The schema id and the Avro datum of a value in the Confluent wire format.
@@ -59,16 +84,15 @@ fn framed(value: &[u8]) -> std::result::Result<(u32, &[u8]), String> {
     }
 }
 
-/// One datum of `schema` (registered as `id`) as JSON object text.
-fn json_of(schema: &Schema, id: u32, datum: &[u8]) -> std::result::Result<Vec<u8>, String> {
+/// One datum of `schema` (`which`, for reasons: "schema id 7") as JSON object text.
+fn json_of(schema: &Schema, which: &str, datum: &[u8]) -> std::result::Result<Vec<u8>, String> {
     let Schema::Record(record) = schema else {
-        return Err(format!("schema id {id} is not an Avro record, and a table row needs one"));
+        return Err(format!("{which} is not an Avro record, and a table row needs one"));
     };
     let mut datum = Datum { bytes: datum, root: schema };
-    let object =
-        object_of(record, &mut datum).map_err(|e| format!("value does not decode with schema id {id}: {e}"))?;
+    let object = object_of(record, &mut datum).map_err(|e| format!("value does not decode with {which}: {e}"))?;
     if !datum.bytes.is_empty() {
-        return Err(format!("value has {} bytes left after the Avro datum of schema id {id}", datum.bytes.len()));
+        return Err(format!("value has {} bytes left after the Avro datum of {which}", datum.bytes.len()));
     }
     serde_json::to_vec(&Json::Object(object)).map_err(|e| e.to_string())
 }
@@ -270,12 +294,12 @@ mod tests {
         record.put("n", Value::Union(1, Box::new(Value::Int(7))));
         record.put("cost", Value::Decimal(apache_avro::Decimal::from(vec![0x01, 0xe2, 0x40])));
         let datum = apache_avro::to_avro_datum(&schema, record).unwrap();
-        let json: Json = serde_json::from_slice(&json_of(&schema, 3, &datum).unwrap()).unwrap();
+        let json: Json = serde_json::from_slice(&json_of(&schema, "schema id 3", &datum).unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"id": uuid::Uuid::nil().to_string(), "at": 1_700_000_000_123_000i64, "n": 7, "cost": "0.123456"})
         );
-        assert!(json_of(&schema, 3, &datum[..datum.len() - 1]).unwrap_err().contains("does not decode"));
+        assert!(json_of(&schema, "schema id 3", &datum[..datum.len() - 1]).unwrap_err().contains("does not decode"));
     }
 
     #[test]
@@ -309,7 +333,7 @@ mod tests {
         record.put("price", Value::Decimal(apache_avro::Decimal::from(vec![0xff, 0xff, 0xfc, 0x18])));
         record.put("none", Value::Union(0, Box::new(Value::Null)));
         let datum = apache_avro::to_avro_datum(&schema, record).unwrap();
-        let json: Json = serde_json::from_slice(&json_of(&schema, 1, &datum).unwrap()).unwrap();
+        let json: Json = serde_json::from_slice(&json_of(&schema, "schema id 1", &datum).unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"ok": true, "n": -5_000_000_000i64, "x": 0.1, "f": 1.5, "s": "O'Brien ünïcode",
@@ -323,14 +347,14 @@ mod tests {
         let schema =
             Schema::parse_str(r#"{"type":"record","name":"E","fields":[{"name":"s","type":"string"}]}"#).unwrap();
         // A string of 2^28 bytes declared in five: refused from the bytes there, nothing allocated.
-        let reason = json_of(&schema, 1, &[0x80, 0x80, 0x80, 0x80, 0x02, b'a']).unwrap_err();
+        let reason = json_of(&schema, "schema id 1", &[0x80, 0x80, 0x80, 0x80, 0x02, b'a']).unwrap_err();
         assert!(reason.contains("field `s`: the datum ends 268435455 bytes short"), "{reason}");
-        assert!(json_of(&schema, 1, &[0x01]).unwrap_err().contains("negative length -1"));
-        assert!(json_of(&schema, 1, &[0xff; 11]).unwrap_err().contains("past ten bytes"));
-        assert!(json_of(&schema, 1, &[0x02, b'a', 0x00]).unwrap_err().contains("1 bytes left"));
-        assert!(json_of(&schema, 1, &[0x02, 0xff]).unwrap_err().contains("not UTF-8"));
+        assert!(json_of(&schema, "schema id 1", &[0x01]).unwrap_err().contains("negative length -1"));
+        assert!(json_of(&schema, "schema id 1", &[0xff; 11]).unwrap_err().contains("past ten bytes"));
+        assert!(json_of(&schema, "schema id 1", &[0x02, b'a', 0x00]).unwrap_err().contains("1 bytes left"));
+        assert!(json_of(&schema, "schema id 1", &[0x02, 0xff]).unwrap_err().contains("not UTF-8"));
         let union = Schema::parse_str(r#"{"type":"record","name":"E","fields":[{"name":"u","type":["null","long"]}]}"#)
             .unwrap();
-        assert!(json_of(&union, 1, &[0x04]).unwrap_err().contains("union branch 2 of 2"));
+        assert!(json_of(&union, "schema id 1", &[0x04]).unwrap_err().contains("union branch 2 of 2"));
     }
 }

@@ -188,6 +188,7 @@ struct RawRegistry {
     username: Option<String>,
     password: Option<String>,
     token: Option<String>,
+    ca_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +230,7 @@ struct RawLake {
 struct RawTable {
     topic: String,
     format: Option<String>,
+    avro_schema: Option<String>,
     event_uuid: String,
     event_time: String,
     #[serde(default)]
@@ -284,7 +286,7 @@ impl Validator<'_> {
                 "no table is declared; add a [tables.<name>] section with topic, event_uuid, event_time and columns",
             ));
         }
-        let registry = raw.schema_registry.map(|r| self.registry(r)).transpose()?;
+        let registry = raw.schema_registry.map(|r| self.registry(r, base_dir)).transpose()?;
         let mut tables = Vec::with_capacity(raw.tables.len());
         let mut topics = HashSet::new();
         for (name, table) in raw.tables {
@@ -295,7 +297,7 @@ impl Validator<'_> {
                     format!("topic `{}` already feeds another table; one topic feeds one table", table.topic),
                 ));
             }
-            let format = self.format(&key, table.format.as_deref(), registry.as_ref())?;
+            let format = self.format(&key, &table, registry.as_ref(), base_dir)?;
             tables.push(self.table(&key, name, table, &root, base_dir)?.with_format(format));
         }
         self.distinct_delta_tables(&tables)?;
@@ -346,7 +348,7 @@ impl Validator<'_> {
         Ok(())
     }
 
-    fn registry(&self, raw: RawRegistry) -> Result<Arc<Registry>> {
+    fn registry(&self, raw: RawRegistry, base_dir: &Path) -> Result<Arc<Registry>> {
         let url = Url::parse(raw.url.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
@@ -369,24 +371,72 @@ impl Validator<'_> {
                         .invalid("schema_registry.token", "is given next to a username or password; sign in one way"))
                 }
             };
-        let registry =
-            Registry::new(RegistryConfig { url, auth }).map_err(|e| self.invalid("schema_registry", e.to_string()))?;
+        let ca_pem = match raw.ca_file {
+            None => None,
+            Some(file) => {
+                let path = base_dir.join(file.trim());
+                let pem = std::fs::read(&path).map_err(|e| {
+                    self.invalid("schema_registry.ca_file", format!("cannot read `{}`: {e}", path.display()))
+                })?;
+                crate::registry::authorities(&pem).map_err(|reason| {
+                    self.invalid("schema_registry.ca_file", format!("`{}` {reason}", path.display()))
+                })?;
+                Some(pem)
+            }
+        };
+        let registry = Registry::new(RegistryConfig { url, auth, ca_pem })
+            .map_err(|e| self.invalid("schema_registry", e.to_string()))?;
         Ok(Arc::new(registry))
     }
 
-    fn format(&self, key: &str, raw: Option<&str>, registry: Option<&Arc<Registry>>) -> Result<RecordFormat> {
-        match raw.map(str::trim) {
-            None | Some("json") => Ok(RecordFormat::Json),
-            Some("avro") => match registry {
+    fn format(
+        &self,
+        key: &str,
+        table: &RawTable,
+        registry: Option<&Arc<Registry>>,
+        base_dir: &Path,
+    ) -> Result<RecordFormat> {
+        match (table.format.as_deref().map(str::trim), &table.avro_schema) {
+            (None | Some("json"), None) => Ok(RecordFormat::Json),
+            (None | Some("json"), Some(_)) => Err(self.invalid(
+                format!("{key}.avro_schema"),
+                "is given, but the table's format is json: set format = \"avro\" to read plain Avro datums",
+            )),
+            (Some("avro"), Some(text)) => {
+                let needs = [table.event_uuid.as_str(), table.event_time.as_str()];
+                Ok(RecordFormat::AvroSchema(self.avro_schema(key, text, base_dir, &needs)?))
+            }
+            (Some("avro"), None) => match registry {
                 Some(registry) => Ok(RecordFormat::Avro(Arc::clone(registry))),
                 None => Err(self.invalid(
                     format!("{key}.format"),
-                    "is \"avro\", which reads each record's writer schema from a schema registry: add a [schema_registry] section with its url",
+                    "is \"avro\": add a [schema_registry] section with its url (values in the registry's wire format), \
+                     or give the table an avro_schema (plain Avro datums of that schema)",
                 )),
             },
-            Some("protobuf") => Err(self.invalid(format!("{key}.format"), "\"protobuf\" is not read yet; use \"json\" or \"avro\"")),
-            Some(other) => Err(self.invalid(format!("{key}.format"), format!("`{other}` is not \"json\" or \"avro\""))),
+            (Some("protobuf"), _) => {
+                Err(self.invalid(format!("{key}.format"), "\"protobuf\" is not read yet; use \"json\" or \"avro\""))
+            }
+            (Some(other), _) => Err(self.invalid(format!("{key}.format"), format!("`{other}` is not \"json\" or \"avro\""))),
         }
+    }
+
+    /// A table's `avro_schema`: the schema's JSON itself, or the path of a file holding it (relative
+    /// to the config's folder), parsed and checked to be a record with the `needs` fields.
+    fn avro_schema(&self, key: &str, text: &str, base_dir: &Path, needs: &[&str]) -> Result<Arc<apache_avro::Schema>> {
+        let skey = format!("{key}.avro_schema");
+        let json = match text.trim_start().starts_with('{') {
+            true => text.to_string(),
+            false => {
+                let path = base_dir.join(text);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| self.invalid(&skey, format!("cannot read `{}`: {e}", path.display())))?
+            }
+        };
+        let schema = apache_avro::Schema::parse_str(&json)
+            .map_err(|e| self.invalid(&skey, format!("is not an Avro schema: {e}")))?;
+        crate::avro::check_plain_schema(&schema, needs).map_err(|reason| self.invalid(&skey, reason))?;
+        Ok(Arc::new(schema))
     }
 
     fn kafka(&self, raw: RawKafka) -> Result<KafkaConfig> {
@@ -728,6 +778,28 @@ mod tests {
             invalid_key(&registry("[schema_registry]\nurl = \"http://r\"\ntoken = \"t\"\npassword = \"p\"")),
             "schema_registry.token"
         );
+        let plain = |schema: &str| {
+            GOOD.replace(
+                "topic = \"ad_events\"",
+                &format!("topic = \"ad_events\"\n        format = \"avro\"\n        avro_schema = '{schema}'"),
+            )
+        };
+        let fields = r#"[{"name":"event_id","type":"string"},{"name":"event_time","type":"long"}]"#;
+        let good = parse(&plain(&format!(r#"{{"type":"record","name":"E","fields":{fields}}}"#))).unwrap();
+        assert!(matches!(good.tables[0].format, RecordFormat::AvroSchema(_)));
+        let lacking = r#"{"type":"record","name":"E","fields":[{"name":"event_id","type":"string"}]}"#;
+        assert_eq!(invalid_key(&plain(lacking)), "tables.ad_events.avro_schema");
+        assert_eq!(invalid_key(&plain("{\"type\": \"nope\"}")), "tables.ad_events.avro_schema");
+        assert_eq!(invalid_key(&plain("no-such-file.avsc")), "tables.ad_events.avro_schema");
+        assert_eq!(
+            invalid_key(&registry("[schema_registry]\nurl = \"https://r\"\nca_file = \"no-such-ca.pem\"")),
+            "schema_registry.ca_file"
+        );
+        let not_pem = std::env::temp_dir().join(format!("tidelake-not-a-ca-{}.pem", std::process::id()));
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let section = format!("[schema_registry]\nurl = \"https://r\"\nca_file = \"{}\"", not_pem.display());
+        assert_eq!(invalid_key(&registry(&section)), "schema_registry.ca_file");
+        std::fs::remove_file(&not_pem).unwrap();
         let protobuf = GOOD.replace("topic = \"ad_events\"", "topic = \"ad_events\"\n        format = \"protobuf\"");
         assert_eq!(invalid_key(&protobuf), "tables.ad_events.format");
         assert_eq!(parse(GOOD).unwrap().tables[0].format.name(), "json");

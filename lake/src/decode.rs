@@ -31,14 +31,18 @@ pub struct Decoded {
 }
 
 /// Decodes record values into rows of `spec`'s table schema, in the table's format: an Avro
-/// table's values are read against their writer schemas (from the registry, once per schema id)
-/// first. A registry that does not answer is an error of the whole call; a record it cannot read
+/// table's values are read against their writer schemas (from the registry, once per schema id,
+/// or the table's own `avro_schema`) first. A registry that does not answer is an error of the whole call; a record it cannot read
 /// is rejected with the reason.
 pub async fn decode_records(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     match &spec.format {
         RecordFormat::Json => decode(spec, records),
         RecordFormat::Avro(registry) => {
             let values = crate::avro::transcode(registry, records).await?;
+            decode_values(spec, records, Some(&values))
+        }
+        RecordFormat::AvroSchema(schema) => {
+            let values = crate::avro::transcode_plain(schema, records);
             decode_values(spec, records, Some(&values))
         }
     }

@@ -20,6 +20,9 @@ pub struct RegistryConfig {
     pub url: Url,
     /// How requests sign in.
     pub auth: RegistryAuth,
+    /// PEM certificates of the authorities an `https` registry's certificate may chain to, besides
+    /// the system's (`ca_file`: a private CA).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// How requests to the registry sign in.
@@ -66,10 +69,12 @@ pub struct Registry {
 impl Registry {
     /// A client for `config`.
     pub fn new(config: RegistryConfig) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| Error::Registry { url: config.url.to_string(), reason: e.to_string() })?;
+        let fault = |reason: String| Error::Registry { url: config.url.to_string(), reason };
+        let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+        for ca in authorities(config.ca_pem.as_deref().unwrap_or_default()).map_err(fault)? {
+            builder = builder.add_root_certificate(ca);
+        }
+        let client = builder.build().map_err(|e| fault(e.to_string()))?;
         Ok(Registry { config, client, schemas: Mutex::default() })
     }
 
@@ -118,4 +123,16 @@ impl Registry {
             .map(Arc::new)
             .map_err(|e| format!("schema id {id} is not a valid Avro schema: {e}")))
     }
+}
+
+/// The certificates in `pem` (none when it is empty), or why they cannot be read.
+pub fn authorities(pem: &[u8]) -> std::result::Result<Vec<reqwest::Certificate>, String> {
+    if pem.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("not PEM certificates: {e}"))?;
+    if found.is_empty() {
+        return Err("holds no PEM certificate".to_string());
+    }
+    Ok(found)
 }

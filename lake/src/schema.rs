@@ -171,6 +171,9 @@ pub enum RecordFormat {
     Json,
     /// Avro in the schema registry's wire format; the writer schemas come from this registry.
     Avro(Arc<crate::registry::Registry>),
+    /// Plain Avro binary datums, no framing, all written with this one schema (the table's
+    /// `avro_schema`).
+    AvroSchema(Arc<apache_avro::Schema>),
 }
 
 impl RecordFormat {
@@ -178,7 +181,7 @@ impl RecordFormat {
     pub fn name(&self) -> &'static str {
         match self {
             RecordFormat::Json => "json",
-            RecordFormat::Avro(_) => "avro",
+            RecordFormat::Avro(_) | RecordFormat::AvroSchema(_) => "avro",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Record formats other than JSON: Avro through a real schema registry, produced by the registry
-//! client's own serializer, lands the same rows as the same events in JSON.
+//! client's own serializer, and plain Avro datums of a schema file land the same rows as the same
+//! events in JSON.
 
-use tidelake_lake::sample::Kind;
+use tidelake_lake::sample::{Kind, SampleRecord};
 
 use crate::helpers::*;
 
@@ -58,11 +59,141 @@ async fn avro_from_the_schema_registry_lands_the_same_rows_as_json() {
 }
 
 /// The valid records, each event UUID once.
-fn dedup_valid(records: &[tidelake_lake::sample::SampleRecord]) -> Vec<tidelake_lake::sample::SampleRecord> {
+fn dedup_valid(records: &[SampleRecord]) -> Vec<SampleRecord> {
     let mut seen = std::collections::HashSet::new();
     records.iter().filter(|r| r.kind != Kind::Poison && seen.insert(r.event_id.clone())).cloned().collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sample events' Avro schema (the one `tests/produce_avro.py` registers).
+const EVENT_SCHEMA: &str = r#"{"type": "record", "name": "AdEvent", "namespace": "tidelake.sample", "fields": [
+    {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
+    {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "event_type", "type": "string"},
+    {"name": "ad_id", "type": "long"},
+    {"name": "campaign_id", "type": "long"},
+    {"name": "user_id", "type": ["null", "string"], "default": null},
+    {"name": "cost", "type": ["null", {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 6}],
+     "default": null}
+]}"#;
+
+/// A sample event's JSON value as a plain Avro datum of `schema` (apache-avro's writer).
+fn plain_avro(schema: &apache_avro::Schema, value: &[u8]) -> Vec<u8> {
+    use apache_avro::types::Value;
+    let event: serde_json::Value = serde_json::from_slice(value).unwrap();
+    let text = |name: &str| event[name].as_str().unwrap().to_string();
+    let time = chrono::DateTime::parse_from_rfc3339(&text("event_time")).unwrap();
+    let (whole, fraction) = text("cost").split_once('.').map(|(w, f)| (w.to_string(), f.to_string())).unwrap();
+    let unscaled: i128 = format!("{whole}{fraction:0<6}").parse().unwrap();
+    let bytes = unscaled.to_be_bytes();
+    let start = (0..15)
+        .find(|&i| !((bytes[i] == 0 && bytes[i + 1] & 0x80 == 0) || (bytes[i] == 0xff && bytes[i + 1] & 0x80 != 0)))
+        .unwrap_or(15);
+    let record = Value::Record(vec![
+        ("event_id".into(), Value::Uuid(uuid::Uuid::parse_str(&text("event_id")).unwrap())),
+        ("event_time".into(), Value::TimestampMicros(time.timestamp_micros())),
+        ("event_type".into(), Value::String(text("event_type"))),
+        ("ad_id".into(), Value::Long(event["ad_id"].as_i64().unwrap())),
+        ("campaign_id".into(), Value::Long(event["campaign_id"].as_i64().unwrap())),
+        ("user_id".into(), Value::Union(1, Box::new(Value::String(text("user_id"))))),
+        ("cost".into(), Value::Union(1, Box::new(Value::Decimal(apache_avro::Decimal::from(bytes[start..].to_vec()))))),
+    ]);
+    apache_avro::to_avro_datum(schema, record).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_avro_of_a_schema_file_lands_the_same_rows_as_json() {
+    let records = events(2_000, 0.05, 0.0, 93);
+    let schema = apache_avro::Schema::parse_str(EVENT_SCHEMA).unwrap();
+    // The events as plain Avro datums, then a JSON value and a datum cut short: dead letters.
+    let mut avro: Vec<SampleRecord> =
+        records.iter().map(|r| SampleRecord { value: plain_avro(&schema, &r.value), ..r.clone() }).collect();
+    let cut = avro[0].value[..avro[0].value.len() - 3].to_vec();
+    avro.push(SampleRecord { value: records[1].value.clone(), kind: Kind::Poison, ..records[1].clone() });
+    avro.push(SampleRecord { value: cut, kind: Kind::Poison, ..records[2].clone() });
+    let avro_topic = filled_topic("plain-avro", 3, &avro).await;
+    let avro_dir = tempfile::tempdir().unwrap();
+    std::fs::write(avro_dir.path().join("ad_event.avsc"), EVENT_SCHEMA).unwrap();
+    let config = write_config(avro_dir.path(), &avro_topic, &unique("group"), 500);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let topic_line = format!("topic = \"{avro_topic}\"\n");
+    std::fs::write(
+        &config,
+        text.replacen(&topic_line, &format!("{topic_line}format = \"avro\"\navro_schema = \"ad_event.avsc\"\n"), 1),
+    )
+    .unwrap();
+    let report = ingest_to_end(&config);
+
+    let json_topic = filled_topic("json", 3, &records).await;
+    let json_dir = tempfile::tempdir().unwrap();
+    let json = write_config(json_dir.path(), &json_topic, &unique("group"), 500);
+    let json_report = ingest_to_end(&json);
+
+    assert_eq!(report["rows_written"], json_report["rows_written"], "{report} {json_report}");
+    assert_eq!(report["duplicates_dropped"], json_report["duplicates_dropped"], "{report}");
+    assert_eq!(report["dead_letters"], 2, "{report}");
+    assert!(
+        report["dead_letter_samples"].to_string().contains("does not decode with the table's avro_schema"),
+        "{report}"
+    );
+    let location = |config: &std::path::Path| load_config(config).tables[0].location.clone();
+    let from_avro = read_back(&location(&config), "event_id", "cost");
+    assert_eq!(from_avro, read_back(&location(&json), "event_id", "cost"));
+    assert_eq!(from_avro["duckdb"]["sum"], cost_sum(&dedup_valid(&records)), "{from_avro}");
+    audit_passes(&config);
+}
+
+/// A TLS front on a free port for the plain HTTP service on `backend`, with `cert` and `key`: the
+/// test registry as an `https` registry with a private CA looks to its clients.
+async fn tls_front(cert: &std::path::Path, key: &std::path::Path, backend: u16) -> u16 {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tidelake_presto::server::tls::config(cert, key).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_registry_signed_by_a_private_ca_is_trusted_through_ca_file() {
+    let records = events(400, 0.0, 0.0, 95);
+    let topic = unique("avro-tls");
+    create_topic(&topic, 2).await;
+    produce_avro(&topic, &records, &[]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = (dir.path().join("registry.pem"), dir.path().join("registry.key"), dir.path().join("ca.pem"));
+    let made = std::process::Command::new(python())
+        .arg(repo().join("tests/make_cert.py"))
+        .args([&cert, &key, &ca])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let plain = url::Url::parse(schema_registry()).unwrap();
+    let port = tls_front(&cert, &key, plain.port().unwrap()).await;
+    let https = format!("https://localhost:{port}{}", plain.path());
+
+    let config = write_config(dir.path(), &topic, &unique("group"), 500);
+    read_as_avro(&config);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen(schema_registry(), &https, 1).replacen(
+        "[schema_registry]\n",
+        "[schema_registry]\nca_file = \"ca.pem\"\n",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let report = tokio::task::spawn_blocking(move || ingest_to_end(&config)).await.unwrap();
+    assert_eq!(report["rows_written"], 400, "{report}");
+    assert_eq!(report["dead_letters"], 0, "{report}");
 }
