@@ -1,12 +1,13 @@
 """Produces the sample ad events as Avro through the schema registry, as real producers do.
 
-Usage: produce_avro.py <bootstrap> <registry url> <topic> <events file>
+Usage: produce_avro.py <bootstrap> <registry url> <topic> <events file> [v2]
 
 The events file holds one JSON line per record: {"key": ..., "value": <the JSON event, or null>,
 "raw": <hex bytes sent as they are, for poison>, "datum": <hex bytes framed with the id of the
 schema registered so far, for a hostile Avro datum>}. Each JSON event is serialized by confluent-kafka's
 AvroSerializer (which registers the schema under `<topic>-value` and frames each value with the
-schema id), with logical types: a uuid, a timestamp-micros, a decimal(18, 6). Prints the schema id.
+schema id), with logical types: a uuid, a timestamp-micros, a decimal(18, 6). With `v2`, the
+schema gains a nullable `device` string, taken from each event's `device`. Prints the schema id.
 """
 import datetime
 import decimal
@@ -18,7 +19,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-SCHEMA = json.dumps({
+V1_SCHEMA = {
     "type": "record",
     "name": "AdEvent",
     "namespace": "tidelake.sample",
@@ -32,7 +33,8 @@ SCHEMA = json.dumps({
         {"name": "cost", "type": ["null", {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 6}],
          "default": None},
     ],
-})
+}
+V2_FIELD = {"name": "device", "type": ["null", "string"], "default": None}
 
 
 def avro_event(event):
@@ -46,13 +48,15 @@ def avro_event(event):
         "campaign_id": int(event["campaign_id"]),
         "user_id": event.get("user_id"),
         "cost": None if cost is None else decimal.Decimal(str(cost)),
+        "device": event.get("device"),
     }
 
 
 def main():
     bootstrap, registry_url, topic, path = sys.argv[1:5]
+    schema = dict(V1_SCHEMA, fields=V1_SCHEMA["fields"] + ([V2_FIELD] if sys.argv[5:6] == ["v2"] else []))
     registry = SchemaRegistryClient({"url": registry_url})
-    serializer = AvroSerializer(registry, SCHEMA)
+    serializer = AvroSerializer(registry, json.dumps(schema))
     context = SerializationContext(topic, MessageField.VALUE)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 10})
     with open(path) as lines:

@@ -7,21 +7,27 @@
 //! Logical types keep their meaning: `timestamp-millis`/`-micros` become the event's microseconds,
 //! `date` a calendar day, `decimal` its exact digits, `uuid` its text.
 
+use std::collections::HashSet;
+
 use apache_avro::schema::{RecordSchema, Schema};
 use serde_json::{Map, Number, Value as Json};
 
 use crate::batch::KafkaRecord;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::registry::Registry;
 
 /// The magic byte that starts a value in the Confluent wire format.
 const MAGIC: u8 = 0;
 
 /// The value of each record as JSON object text, or why it cannot be read (the record is then a
-/// dead letter with that reason). A registry that does not answer fails the whole call.
+/// dead letter with that reason). A registry that does not answer fails the whole call; so does,
+/// when the table's `columns` follow the registry, a record whose schema has a field that is not
+/// one of them ([`Error::SchemaChanged`]).
 pub async fn transcode(
     registry: &Registry,
     records: &[&KafkaRecord],
+    table: &str,
+    columns: Option<&HashSet<&str>>,
 ) -> Result<Vec<std::result::Result<Vec<u8>, String>>> {
     let mut values = Vec::with_capacity(records.len());
     for record in records {
@@ -43,6 +49,16 @@ pub async fn transcode(
                 continue;
             }
         };
+        if let (Some(columns), Schema::Record(fields)) = (columns, schema.as_ref()) {
+            if let Some(field) = fields.fields.iter().find(|f| !columns.contains(f.name.as_str())) {
+                return Err(Error::SchemaChanged {
+                    table: table.to_string(),
+                    at: format!("{}-{}@{}", record.topic, record.partition, record.offset),
+                    id,
+                    field: field.name.clone(),
+                });
+            }
+        }
         values.push(json_of(&schema, &format!("schema id {id}"), datum));
     }
     Ok(values)
@@ -56,6 +72,62 @@ pub fn transcode_plain(schema: &Schema, records: &[&KafkaRecord]) -> Vec<std::re
         .map(|record| match record.value.as_deref() {
             Some(datum) => json_of(schema, "the table's avro_schema", datum),
             None => Err("record has no value (a tombstone)".to_string()),
+        })
+        .collect()
+}
+
+/// The table columns a record schema's fields make (`columns = "registry"`): name, the config's
+/// type name, and whether it may be null. Each column takes the widest type of its field's family
+/// (`int` and `long` are `int64`, `float` and `double` are `float64`), so a producer widening a
+/// field as Avro's schema resolution allows never needs the table's type changed. A field is
+/// nullable when it is a union with `null` or has a default (rows from before it was added hold
+/// none).
+pub fn columns_of(schema: &Schema) -> std::result::Result<Vec<(String, String, bool)>, String> {
+    let Schema::Record(record) = schema else {
+        return Err("is not an Avro record schema, and a table row needs one".to_string());
+    };
+    record
+        .fields
+        .iter()
+        .map(|field| {
+            let (inner, in_union) = match &field.schema {
+                Schema::Union(union) => {
+                    let variants: Vec<&Schema> =
+                        union.variants().iter().filter(|v| !matches!(v, Schema::Null)).collect();
+                    match variants.as_slice() {
+                        [only] => (*only, variants.len() < union.variants().len()),
+                        _ => {
+                            return Err(format!(
+                                "field `{}` is a union of several types, which no column holds",
+                                field.name
+                            ))
+                        }
+                    }
+                }
+                other => (other, false),
+            };
+            let kind = match inner {
+                Schema::Boolean => "boolean".to_string(),
+                Schema::Int | Schema::Long => "int64".to_string(),
+                Schema::Float | Schema::Double => "float64".to_string(),
+                Schema::String | Schema::Enum(_) | Schema::Uuid => "string".to_string(),
+                Schema::Date => "date".to_string(),
+                Schema::TimestampMillis
+                | Schema::TimestampMicros
+                | Schema::TimestampNanos
+                | Schema::LocalTimestampMillis
+                | Schema::LocalTimestampMicros
+                | Schema::LocalTimestampNanos => "timestamp".to_string(),
+                Schema::Decimal(d) if d.precision <= 38 => format!("decimal({}, {})", d.precision, d.scale),
+                other => {
+                    return Err(format!(
+                        "field `{}` is {:?}, which tidelake does not read into a column yet",
+                        field.name,
+                        apache_avro::schema::SchemaKind::from(other)
+                    ))
+                }
+            };
+            Ok((field.name.clone(), kind, in_union || field.default.is_some()))
         })
         .collect()
 }
@@ -340,6 +412,36 @@ mod tests {
                 "kind": "click", "again": "view", "day": "2023-12-09", "at": 1_700_000_000_123_456i64,
                 "price": "-1.000", "none": null})
         );
+    }
+
+    #[test]
+    fn registry_columns_take_the_widest_type_and_nullability_from_unions_and_defaults() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"E","fields":[
+                {"name":"id","type":{"type":"string","logicalType":"uuid"}},
+                {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+                {"name":"n","type":"int"},
+                {"name":"x","type":["null","float"]},
+                {"name":"kind","type":{"type":"enum","name":"K","symbols":["a"]},"default":"a"},
+                {"name":"cost","type":["null",{"type":"bytes","logicalType":"decimal","precision":18,"scale":6}]}
+            ]}"#,
+        )
+        .unwrap();
+        let columns = columns_of(&schema).unwrap();
+        let expect = [
+            ("id", "string", false),
+            ("at", "timestamp", false),
+            ("n", "int64", false),
+            ("x", "float64", true),
+            ("kind", "string", true),
+            ("cost", "decimal(18, 6)", true),
+        ];
+        assert_eq!(columns, expect.map(|(n, t, z)| (n.to_string(), t.to_string(), z)).to_vec());
+        let nested = Schema::parse_str(
+            r#"{"type":"record","name":"E","fields":[{"name":"tags","type":{"type":"array","items":"string"}}]}"#,
+        )
+        .unwrap();
+        assert!(columns_of(&nested).unwrap_err().contains("field `tags`"));
     }
 
     #[test]

@@ -240,7 +240,8 @@ struct RawTable {
     archive: Option<String>,
     dedup_window: Option<String>,
     max_future: Option<String>,
-    columns: Vec<RawColumn>,
+    /// A list of columns, or `"registry"`: the fields of the subject's latest schema.
+    columns: toml::Value,
     rollup: Option<RawRollup>,
     optimize: Option<RawOptimize>,
 }
@@ -298,7 +299,8 @@ impl Validator<'_> {
                 ));
             }
             let format = self.format(&key, &table, registry.as_ref(), base_dir)?;
-            tables.push(self.table(&key, name, table, &root, base_dir)?.with_format(format));
+            let (columns, format) = self.columns(&key, &table, format)?;
+            tables.push(self.table(&key, name, table, columns, &root, base_dir)?.with_format(format));
         }
         self.distinct_delta_tables(&tables)?;
         let mut kafka = kafka;
@@ -407,7 +409,7 @@ impl Validator<'_> {
                 Ok(RecordFormat::AvroSchema(self.avro_schema(key, text, base_dir, &needs)?))
             }
             (Some("avro"), None) => match registry {
-                Some(registry) => Ok(RecordFormat::Avro(Arc::clone(registry))),
+                Some(registry) => Ok(RecordFormat::Avro { registry: Arc::clone(registry), columns_follow: false }),
                 None => Err(self.invalid(
                     format!("{key}.format"),
                     "is \"avro\": add a [schema_registry] section with its url (values in the registry's wire format), \
@@ -511,16 +513,77 @@ impl Validator<'_> {
         Ok(batch)
     }
 
-    fn table(&self, key: &str, name: String, raw: RawTable, root: &Url, base_dir: &Path) -> Result<TableSpec> {
+    /// A table's columns as written in the config, or, with `columns = "registry"`, the fields of
+    /// the latest schema of its topic's value subject (`<topic>-value`), asked of the registry
+    /// now; the table's format then stops on a record of a schema with fields it does not have.
+    fn columns(&self, key: &str, table: &RawTable, format: RecordFormat) -> Result<(Vec<RawColumn>, RecordFormat)> {
+        let ckey = format!("{key}.columns");
+        let text = match &table.columns {
+            toml::Value::String(text) => text.trim(),
+            listed => {
+                let columns =
+                    Vec::<RawColumn>::deserialize(listed.clone()).map_err(|e| self.invalid(&ckey, e.to_string()))?;
+                return Ok((columns, format));
+            }
+        };
+        if text != "registry" {
+            return Err(self.invalid(ckey, format!("`{text}` is not a list of columns or \"registry\"")));
+        }
+        let RecordFormat::Avro { registry, .. } = format else {
+            return Err(self.invalid(
+                ckey,
+                "is \"registry\", which takes the columns from the schema registry: the table's format must be \"avro\" with a [schema_registry]",
+            ));
+        };
+        let subject = format!("{}-value", table.topic.trim());
+        // Configs are read before any runtime runs, and inside one: the one request runs on a
+        // thread and a runtime of its own, with a client of its own.
+        let client = Registry::new(registry.config().clone()).map_err(|e| self.invalid(&ckey, e.to_string()))?;
+        let latest = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    Ok::<_, std::io::Error>(runtime.block_on(client.latest(&subject)))
+                })
+                .join()
+        });
+        let (_, schema) = match latest {
+            Ok(Ok(Ok(Ok(found)))) => found,
+            Ok(Ok(Ok(Err(reason)))) => return Err(self.invalid(ckey, format!("is \"registry\", but {reason}"))),
+            Ok(Ok(Err(e))) => {
+                return Err(self.invalid(ckey, format!("is \"registry\", and the registry did not answer: {e}")))
+            }
+            Ok(Err(e)) => return Err(self.invalid(ckey, format!("is \"registry\": no runtime to ask it: {e}"))),
+            Err(_) => return Err(self.invalid(ckey, "is \"registry\": asking the registry failed")),
+        };
+        let fields = crate::avro::columns_of(&schema).map_err(|reason| {
+            self.invalid(&ckey, format!("is \"registry\", and subject `{subject}`'s latest schema {reason}"))
+        })?;
+        let columns = fields
+            .into_iter()
+            .map(|(name, kind, nullable)| RawColumn { name, kind, nullable, default: None })
+            .collect();
+        Ok((columns, RecordFormat::Avro { registry, columns_follow: true }))
+    }
+
+    fn table(
+        &self,
+        key: &str,
+        name: String,
+        raw: RawTable,
+        raw_columns: Vec<RawColumn>,
+        root: &Url,
+        base_dir: &Path,
+    ) -> Result<TableSpec> {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(self.invalid(key, format!("table name `{name}` may hold only letters, digits and `_`")));
         }
         if raw.topic.trim().is_empty() {
             return Err(self.invalid(format!("{key}.topic"), "must name a Kafka topic"));
         }
-        let mut columns = Vec::with_capacity(raw.columns.len());
+        let mut columns = Vec::with_capacity(raw_columns.len());
         let mut seen = HashSet::new();
-        for (i, column) in raw.columns.into_iter().enumerate() {
+        for (i, column) in raw_columns.into_iter().enumerate() {
             let ckey = format!("{key}.columns[{i}]");
             if column.name.is_empty() {
                 return Err(self.invalid(format!("{ckey}.name"), "must not be empty"));
@@ -760,6 +823,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<PipelineConfig> {
         PipelineConfig::parse(text, Path::new("/srv/pipe"))
+    }
+
+    #[test]
+    fn columns_from_the_registry_need_an_avro_table_with_a_registry() {
+        let start = GOOD.find("columns = [").unwrap();
+        let end = start + GOOD[start..].find(']').unwrap() + 1;
+        let with = |columns: &str| format!("{}{columns}{}", &GOOD[..start], &GOOD[end..]);
+        assert_eq!(invalid_key(&with("columns = \"registry\"")), "tables.ad_events.columns");
+        assert_eq!(invalid_key(&with("columns = \"everything\"")), "tables.ad_events.columns");
+        assert_eq!(invalid_key(&with("columns = [{ kind = \"string\" }]")), "tables.ad_events.columns");
+        // A registry that does not answer refuses the config, before anything is written.
+        let avro = with("columns = \"registry\"")
+            .replace("topic = \"ad_events\"", "topic = \"ad_events\"\n        format = \"avro\"")
+            .replace("[tables.ad_events]", "[schema_registry]\nurl = \"http://127.0.0.1:9\"\n[tables.ad_events]");
+        match parse(&avro) {
+            Err(Error::ConfigInvalid { key, reason, .. }) => {
+                assert_eq!(key, "tables.ad_events.columns");
+                assert!(reason.contains("did not answer"), "{reason}");
+            }
+            other => panic!("expected ConfigInvalid, got {other:?}"),
+        }
     }
 
     #[test]

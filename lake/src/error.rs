@@ -156,6 +156,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A record was written with a newer schema than the table's columns, which follow the
+    /// registry: stopped before its batch is written, so its new fields are not dropped.
+    #[error(
+        "table {table}: the record at {at} was written with schema id {id}, whose field `{field}` is not a column \
+         yet; the table's columns follow the registry's latest schema as of the start: restart to take the newer one"
+    )]
+    SchemaChanged {
+        /// The table.
+        table: String,
+        /// Where the record is (`topic-partition@offset`).
+        at: String,
+        /// Its writer schema's id.
+        id: u32,
+        /// A field of that schema the table does not have.
+        field: String,
+    },
+
     /// An object store request failed.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),

@@ -78,6 +78,11 @@ impl Registry {
         Ok(Registry { config, client, schemas: Mutex::default() })
     }
 
+    /// Where the registry is and how to sign in.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
     /// The Avro writer schema registered under `id`. `Ok(Err(reason))`: the registry answered,
     /// and the id is unknown or its schema is not Avro tidelake can read.
     pub async fn avro_schema(&self, id: u32) -> Result<Lookup> {
@@ -89,10 +94,28 @@ impl Registry {
         Ok(found)
     }
 
-    async fn fetch(&self, id: u32) -> Result<Lookup> {
-        let url = format!("{}/schemas/ids/{id}", self.config.url.as_str().trim_end_matches('/'));
-        let fault = |reason: String| Error::Registry { url: url.clone(), reason };
-        let mut request = self.client.get(&url).header("Accept", "application/vnd.schemaregistry.v1+json");
+    /// The latest schema registered under `subject`, with its id. `Ok(Err(reason))`: the
+    /// registry answered, and there is no such subject or its schema is not Avro tidelake reads.
+    pub async fn latest(&self, subject: &str) -> Result<std::result::Result<(u32, Arc<apache_avro::Schema>), String>> {
+        #[derive(serde::Deserialize)]
+        struct Latest {
+            id: u32,
+        }
+        let url = format!("{}/subjects/{subject}/versions/latest", self.config.url.as_str().trim_end_matches('/'));
+        let Some(body) = self.get(&url).await? else {
+            return Ok(Err(format!("subject `{subject}` is not in the schema registry")));
+        };
+        let latest: Latest = serde_json::from_slice(&body).map_err(|e| Error::Registry {
+            url: url.clone(),
+            reason: format!("an answer that is not a version: {e}"),
+        })?;
+        Ok(self.avro_schema(latest.id).await?.map(|schema| (latest.id, schema)))
+    }
+
+    /// The body of a GET of `url`; `None` when the registry answers 404.
+    async fn get(&self, url: &str) -> Result<Option<bytes::Bytes>> {
+        let fault = |reason: String| Error::Registry { url: url.to_string(), reason };
+        let mut request = self.client.get(url).header("Accept", "application/vnd.schemaregistry.v1+json");
         request = match &self.config.auth {
             RegistryAuth::None => request,
             RegistryAuth::Basic { username, password } => request.basic_auth(username, Some(password)),
@@ -102,12 +125,21 @@ impl Registry {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| fault(e.to_string()))?;
         if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Err(format!("schema id {id} is not in the schema registry")));
+            return Ok(None);
         }
         if !status.is_success() {
             // Signing in refused, the registry failing: not the record's fault; retried.
             return Err(fault(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]))));
         }
+        Ok(Some(body))
+    }
+
+    async fn fetch(&self, id: u32) -> Result<Lookup> {
+        let url = format!("{}/schemas/ids/{id}", self.config.url.as_str().trim_end_matches('/'));
+        let fault = |reason: String| Error::Registry { url: url.clone(), reason };
+        let Some(body) = self.get(&url).await? else {
+            return Ok(Err(format!("schema id {id} is not in the schema registry")));
+        };
         #[derive(serde::Deserialize)]
         struct Answer {
             schema: String,

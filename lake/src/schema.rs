@@ -170,7 +170,14 @@ pub enum RecordFormat {
     #[default]
     Json,
     /// Avro in the schema registry's wire format; the writer schemas come from this registry.
-    Avro(Arc<crate::registry::Registry>),
+    Avro {
+        /// Where the writer schemas are.
+        registry: Arc<crate::registry::Registry>,
+        /// The table's columns are the subject's latest schema (`columns = "registry"`): a record
+        /// of a schema with a field that is not a column yet stops the batch (a restart takes the
+        /// newer schema) instead of dropping the field's values.
+        columns_follow: bool,
+    },
     /// Plain Avro binary datums, no framing, all written with this one schema (the table's
     /// `avro_schema`).
     AvroSchema(Arc<apache_avro::Schema>),
@@ -181,7 +188,7 @@ impl RecordFormat {
     pub fn name(&self) -> &'static str {
         match self {
             RecordFormat::Json => "json",
-            RecordFormat::Avro(_) | RecordFormat::AvroSchema(_) => "avro",
+            RecordFormat::Avro { .. } | RecordFormat::AvroSchema(_) => "avro",
         }
     }
 }

@@ -80,7 +80,7 @@ async fn bench() {
     // lake of their own with the same batch size.
     let avro_topic = unique("bench-avro");
     create_topic(&avro_topic, partitions).await;
-    produce_avro(&avro_topic, &records, &[]);
+    produce_avro(&avro_topic, &records, &[], "v1");
     let avro_dir = tempfile::tempdir().unwrap();
     let avro = ingest_run(bin, avro_dir.path(), &avro_topic, BATCH_MB, Format::Avro, None);
     assert_eq!(avro.rows_written, records.len() as u64, "every Avro event ingested");

@@ -1,6 +1,7 @@
-//! A table's columns as its config changes: a nullable column added to the config is added to the
-//! Delta table in a commit of its own, rows written before read it as null, a writer still on the
-//! old config goes on writing, and any other change is refused before anything is written.
+//! A table's columns as its config or its producers' schema change: a nullable column added to the
+//! config (or to the registry's latest schema, with `columns = "registry"`) is added to the Delta
+//! table in a commit of its own, rows written before read it as null, a writer still on the old
+//! config goes on writing, and any other change is refused before anything is written.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,4 +108,72 @@ async fn a_nullable_column_added_to_the_config_joins_the_table_and_other_changes
     let columns: Vec<String> = added_at.snapshot().unwrap().schema().fields().map(|f| f.name().clone()).collect();
     assert!(columns.contains(&"device".to_string()), "{columns:?}");
     audit_passes(&v2);
+}
+
+/// `config` (a `write_config` config, turned to Avro) with `columns = "registry"` in place of the
+/// column list.
+fn columns_from_registry(config: &Path) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let start = text.find("columns = [").expect("a column list");
+    let end = start + text[start..].find("\n]\n").expect("the list's end") + 3;
+    std::fs::write(config, format!("{}columns = \"registry\"\n{}", &text[..start], &text[end..])).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_from_the_registry_follow_a_producer_that_adds_a_field() {
+    // v1 events land in a table whose columns are the subject's latest schema.
+    let topic = unique("registry-columns");
+    create_topic(&topic, 2).await;
+    produce_avro(&topic, &events(300, 0.0, 0.0, 51), &[], "v1");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, &unique("group"), 100);
+    read_as_avro(&config);
+    columns_from_registry(&config);
+    let path = config.to_str().unwrap().to_string();
+    let mut running = Command::new(env!("CARGO_BIN_EXE_tidelake-under-test"))
+        .args(["ingest", "--config", &path])
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+
+    // The producer moves to v2 (a nullable `device`) while that process runs: it stops at the
+    // first v2 record rather than drop its `device`, and says why.
+    let second = with_device(events(200, 0.0, 0.0, 52), "phone");
+    produce_avro(&topic, &second, &[], "v2");
+    let stopped = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        while running.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = running.kill();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        running.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert!(!stopped.status.success(), "ingest went on past a v2 record: {stderr}");
+    assert!(stderr.contains("whose field `device` is not a column yet"), "{stderr}");
+
+    // Started again, it takes v2: the table gains `device` at a version of its own and every event
+    // lands, v1's with no device.
+    let report = ingest_to_end(&config);
+    assert!(report["rows_written"].as_u64().unwrap() >= 200, "{report}");
+    let uri = load_config(&config).tables[0].location.clone();
+    let out = Command::new(python())
+        .arg(repo().join("tests/evolution_check.py"))
+        .args([uri.to_file_path().unwrap().to_str().unwrap(), "device", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "evolution_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for engine in ["duckdb", "deltalake"] {
+        assert_eq!(seen[engine]["rows"], 500, "{seen}");
+        assert_eq!(seen[engine]["filled"], 200, "{seen}");
+    }
+    assert!(!seen["deltalake"]["columns_at_version"].as_array().unwrap().contains(&"device".into()), "{seen}");
+    audit_passes(&config);
 }

@@ -25,7 +25,7 @@ async fn avro_from_the_schema_registry_lands_the_same_rows_as_json() {
         .map(|raw| serde_json::json!({"key": "poison", "raw": raw}))
         .chain(hostile.iter().map(|datum| serde_json::json!({"key": "poison", "datum": datum})))
         .collect();
-    produce_avro(&avro_topic, &records, &extra);
+    produce_avro(&avro_topic, &records, &extra, "v1");
 
     let avro_dir = tempfile::tempdir().unwrap();
     let avro = write_config(avro_dir.path(), &avro_topic, &unique("group"), 500);
@@ -170,7 +170,7 @@ async fn an_https_registry_signed_by_a_private_ca_is_trusted_through_ca_file() {
     let records = events(400, 0.0, 0.0, 95);
     let topic = unique("avro-tls");
     create_topic(&topic, 2).await;
-    produce_avro(&topic, &records, &[]);
+    produce_avro(&topic, &records, &[], "v1");
 
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, ca) = (dir.path().join("registry.pem"), dir.path().join("registry.key"), dir.path().join("ca.pem"));

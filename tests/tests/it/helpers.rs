@@ -45,9 +45,10 @@ pub fn schema_registry() -> &'static str {
 }
 
 /// Produces `records` to `topic` as Avro through the test registry, serialized by confluent-kafka's
-/// `AvroSerializer` (`tests/produce_avro.py`), then each of `extra` as it is: `{"key", "raw": hex}`
-/// sent unframed, `{"key", "datum": hex}` framed with the registered schema's id.
-pub fn produce_avro(topic: &str, records: &[SampleRecord], extra: &[serde_json::Value]) {
+/// `AvroSerializer` (`tests/produce_avro.py`) with the sample schema `version` ("v1", or "v2" with a
+/// nullable `device`), then each of `extra` as it is: `{"key", "raw": hex}` sent unframed,
+/// `{"key", "datum": hex}` framed with the registered schema's id.
+pub fn produce_avro(topic: &str, records: &[SampleRecord], extra: &[serde_json::Value], version: &str) {
     use std::io::Write;
     let mut lines = tempfile::NamedTempFile::new().expect("a temporary file");
     let mut out = std::io::BufWriter::new(lines.as_file_mut());
@@ -63,7 +64,7 @@ pub fn produce_avro(topic: &str, records: &[SampleRecord], extra: &[serde_json::
     drop(out);
     let done = Command::new(python())
         .arg(repo().join("tests/produce_avro.py"))
-        .args([kafka(), schema_registry(), topic, lines.path().to_str().unwrap()])
+        .args([kafka(), schema_registry(), topic, lines.path().to_str().unwrap(), version])
         .output()
         .expect("run produce_avro.py");
     assert!(done.status.success(), "produce_avro.py failed:\n{}", String::from_utf8_lossy(&done.stderr));
