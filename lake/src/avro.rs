@@ -7,7 +7,7 @@
 //! Logical types keep their meaning: `timestamp-millis`/`-micros` become the event's microseconds,
 //! `date` a calendar day, `decimal` its exact digits, `uuid` its text.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use apache_avro::schema::{RecordSchema, Schema};
 use serde_json::{Map, Number, Value as Json};
@@ -15,20 +15,36 @@ use serde_json::{Map, Number, Value as Json};
 use crate::batch::KafkaRecord;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
+use crate::schema::{ColumnSpec, ColumnType};
 
 /// The magic byte that starts a value in the Confluent wire format.
 const MAGIC: u8 = 0;
 
+/// What a table asks of its records' writer schemas.
+#[derive(Debug, Clone, Copy)]
+pub struct Fit<'a> {
+    /// The table, for errors.
+    pub table: &'a str,
+    /// Its columns.
+    pub columns: &'a [ColumnSpec],
+    /// The columns follow the registry (`columns = "registry"`): a field that is not a column
+    /// stops the batch ([`Error::SchemaChanged`]) instead of being left out.
+    pub follow: bool,
+    /// `on_incompatible = "stop"`: a schema that does not fit the columns stops the batch
+    /// ([`Error::SchemaIncompatible`]) instead of sending its records to the dead letters.
+    pub stop: bool,
+}
+
 /// The value of each record as JSON object text, or why it cannot be read (the record is then a
-/// dead letter with that reason). A registry that does not answer fails the whole call; so does,
-/// when the table's `columns` follow the registry, a record whose schema has a field that is not
-/// one of them ([`Error::SchemaChanged`]).
+/// dead letter with that reason): among the reasons, a writer schema that does not fit the
+/// table's columns ([`fits`]), checked once per schema id. A registry that does not answer fails
+/// the whole call, as does a schema change `fit` says stops the batch.
 pub async fn transcode(
     registry: &Registry,
     records: &[&KafkaRecord],
-    table: &str,
-    columns: Option<&HashSet<&str>>,
+    fit: Fit<'_>,
 ) -> Result<Vec<std::result::Result<Vec<u8>, String>>> {
+    let mut checked: HashMap<u32, std::result::Result<(), String>> = HashMap::new();
     let mut values = Vec::with_capacity(records.len());
     for record in records {
         let Some(value) = record.value.as_deref() else {
@@ -49,19 +65,110 @@ pub async fn transcode(
                 continue;
             }
         };
-        if let (Some(columns), Schema::Record(fields)) = (columns, schema.as_ref()) {
-            if let Some(field) = fields.fields.iter().find(|f| !columns.contains(f.name.as_str())) {
+        let at = || format!("{}-{}@{}", record.topic, record.partition, record.offset);
+        if let (true, Schema::Record(fields)) = (fit.follow, schema.as_ref()) {
+            if let Some(field) = fields.fields.iter().find(|f| !fit.columns.iter().any(|c| c.name == f.name)) {
                 return Err(Error::SchemaChanged {
-                    table: table.to_string(),
-                    at: format!("{}-{}@{}", record.topic, record.partition, record.offset),
+                    table: fit.table.to_string(),
+                    at: at(),
                     id,
                     field: field.name.clone(),
                 });
             }
         }
-        values.push(json_of(&schema, &format!("schema id {id}"), datum));
+        let fits = checked.entry(id).or_insert_with(|| fits(&schema, fit.columns));
+        match fits {
+            Err(reason) if fit.stop => {
+                return Err(Error::SchemaIncompatible {
+                    table: fit.table.to_string(),
+                    at: at(),
+                    id,
+                    reason: reason.clone(),
+                })
+            }
+            Err(reason) => values.push(Err(format!("schema id {id} does not fit the table: {reason}"))),
+            Ok(()) => values.push(json_of(&schema, &format!("schema id {id}"), datum)),
+        }
     }
     Ok(values)
+}
+
+/// Why records of `schema` cannot fill `columns`, if they cannot: a field whose type its column
+/// does not take (a type narrowed or changed: `long` into an `int32` column, `double` into a
+/// `decimal`, a decimal with another scale or more integer digits), or a required column without a
+/// default that the schema lacks (a field renamed or removed). The promotions Avro's schema
+/// resolution allows fit (`int` into `int64`, `float` into `float64`, any number into `float64`).
+pub fn fits(schema: &Schema, columns: &[ColumnSpec]) -> std::result::Result<(), String> {
+    let Schema::Record(record) = schema else {
+        return Err("it is not an Avro record".to_string());
+    };
+    for column in columns {
+        let Some(field) = record.fields.iter().find(|f| f.name == column.name) else {
+            if !column.nullable && column.default.is_none() {
+                return Err(format!("it has no field `{}`, a required column", column.name));
+            }
+            continue;
+        };
+        let variants: Vec<&Schema> = match &field.schema {
+            Schema::Union(union) => union.variants().iter().filter(|v| !matches!(v, Schema::Null)).collect(),
+            other => vec![other],
+        };
+        if let Some(bad) = variants.iter().find(|v| !takes(column.kind, v)) {
+            return Err(format!(
+                "field `{}` is {}, which column `{}` ({}) does not take",
+                field.name,
+                avro_type(bad),
+                column.name,
+                column.kind.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a column of `kind` takes every value of the Avro type `schema` as it is.
+fn takes(kind: ColumnType, schema: &Schema) -> bool {
+    let timestamp = matches!(
+        schema,
+        Schema::TimestampMillis
+            | Schema::TimestampMicros
+            | Schema::TimestampNanos
+            | Schema::LocalTimestampMillis
+            | Schema::LocalTimestampMicros
+            | Schema::LocalTimestampNanos
+    );
+    match kind {
+        ColumnType::String => matches!(schema, Schema::String | Schema::Enum(_) | Schema::Uuid),
+        ColumnType::Boolean => matches!(schema, Schema::Boolean),
+        ColumnType::Int32 => matches!(schema, Schema::Int),
+        ColumnType::Int64 => matches!(schema, Schema::Int | Schema::Long),
+        ColumnType::Float32 => matches!(schema, Schema::Int | Schema::Long | Schema::Float),
+        ColumnType::Float64 => matches!(schema, Schema::Int | Schema::Long | Schema::Float | Schema::Double),
+        ColumnType::Decimal(precision, scale) => match schema {
+            Schema::Decimal(d) => {
+                d.scale == scale as usize && d.precision - d.scale <= usize::from(precision) - scale as usize
+            }
+            Schema::Int => usize::from(precision) - scale as usize >= 10,
+            Schema::Long => usize::from(precision) - scale as usize >= 19,
+            _ => false,
+        },
+        ColumnType::Date => matches!(schema, Schema::Date),
+        ColumnType::Timestamp => timestamp || matches!(schema, Schema::Long),
+        ColumnType::Binary => false,
+    }
+}
+
+/// An Avro type as a schema writes it: `long`, `decimal(18, 6)`, `timestamp-micros`.
+fn avro_type(schema: &Schema) -> String {
+    match schema {
+        Schema::Decimal(d) => format!("decimal({}, {})", d.precision, d.scale),
+        Schema::Uuid => "uuid".to_string(),
+        Schema::Date => "date".to_string(),
+        Schema::TimestampMillis => "timestamp-millis".to_string(),
+        Schema::TimestampMicros => "timestamp-micros".to_string(),
+        Schema::TimestampNanos => "timestamp-nanos".to_string(),
+        other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)).to_ascii_lowercase(),
+    }
 }
 
 /// The value of each record, a plain Avro datum (no framing) of `schema`, as JSON object text, or
@@ -76,60 +183,62 @@ pub fn transcode_plain(schema: &Schema, records: &[&KafkaRecord]) -> Vec<std::re
         .collect()
 }
 
-/// The table columns a record schema's fields make (`columns = "registry"`): name, the config's
-/// type name, and whether it may be null. Each column takes the widest type of its field's family
-/// (`int` and `long` are `int64`, `float` and `double` are `float64`), so a producer widening a
-/// field as Avro's schema resolution allows never needs the table's type changed. A field is
-/// nullable when it is a union with `null` or has a default (rows from before it was added hold
-/// none).
-pub fn columns_of(schema: &Schema) -> std::result::Result<Vec<(String, String, bool)>, String> {
-    let Schema::Record(record) = schema else {
-        return Err("is not an Avro record schema, and a table row needs one".to_string());
+/// The table columns a subject's schemas make (`columns = "registry"`), given oldest first: name,
+/// the config's type name, and whether it may be null. A column is made by the first version that
+/// has its field, with that version's type, so every writer of the table, whenever it starts,
+/// agrees on the columns; a later change of a field's type is checked per record schema ([`fits`])
+/// and never changes the column. Each column takes the widest type of its field's family (`int`
+/// and `long` are `int64`, `float` and `double` are `float64`), so a producer widening a field as
+/// Avro's schema resolution allows fits. A field is nullable when it is a union with `null`, has a
+/// default, or came after the first version (rows from before it hold none).
+pub fn columns_of(
+    history: &[(u32, std::sync::Arc<Schema>)],
+) -> std::result::Result<Vec<(String, String, bool)>, String> {
+    let mut columns: Vec<(String, String, bool)> = Vec::new();
+    for (i, (version, schema)) in history.iter().enumerate() {
+        let Schema::Record(record) = schema.as_ref() else {
+            return Err(format!("version {version} is not an Avro record schema, and a table row needs one"));
+        };
+        for field in &record.fields {
+            if columns.iter().any(|(name, ..)| *name == field.name) {
+                continue;
+            }
+            let (kind, nullable) =
+                column_of(field).map_err(|reason| format!("version {version}'s field `{}` {reason}", field.name))?;
+            columns.push((field.name.clone(), kind, nullable || i > 0));
+        }
+    }
+    Ok(columns)
+}
+
+/// A record field's column type name, and whether the field may be missing or null.
+fn column_of(field: &apache_avro::schema::RecordField) -> std::result::Result<(String, bool), String> {
+    let (inner, in_union) = match &field.schema {
+        Schema::Union(union) => {
+            let variants: Vec<&Schema> = union.variants().iter().filter(|v| !matches!(v, Schema::Null)).collect();
+            match variants.as_slice() {
+                [only] => (*only, variants.len() < union.variants().len()),
+                _ => return Err("is a union of several types, which no column holds".to_string()),
+            }
+        }
+        other => (other, false),
     };
-    record
-        .fields
-        .iter()
-        .map(|field| {
-            let (inner, in_union) = match &field.schema {
-                Schema::Union(union) => {
-                    let variants: Vec<&Schema> =
-                        union.variants().iter().filter(|v| !matches!(v, Schema::Null)).collect();
-                    match variants.as_slice() {
-                        [only] => (*only, variants.len() < union.variants().len()),
-                        _ => {
-                            return Err(format!(
-                                "field `{}` is a union of several types, which no column holds",
-                                field.name
-                            ))
-                        }
-                    }
-                }
-                other => (other, false),
-            };
-            let kind = match inner {
-                Schema::Boolean => "boolean".to_string(),
-                Schema::Int | Schema::Long => "int64".to_string(),
-                Schema::Float | Schema::Double => "float64".to_string(),
-                Schema::String | Schema::Enum(_) | Schema::Uuid => "string".to_string(),
-                Schema::Date => "date".to_string(),
-                Schema::TimestampMillis
-                | Schema::TimestampMicros
-                | Schema::TimestampNanos
-                | Schema::LocalTimestampMillis
-                | Schema::LocalTimestampMicros
-                | Schema::LocalTimestampNanos => "timestamp".to_string(),
-                Schema::Decimal(d) if d.precision <= 38 => format!("decimal({}, {})", d.precision, d.scale),
-                other => {
-                    return Err(format!(
-                        "field `{}` is {:?}, which tidelake does not read into a column yet",
-                        field.name,
-                        apache_avro::schema::SchemaKind::from(other)
-                    ))
-                }
-            };
-            Ok((field.name.clone(), kind, in_union || field.default.is_some()))
-        })
-        .collect()
+    let kind = match inner {
+        Schema::Boolean => "boolean".to_string(),
+        Schema::Int | Schema::Long => "int64".to_string(),
+        Schema::Float | Schema::Double => "float64".to_string(),
+        Schema::String | Schema::Enum(_) | Schema::Uuid => "string".to_string(),
+        Schema::Date => "date".to_string(),
+        Schema::TimestampMillis
+        | Schema::TimestampMicros
+        | Schema::TimestampNanos
+        | Schema::LocalTimestampMillis
+        | Schema::LocalTimestampMicros
+        | Schema::LocalTimestampNanos => "timestamp".to_string(),
+        Schema::Decimal(d) if d.precision <= 38 => format!("decimal({}, {})", d.precision, d.scale),
+        other => return Err(format!("is {}, which tidelake does not read into a column yet", avro_type(other))),
+    };
+    Ok((kind, in_union || field.default.is_some()))
 }
 
 /// Why `schema` cannot be a table's `avro_schema` whose rows need `fields`: it is not a record, or
@@ -329,6 +438,8 @@ fn decimal_text(bytes: &[u8], scale: usize) -> std::result::Result<String, Strin
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use apache_avro::types::Value;
 
     use super::*;
@@ -427,7 +538,15 @@ mod tests {
             ]}"#,
         )
         .unwrap();
-        let columns = columns_of(&schema).unwrap();
+        let v2 = Schema::parse_str(
+            r#"{"type":"record","name":"E","fields":[
+                {"name":"id","type":{"type":"string","logicalType":"uuid"}},
+                {"name":"n","type":"string"},
+                {"name":"device","type":"string"}
+            ]}"#,
+        )
+        .unwrap();
+        let columns = columns_of(&[(1, Arc::new(schema)), (2, Arc::new(v2))]).unwrap();
         let expect = [
             ("id", "string", false),
             ("at", "timestamp", false),
@@ -435,13 +554,49 @@ mod tests {
             ("x", "float64", true),
             ("kind", "string", true),
             ("cost", "decimal(18, 6)", true),
+            ("device", "string", true),
         ];
         assert_eq!(columns, expect.map(|(n, t, z)| (n.to_string(), t.to_string(), z)).to_vec());
         let nested = Schema::parse_str(
             r#"{"type":"record","name":"E","fields":[{"name":"tags","type":{"type":"array","items":"string"}}]}"#,
         )
         .unwrap();
-        assert!(columns_of(&nested).unwrap_err().contains("field `tags`"));
+        assert!(columns_of(&[(1, Arc::new(nested))]).unwrap_err().contains("version 1's field `tags` is array"));
+    }
+
+    #[test]
+    fn a_schema_fits_columns_that_take_its_types_as_avro_promotes_them() {
+        let columns = [
+            ColumnSpec::new("id", ColumnType::String, false),
+            ColumnSpec::new("n", ColumnType::Int64, false),
+            ColumnSpec::new("x", ColumnType::Float64, true),
+            ColumnSpec::new("cost", ColumnType::Decimal(18, 6), true),
+            ColumnSpec::new("note", ColumnType::String, true),
+        ];
+        let schema = |n: &str, cost: &str| {
+            Schema::parse_str(&format!(
+                r#"{{"type":"record","name":"E","fields":[
+                    {{"name":"id","type":"string"}},{{"name":"n","type":{n}}},{{"name":"x","type":["null","float"]}},
+                    {{"name":"cost","type":["null",{cost}]}}]}}"#
+            ))
+            .unwrap()
+        };
+        let decimal =
+            |p: u8, s: u8| format!(r#"{{"type":"bytes","logicalType":"decimal","precision":{p},"scale":{s}}}"#);
+        assert_eq!(fits(&schema("\"int\"", &decimal(18, 6)), &columns), Ok(()));
+        assert_eq!(fits(&schema("\"long\"", &decimal(10, 6)), &columns), Ok(()));
+        let reason = fits(&schema("\"string\"", &decimal(18, 6)), &columns).unwrap_err();
+        assert_eq!(reason, "field `n` is string, which column `n` (int64) does not take");
+        let reason = fits(&schema("\"long\"", "\"double\""), &columns).unwrap_err();
+        assert_eq!(reason, "field `cost` is double, which column `cost` (decimal(18, 6)) does not take");
+        assert!(fits(&schema("\"long\"", &decimal(20, 6)), &columns).is_err());
+        assert!(fits(&schema("\"long\"", &decimal(18, 4)), &columns).is_err());
+        let narrowed = [ColumnSpec::new("n", ColumnType::Int32, false)];
+        let long = Schema::parse_str(r#"{"type":"record","name":"E","fields":[{"name":"n","type":"long"}]}"#).unwrap();
+        assert!(fits(&long, &narrowed).unwrap_err().contains("long, which column `n` (int32)"));
+        let renamed =
+            Schema::parse_str(r#"{"type":"record","name":"E","fields":[{"name":"m","type":"long"}]}"#).unwrap();
+        assert_eq!(fits(&renamed, &narrowed).unwrap_err(), "it has no field `n`, a required column");
     }
 
     #[test]

@@ -231,6 +231,7 @@ struct RawTable {
     topic: String,
     format: Option<String>,
     avro_schema: Option<String>,
+    on_incompatible: Option<String>,
     event_uuid: String,
     event_time: String,
     #[serde(default)]
@@ -240,7 +241,7 @@ struct RawTable {
     archive: Option<String>,
     dedup_window: Option<String>,
     max_future: Option<String>,
-    /// A list of columns, or `"registry"`: the fields of the subject's latest schema.
+    /// A list of columns, or `"registry"`: the fields of the subject's schemas.
     columns: toml::Value,
     rollup: Option<RawRollup>,
     optimize: Option<RawOptimize>,
@@ -300,7 +301,13 @@ impl Validator<'_> {
             }
             let format = self.format(&key, &table, registry.as_ref(), base_dir)?;
             let (columns, format) = self.columns(&key, &table, format)?;
-            tables.push(self.table(&key, name, table, columns, &root, base_dir)?.with_format(format));
+            let spec = self.table(&key, name, table, columns, &root, base_dir)?.with_format(format);
+            if let RecordFormat::AvroSchema(schema) = &spec.format {
+                crate::avro::fits(schema, &spec.columns).map_err(|reason| {
+                    self.invalid(format!("{key}.avro_schema"), format!("does not fit the columns: {reason}"))
+                })?;
+            }
+            tables.push(spec);
         }
         self.distinct_delta_tables(&tables)?;
         let mut kafka = kafka;
@@ -398,6 +405,14 @@ impl Validator<'_> {
         registry: Option<&Arc<Registry>>,
         base_dir: &Path,
     ) -> Result<RecordFormat> {
+        if table.on_incompatible.is_some()
+            && (table.format.as_deref().map(str::trim) != Some("avro") || table.avro_schema.is_some())
+        {
+            return Err(self.invalid(
+                format!("{key}.on_incompatible"),
+                "applies to Avro tables read through a schema registry, whose writer schemas can change",
+            ));
+        }
         match (table.format.as_deref().map(str::trim), &table.avro_schema) {
             (None | Some("json"), None) => Ok(RecordFormat::Json),
             (None | Some("json"), Some(_)) => Err(self.invalid(
@@ -409,7 +424,11 @@ impl Validator<'_> {
                 Ok(RecordFormat::AvroSchema(self.avro_schema(key, text, base_dir, &needs)?))
             }
             (Some("avro"), None) => match registry {
-                Some(registry) => Ok(RecordFormat::Avro { registry: Arc::clone(registry), columns_follow: false }),
+                Some(registry) => Ok(RecordFormat::Avro {
+                    registry: Arc::clone(registry),
+                    columns_follow: false,
+                    stop_on_incompatible: self.stop_on_incompatible(key, table)?,
+                }),
                 None => Err(self.invalid(
                     format!("{key}.format"),
                     "is \"avro\": add a [schema_registry] section with its url (values in the registry's wire format), \
@@ -420,6 +439,18 @@ impl Validator<'_> {
                 Err(self.invalid(format!("{key}.format"), "\"protobuf\" is not read yet; use \"json\" or \"avro\""))
             }
             (Some(other), _) => Err(self.invalid(format!("{key}.format"), format!("`{other}` is not \"json\" or \"avro\""))),
+        }
+    }
+
+    /// What a registry Avro table does with a writer schema that does not fit its columns.
+    fn stop_on_incompatible(&self, key: &str, table: &RawTable) -> Result<bool> {
+        match table.on_incompatible.as_deref().map(str::trim) {
+            None | Some("dead_letter") => Ok(false),
+            Some("stop") => Ok(true),
+            Some(other) => {
+                Err(self
+                    .invalid(format!("{key}.on_incompatible"), format!("`{other}` is not \"dead_letter\" or \"stop\"")))
+            }
         }
     }
 
@@ -514,8 +545,9 @@ impl Validator<'_> {
     }
 
     /// A table's columns as written in the config, or, with `columns = "registry"`, the fields of
-    /// the latest schema of its topic's value subject (`<topic>-value`), asked of the registry
-    /// now; the table's format then stops on a record of a schema with fields it does not have.
+    /// every schema of its topic's value subject (`<topic>-value`, see [`crate::avro::columns_of`]),
+    /// asked of the registry now; the table's format then stops on a record of a schema with
+    /// fields it does not have.
     fn columns(&self, key: &str, table: &RawTable, format: RecordFormat) -> Result<(Vec<RawColumn>, RecordFormat)> {
         let ckey = format!("{key}.columns");
         let text = match &table.columns {
@@ -529,7 +561,7 @@ impl Validator<'_> {
         if text != "registry" {
             return Err(self.invalid(ckey, format!("`{text}` is not a list of columns or \"registry\"")));
         }
-        let RecordFormat::Avro { registry, .. } = format else {
+        let RecordFormat::Avro { registry, stop_on_incompatible, .. } = format else {
             return Err(self.invalid(
                 ckey,
                 "is \"registry\", which takes the columns from the schema registry: the table's format must be \"avro\" with a [schema_registry]",
@@ -539,15 +571,15 @@ impl Validator<'_> {
         // Configs are read before any runtime runs, and inside one: the one request runs on a
         // thread and a runtime of its own, with a client of its own.
         let client = Registry::new(registry.config().clone()).map_err(|e| self.invalid(&ckey, e.to_string()))?;
-        let latest = std::thread::scope(|scope| {
+        let asked = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
                     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    Ok::<_, std::io::Error>(runtime.block_on(client.latest(&subject)))
+                    Ok::<_, std::io::Error>(runtime.block_on(client.history(&subject)))
                 })
                 .join()
         });
-        let (_, schema) = match latest {
+        let history = match asked {
             Ok(Ok(Ok(Ok(found)))) => found,
             Ok(Ok(Ok(Err(reason)))) => return Err(self.invalid(ckey, format!("is \"registry\", but {reason}"))),
             Ok(Ok(Err(e))) => {
@@ -556,14 +588,13 @@ impl Validator<'_> {
             Ok(Err(e)) => return Err(self.invalid(ckey, format!("is \"registry\": no runtime to ask it: {e}"))),
             Err(_) => return Err(self.invalid(ckey, "is \"registry\": asking the registry failed")),
         };
-        let fields = crate::avro::columns_of(&schema).map_err(|reason| {
-            self.invalid(&ckey, format!("is \"registry\", and subject `{subject}`'s latest schema {reason}"))
-        })?;
+        let fields = crate::avro::columns_of(&history)
+            .map_err(|reason| self.invalid(&ckey, format!("is \"registry\", and subject `{subject}`: {reason}")))?;
         let columns = fields
             .into_iter()
             .map(|(name, kind, nullable)| RawColumn { name, kind, nullable, default: None })
             .collect();
-        Ok((columns, RecordFormat::Avro { registry, columns_follow: true }))
+        Ok((columns, RecordFormat::Avro { registry, columns_follow: true, stop_on_incompatible }))
     }
 
     fn table(
@@ -871,6 +902,15 @@ mod tests {
         let fields = r#"[{"name":"event_id","type":"string"},{"name":"event_time","type":"long"}]"#;
         let good = parse(&plain(&format!(r#"{{"type":"record","name":"E","fields":{fields}}}"#))).unwrap();
         assert!(matches!(good.tables[0].format, RecordFormat::AvroSchema(_)));
+        let misfit = r#"{"type":"record","name":"E","fields":[{"name":"event_id","type":"string"},{"name":"event_time","type":"string"}]}"#;
+        assert_eq!(invalid_key(&plain(misfit)), "tables.ad_events.avro_schema");
+        let on = |value: &str, text: &str| {
+            text.replace(
+                "topic = \"ad_events\"",
+                &format!("topic = \"ad_events\"\n        on_incompatible = \"{value}\""),
+            )
+        };
+        assert_eq!(invalid_key(&on("stop", GOOD)), "tables.ad_events.on_incompatible");
         let lacking = r#"{"type":"record","name":"E","fields":[{"name":"event_id","type":"string"}]}"#;
         assert_eq!(invalid_key(&plain(lacking)), "tables.ad_events.avro_schema");
         assert_eq!(invalid_key(&plain("{\"type\": \"nope\"}")), "tables.ad_events.avro_schema");
@@ -884,6 +924,13 @@ mod tests {
         let section = format!("[schema_registry]\nurl = \"https://r\"\nca_file = \"{}\"", not_pem.display());
         assert_eq!(invalid_key(&registry(&section)), "schema_registry.ca_file");
         std::fs::remove_file(&not_pem).unwrap();
+        let stop = on("stop", &avro)
+            .replace("[tables.ad_events]", "[schema_registry]\nurl = \"http://r\"\n[tables.ad_events]");
+        assert!(matches!(
+            parse(&stop).unwrap().tables[0].format,
+            RecordFormat::Avro { stop_on_incompatible: true, .. }
+        ));
+        assert_eq!(invalid_key(&stop.replace("\"stop\"", "\"maybe\"")), "tables.ad_events.on_incompatible");
         let protobuf = GOOD.replace("topic = \"ad_events\"", "topic = \"ad_events\"\n        format = \"protobuf\"");
         assert_eq!(invalid_key(&protobuf), "tables.ad_events.format");
         assert_eq!(parse(GOOD).unwrap().tables[0].format.name(), "json");

@@ -5,7 +5,6 @@
 //! neighbours, not a per-record decoder for the whole batch. A record is bad when its value is missing,
 //! is not exactly one JSON object, does not fit a column's type, or lacks a non-nullable column.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Date32Array, Int32Array, RecordBatch, TimestampMicrosecondArray};
@@ -38,10 +37,14 @@ pub struct Decoded {
 pub async fn decode_records(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     match &spec.format {
         RecordFormat::Json => decode(spec, records),
-        RecordFormat::Avro { registry, columns_follow } => {
-            let columns: Option<HashSet<&str>> =
-                columns_follow.then(|| spec.columns.iter().map(|c| c.name.as_str()).collect());
-            let values = crate::avro::transcode(registry, records, &spec.name, columns.as_ref()).await?;
+        RecordFormat::Avro { registry, columns_follow, stop_on_incompatible } => {
+            let fit = crate::avro::Fit {
+                table: &spec.name,
+                columns: &spec.columns,
+                follow: *columns_follow,
+                stop: *stop_on_incompatible,
+            };
+            let values = crate::avro::transcode(registry, records, fit).await?;
             decode_values(spec, records, Some(&values))
         }
         RecordFormat::AvroSchema(schema) => {

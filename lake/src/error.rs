@@ -160,7 +160,7 @@ pub enum Error {
     /// registry: stopped before its batch is written, so its new fields are not dropped.
     #[error(
         "table {table}: the record at {at} was written with schema id {id}, whose field `{field}` is not a column \
-         yet; the table's columns follow the registry's latest schema as of the start: restart to take the newer one"
+         yet; the table's columns follow the registry's schemas as of the start: restart to take the newer one"
     )]
     SchemaChanged {
         /// The table.
@@ -171,6 +171,22 @@ pub enum Error {
         id: u32,
         /// A field of that schema the table does not have.
         field: String,
+    },
+
+    /// A record's writer schema does not fit the table's columns, and the table says to stop
+    /// (`on_incompatible = "stop"`) rather than send such records to the dead letters.
+    #[error(
+        "table {table}: the record at {at} was written with schema id {id}, which does not fit the table: {reason}"
+    )]
+    SchemaIncompatible {
+        /// The table.
+        table: String,
+        /// Where the record is (`topic-partition@offset`).
+        at: String,
+        /// Its writer schema's id.
+        id: u32,
+        /// Which field does not fit, and why.
+        reason: String,
     },
 
     /// An object store request failed.

@@ -94,22 +94,41 @@ impl Registry {
         Ok(found)
     }
 
-    /// The latest schema registered under `subject`, with its id. `Ok(Err(reason))`: the
-    /// registry answered, and there is no such subject or its schema is not Avro tidelake reads.
-    pub async fn latest(&self, subject: &str) -> Result<std::result::Result<(u32, Arc<apache_avro::Schema>), String>> {
+    /// Every schema registered under `subject`, oldest first, with its version. `Ok(Err(reason))`:
+    /// the registry answered, and there is no such subject or one of its schemas is not Avro
+    /// tidelake reads.
+    pub async fn history(
+        &self,
+        subject: &str,
+    ) -> Result<std::result::Result<Vec<(u32, Arc<apache_avro::Schema>)>, String>> {
         #[derive(serde::Deserialize)]
-        struct Latest {
+        struct Version {
             id: u32,
         }
-        let url = format!("{}/subjects/{subject}/versions/latest", self.config.url.as_str().trim_end_matches('/'));
-        let Some(body) = self.get(&url).await? else {
+        let base = format!("{}/subjects/{subject}/versions", self.config.url.as_str().trim_end_matches('/'));
+        let unreadable = |url: &str, e: serde_json::Error| Error::Registry {
+            url: url.to_string(),
+            reason: format!("an answer that is not a version list: {e}"),
+        };
+        let Some(body) = self.get(&base).await? else {
             return Ok(Err(format!("subject `{subject}` is not in the schema registry")));
         };
-        let latest: Latest = serde_json::from_slice(&body).map_err(|e| Error::Registry {
-            url: url.clone(),
-            reason: format!("an answer that is not a version: {e}"),
-        })?;
-        Ok(self.avro_schema(latest.id).await?.map(|schema| (latest.id, schema)))
+        let mut versions: Vec<u32> = serde_json::from_slice(&body).map_err(|e| unreadable(&base, e))?;
+        versions.sort_unstable();
+        let mut history = Vec::with_capacity(versions.len());
+        for version in versions {
+            let url = format!("{base}/{version}");
+            let Some(body) = self.get(&url).await? else { continue };
+            let found: Version = serde_json::from_slice(&body).map_err(|e| unreadable(&url, e))?;
+            match self.avro_schema(found.id).await? {
+                Ok(schema) => history.push((version, schema)),
+                Err(reason) => return Ok(Err(format!("version {version} of subject `{subject}`: {reason}"))),
+            }
+        }
+        if history.is_empty() {
+            return Ok(Err(format!("subject `{subject}` has no schema in the schema registry")));
+        }
+        Ok(Ok(history))
     }
 
     /// The body of a GET of `url`; `None` when the registry answers 404.

@@ -69,6 +69,22 @@ impl ColumnType {
         })
     }
 
+    /// The type's name as the config writes it.
+    pub fn name(self) -> String {
+        match self {
+            ColumnType::String => "string".into(),
+            ColumnType::Boolean => "boolean".into(),
+            ColumnType::Int32 => "int32".into(),
+            ColumnType::Int64 => "int64".into(),
+            ColumnType::Float32 => "float32".into(),
+            ColumnType::Float64 => "float64".into(),
+            ColumnType::Decimal(p, s) => format!("decimal({p}, {s})"),
+            ColumnType::Date => "date".into(),
+            ColumnType::Timestamp => "timestamp".into(),
+            ColumnType::Binary => "binary".into(),
+        }
+    }
+
     /// The Arrow type rows of this column are decoded into.
     pub fn arrow(self) -> DataType {
         match self {
@@ -173,10 +189,13 @@ pub enum RecordFormat {
     Avro {
         /// Where the writer schemas are.
         registry: Arc<crate::registry::Registry>,
-        /// The table's columns are the subject's latest schema (`columns = "registry"`): a record
+        /// The table's columns are the subject's schemas' fields (`columns = "registry"`): a record
         /// of a schema with a field that is not a column yet stops the batch (a restart takes the
         /// newer schema) instead of dropping the field's values.
         columns_follow: bool,
+        /// `on_incompatible = "stop"`: a writer schema that does not fit the columns stops the
+        /// batch; otherwise its records are dead letters with the reason.
+        stop_on_incompatible: bool,
     },
     /// Plain Avro binary datums, no framing, all written with this one schema (the table's
     /// `avro_schema`).

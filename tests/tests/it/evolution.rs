@@ -175,5 +175,43 @@ async fn columns_from_the_registry_follow_a_producer_that_adds_a_field() {
         assert_eq!(seen[engine]["filled"], 200, "{seen}");
     }
     assert!(!seen["deltalake"]["columns_at_version"].as_array().unwrap().contains(&"device".into()), "{seen}");
+
+    // v3 makes `cost` a double, which the decimal column does not take: its records are dead
+    // letters saying so, and the pipeline goes on.
+    produce_avro(&topic, &events(100, 0.0, 0.0, 53), &[], "v3");
+    let report = ingest_to_end(&config);
+    assert_eq!((report["rows_written"].as_u64(), report["dead_letters"].as_u64()), (Some(0), Some(100)), "{report}");
+    let reasons = report["dead_letter_samples"].to_string();
+    assert!(
+        reasons.contains(
+            "does not fit the table: field `cost` is double, which column `cost` (decimal(18, 6)) does not take"
+        ),
+        "{reasons}"
+    );
     audit_passes(&config);
+
+    // With on_incompatible = "stop", a lake started now (the same columns: each is made by the
+    // first version with its field) stops at the first v3 record, its batch not written.
+    let other = tempfile::tempdir().unwrap();
+    let stopping = write_config(other.path(), &topic, &unique("group"), 100);
+    read_as_avro(&stopping);
+    columns_from_registry(&stopping);
+    let text = std::fs::read_to_string(&stopping).unwrap();
+    let topic_line = format!("topic = \"{topic}\"\n");
+    std::fs::write(&stopping, text.replacen(&topic_line, &format!("{topic_line}on_incompatible = \"stop\"\n"), 1))
+        .unwrap();
+    let out = run_tidelake(&["ingest", "--config", stopping.to_str().unwrap(), "--stop-at-end", "--json"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("which does not fit the table: field `cost` is double"),
+        "{stderr}"
+    );
+    let stopped_at = load_config(&stopping).tables[0].location.clone();
+    let out = Command::new(python())
+        .arg(repo().join("tests/evolution_check.py"))
+        .args([stopped_at.to_file_path().unwrap().to_str().unwrap(), "device", "0"])
+        .output()
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(seen["duckdb"]["rows"].as_u64().unwrap() <= 500, "a v3 record was written: {seen}");
 }
