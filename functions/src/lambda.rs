@@ -5,7 +5,7 @@ use aws_lambda_events::kafka::KafkaEvent;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use lambda_runtime::LambdaEvent;
-use tidelake_lake::{KafkaBatch, KafkaRecord};
+use tidelake_lake::{KafkaBatch, KafkaRecord, PipelineConfig};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -60,10 +60,22 @@ pub fn batch_from_event(event: &KafkaEvent) -> Result<KafkaBatch> {
 ///
 /// After each batch it prints the batch's metrics as CloudWatch embedded metric format lines on
 /// stdout (see [`metrics`](crate::metrics)).
-pub async fn handle(event: LambdaEvent<KafkaEvent>, ingestor: &Mutex<Ingestor>) -> Result<BatchReport> {
+///
+/// A table whose columns follow the schema registry (`columns = "registry"`) meets a record of a
+/// newer schema as [`SchemaChanged`](tidelake_lake::Error::SchemaChanged): the handler reads the
+/// config at `config` again (which asks the registry), reopens the tables (which adds the new
+/// columns) and takes the batch again, so a warm function follows the producer without a restart.
+pub async fn handle(event: LambdaEvent<KafkaEvent>, ingestor: &Mutex<Ingestor>, config: &str) -> Result<BatchReport> {
     let batch = batch_from_event(&event.payload)?;
     let started = std::time::Instant::now();
-    let report = ingestor.lock().await.handle(&batch).await;
+    let mut current = ingestor.lock().await;
+    let mut report = current.handle(&batch).await;
+    if let Err(Error::Lake(changed @ tidelake_lake::Error::SchemaChanged { .. })) = &report {
+        tracing::warn!(request_id = %event.context.request_id, error = %changed, "reading the config and the registry again");
+        *current = Ingestor::open(PipelineConfig::for_function(config).await?).await?;
+        report = current.handle(&batch).await;
+    }
+    drop(current);
     match &report {
         Ok(r) => {
             tracing::info!(

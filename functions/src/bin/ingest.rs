@@ -33,8 +33,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = PipelineConfig::for_function(&args.config).await?;
     if in_lambda {
         let ingestor = tokio::sync::Mutex::new(Ingestor::open(config).await?);
-        let ingestor = &ingestor;
-        lambda_runtime::run(lambda_runtime::service_fn(move |event| lambda::handle(event, ingestor))).await?;
+        let (ingestor, location) = (&ingestor, args.config.as_str());
+        lambda_runtime::run(lambda_runtime::service_fn(move |event| lambda::handle(event, ingestor, location))).await?;
         Ok(())
     } else {
         poll(config, args.stop_at_end).await

@@ -215,3 +215,79 @@ async fn columns_from_the_registry_follow_a_producer_that_adds_a_field() {
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(seen["duckdb"]["rows"].as_u64().unwrap() <= 500, "a v3 record was written: {seen}");
 }
+
+/// Registers `schema` under `subject` in the test registry with confluent-kafka's client; its id.
+fn register(subject: &str, schema: &str) -> u32 {
+    let script = "import sys\nfrom confluent_kafka.schema_registry import Schema, SchemaRegistryClient\n\
+                  print(SchemaRegistryClient({'url': sys.argv[1]}).register_schema(sys.argv[2], Schema(sys.argv[3], 'AVRO')))";
+    let out = Command::new(python()).args(["-c", script, schema_registry(), subject, schema]).output().unwrap();
+    assert!(out.status.success(), "registering failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+}
+
+/// A Lambda event of a Kafka event source mapping holding `values` at offsets `first..` of
+/// partition 0 of `topic`.
+fn kafka_event(topic: &str, first: i64, values: &[Vec<u8>]) -> serde_json::Value {
+    use base64::Engine;
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let now = chrono::Utc::now().timestamp_millis();
+    let records: Vec<serde_json::Value> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            serde_json::json!({"topic": topic, "partition": 0, "offset": first + i as i64, "timestamp": now,
+                "timestampType": "CREATE_TIME", "key": base64(b"k"), "value": base64(value), "headers": []})
+        })
+        .collect();
+    serde_json::json!({"eventSource": "SelfManagedKafka", "bootstrapServers": "unused:9092",
+        "records": {format!("{topic}-0"): records}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_lambda_function_takes_a_newer_registry_schema_without_a_restart() {
+    use lambda_runtime::{Context, LambdaEvent};
+    use tidelake_functions::{lambda, Ingestor};
+
+    let topic = unique("lambda-registry");
+    let subject = format!("{topic}-value");
+    let v1_id = register(&subject, EVENT_SCHEMA);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &topic, "unused", 100);
+    read_as_avro(&config);
+    columns_from_registry(&config);
+    let location = config.to_str().unwrap();
+    let ingestor = tokio::sync::Mutex::new(Ingestor::open(load_config(&config)).await.unwrap());
+    let framed = |id: u32, datum: Vec<u8>| [vec![0], id.to_be_bytes().to_vec(), datum].concat();
+
+    let v1 = apache_avro::Schema::parse_str(EVENT_SCHEMA).unwrap();
+    let first: Vec<Vec<u8>> =
+        events(50, 0.0, 0.0, 61).iter().map(|r| framed(v1_id, plain_avro(&v1, &r.value))).collect();
+    let event = LambdaEvent::new(serde_json::from_value(kafka_event(&topic, 0, &first)).unwrap(), Context::default());
+    assert_eq!(lambda::handle(event, &ingestor, location).await.unwrap().rows_written(), 50);
+
+    // The producer registers v2 (a nullable `device`) and its records reach the same warm function:
+    // it reads the registry again, the table gains the column, and the batch lands whole.
+    let v2_text = EVENT_SCHEMA.replacen(
+        "\n]}",
+        ",\n    {\"name\": \"device\", \"type\": [\"null\", \"string\"], \"default\": null}\n]}",
+        1,
+    );
+    let v2_id = register(&subject, &v2_text);
+    let v2 = apache_avro::Schema::parse_str(&v2_text).unwrap();
+    let second: Vec<Vec<u8>> = with_device(events(30, 0.0, 0.0, 62), "phone")
+        .iter()
+        .map(|r| framed(v2_id, plain_avro(&v2, &r.value)))
+        .collect();
+    let event = LambdaEvent::new(serde_json::from_value(kafka_event(&topic, 50, &second)).unwrap(), Context::default());
+    let report = lambda::handle(event, &ingestor, location).await.unwrap();
+    assert_eq!((report.rows_written(), report.dead_letters()), (30, 0));
+
+    let uri = load_config(&config).tables[0].location.clone();
+    let out = Command::new(python())
+        .arg(repo().join("tests/evolution_check.py"))
+        .args([uri.to_file_path().unwrap().to_str().unwrap(), "device", "0"])
+        .output()
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["filled"].as_u64()), (Some(80), Some(30)), "{seen}");
+}

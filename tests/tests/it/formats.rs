@@ -68,42 +68,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The sample events' Avro schema (the one `tests/produce_avro.py` registers).
-const EVENT_SCHEMA: &str = r#"{"type": "record", "name": "AdEvent", "namespace": "tidelake.sample", "fields": [
-    {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
-    {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
-    {"name": "event_type", "type": "string"},
-    {"name": "ad_id", "type": "long"},
-    {"name": "campaign_id", "type": "long"},
-    {"name": "user_id", "type": ["null", "string"], "default": null},
-    {"name": "cost", "type": ["null", {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 6}],
-     "default": null}
-]}"#;
-
-/// A sample event's JSON value as a plain Avro datum of `schema` (apache-avro's writer).
-fn plain_avro(schema: &apache_avro::Schema, value: &[u8]) -> Vec<u8> {
-    use apache_avro::types::Value;
-    let event: serde_json::Value = serde_json::from_slice(value).unwrap();
-    let text = |name: &str| event[name].as_str().unwrap().to_string();
-    let time = chrono::DateTime::parse_from_rfc3339(&text("event_time")).unwrap();
-    let (whole, fraction) = text("cost").split_once('.').map(|(w, f)| (w.to_string(), f.to_string())).unwrap();
-    let unscaled: i128 = format!("{whole}{fraction:0<6}").parse().unwrap();
-    let bytes = unscaled.to_be_bytes();
-    let start = (0..15)
-        .find(|&i| !((bytes[i] == 0 && bytes[i + 1] & 0x80 == 0) || (bytes[i] == 0xff && bytes[i + 1] & 0x80 != 0)))
-        .unwrap_or(15);
-    let record = Value::Record(vec![
-        ("event_id".into(), Value::Uuid(uuid::Uuid::parse_str(&text("event_id")).unwrap())),
-        ("event_time".into(), Value::TimestampMicros(time.timestamp_micros())),
-        ("event_type".into(), Value::String(text("event_type"))),
-        ("ad_id".into(), Value::Long(event["ad_id"].as_i64().unwrap())),
-        ("campaign_id".into(), Value::Long(event["campaign_id"].as_i64().unwrap())),
-        ("user_id".into(), Value::Union(1, Box::new(Value::String(text("user_id"))))),
-        ("cost".into(), Value::Union(1, Box::new(Value::Decimal(apache_avro::Decimal::from(bytes[start..].to_vec()))))),
-    ]);
-    apache_avro::to_avro_datum(schema, record).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_avro_of_a_schema_file_lands_the_same_rows_as_json() {
     let records = events(2_000, 0.05, 0.0, 93);

@@ -70,6 +70,49 @@ pub fn produce_avro(topic: &str, records: &[SampleRecord], extra: &[serde_json::
     assert!(done.status.success(), "produce_avro.py failed:\n{}", String::from_utf8_lossy(&done.stderr));
 }
 
+/// The sample events' Avro schema (the one `tests/produce_avro.py` registers as v1).
+pub const EVENT_SCHEMA: &str = r#"{"type": "record", "name": "AdEvent", "namespace": "tidelake.sample", "fields": [
+    {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
+    {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "event_type", "type": "string"},
+    {"name": "ad_id", "type": "long"},
+    {"name": "campaign_id", "type": "long"},
+    {"name": "user_id", "type": ["null", "string"], "default": null},
+    {"name": "cost", "type": ["null", {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 6}],
+     "default": null}
+]}"#;
+
+/// A sample event's JSON value as a plain Avro datum of `schema` (apache-avro's writer): the
+/// sample fields, and `device` (a `["null", "string"]` field) where the schema has one.
+pub fn plain_avro(schema: &apache_avro::Schema, value: &[u8]) -> Vec<u8> {
+    use apache_avro::types::Value;
+    let event: serde_json::Value = serde_json::from_slice(value).unwrap();
+    let text = |name: &str| event[name].as_str().unwrap().to_string();
+    let time = chrono::DateTime::parse_from_rfc3339(&text("event_time")).unwrap();
+    let (whole, fraction) = text("cost").split_once('.').map(|(w, f)| (w.to_string(), f.to_string())).unwrap();
+    let unscaled: i128 = format!("{whole}{fraction:0<6}").parse().unwrap();
+    let bytes = unscaled.to_be_bytes();
+    let start = (0..15)
+        .find(|&i| !((bytes[i] == 0 && bytes[i + 1] & 0x80 == 0) || (bytes[i] == 0xff && bytes[i + 1] & 0x80 != 0)))
+        .unwrap_or(15);
+    let mut fields = vec![
+        ("event_id".into(), Value::Uuid(uuid::Uuid::parse_str(&text("event_id")).unwrap())),
+        ("event_time".into(), Value::TimestampMicros(time.timestamp_micros())),
+        ("event_type".into(), Value::String(text("event_type"))),
+        ("ad_id".into(), Value::Long(event["ad_id"].as_i64().unwrap())),
+        ("campaign_id".into(), Value::Long(event["campaign_id"].as_i64().unwrap())),
+        ("user_id".into(), Value::Union(1, Box::new(Value::String(text("user_id"))))),
+        ("cost".into(), Value::Union(1, Box::new(Value::Decimal(apache_avro::Decimal::from(bytes[start..].to_vec()))))),
+    ];
+    let has_device = matches!(schema, apache_avro::Schema::Record(r) if r.fields.iter().any(|f| f.name == "device"));
+    if has_device {
+        let device = event["device"].as_str().map_or(Value::Null, |d| Value::String(d.to_string()));
+        let branch = u32::from(!matches!(device, Value::Null));
+        fields.push(("device".into(), Value::Union(branch, Box::new(device))));
+    }
+    apache_avro::to_avro_datum(schema, Value::Record(fields)).unwrap()
+}
+
 /// Turns the config at `path` (one `write_config` wrote) to read its topic as Avro through the test
 /// registry.
 pub fn read_as_avro(path: &Path) {

@@ -445,7 +445,10 @@ async fn the_lambda_event_delivered_twice_lands_once() {
     for fixture in ["msk-event.json", "self-managed-event.json", "msk-event.json"] {
         let path = repo().join("functions/fixtures").join(fixture);
         let event = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-        let report = lambda::handle(LambdaEvent::new(event, Context::default()), &ingestor).await.unwrap();
+        let location = dir.path().join("tidelake.toml");
+        let report = lambda::handle(LambdaEvent::new(event, Context::default()), &ingestor, location.to_str().unwrap())
+            .await
+            .unwrap();
         written.push((report.rows_written(), report.dead_letters()));
     }
     assert_eq!(written, vec![(2, 1), (0, 0), (0, 0)]);
