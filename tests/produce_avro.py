@@ -13,6 +13,7 @@ double, a change no decimal column takes. Prints the schema id.
 import datetime
 import decimal
 import json
+import os
 import sys
 
 from confluent_kafka import Producer
@@ -20,21 +21,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-V1_SCHEMA = {
-    "type": "record",
-    "name": "AdEvent",
-    "namespace": "tidelake.sample",
-    "fields": [
-        {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
-        {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
-        {"name": "event_type", "type": "string"},
-        {"name": "ad_id", "type": "long"},
-        {"name": "campaign_id", "type": "long"},
-        {"name": "user_id", "type": ["null", "string"], "default": None},
-        {"name": "cost", "type": ["null", {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 6}],
-         "default": None},
-    ],
-}
+# The sample events' schema, shared with the Rust tests.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "ad_event.avsc")) as f:
+    V1_SCHEMA = json.load(f)
 V2_FIELD = {"name": "device", "type": ["null", "string"], "default": None}
 
 
@@ -68,7 +57,8 @@ def avro_event(event, version):
 def main():
     bootstrap, registry_url, topic, path = sys.argv[1:5]
     version = sys.argv[5] if len(sys.argv) > 5 else "v1"
-    registry = SchemaRegistryClient({"url": registry_url})
+    # A request the registry leaves unanswered times out and is tried again, rather than hang.
+    registry = SchemaRegistryClient({"url": registry_url, "timeout": 10})
     serializer = AvroSerializer(registry, json.dumps(schema_of(version)))
     context = SerializationContext(topic, MessageField.VALUE)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 10})

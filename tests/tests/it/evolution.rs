@@ -37,6 +37,18 @@ fn with_device(records: Vec<SampleRecord>, device: &str) -> Vec<SampleRecord> {
         .collect()
 }
 
+/// What DuckDB and Python `deltalake` see of the table at `uri` (`tests/evolution_check.py`): for
+/// each, the rows, how many hold `column`, the columns; for deltalake also the columns at `version`.
+fn columns_seen(uri: &url::Url, column: &str, version: u64) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(repo().join("tests/evolution_check.py"))
+        .args([uri.to_file_path().unwrap().to_str().unwrap(), column, &version.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "evolution_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 async fn version_of(uri: &url::Url) -> u64 {
     deltalake::open_table(uri.clone()).await.unwrap().version().unwrap()
 }
@@ -90,13 +102,7 @@ async fn a_nullable_column_added_to_the_config_joins_the_table_and_other_changes
 
     // DuckDB and Python deltalake: every row, `device` filled exactly for the v2 writer's rows; the
     // version before the change has the old columns, the one after it the new.
-    let out = Command::new(python())
-        .arg(repo().join("tests/evolution_check.py"))
-        .args([uri.to_file_path().unwrap().to_str().unwrap(), "device", &before.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "evolution_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = columns_seen(&uri, "device", before);
     for engine in ["duckdb", "deltalake"] {
         assert_eq!(seen[engine]["rows"], 1_500, "{seen}");
         assert_eq!(seen[engine]["filled"], 600, "{seen}");
@@ -163,13 +169,7 @@ async fn columns_from_the_registry_follow_a_producer_that_adds_a_field() {
     let report = ingest_to_end(&config);
     assert!(report["rows_written"].as_u64().unwrap() >= 200, "{report}");
     let uri = load_config(&config).tables[0].location.clone();
-    let out = Command::new(python())
-        .arg(repo().join("tests/evolution_check.py"))
-        .args([uri.to_file_path().unwrap().to_str().unwrap(), "device", "0"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "evolution_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = columns_seen(&uri, "device", 0);
     for engine in ["duckdb", "deltalake"] {
         assert_eq!(seen[engine]["rows"], 500, "{seen}");
         assert_eq!(seen[engine]["filled"], 200, "{seen}");
@@ -207,19 +207,14 @@ async fn columns_from_the_registry_follow_a_producer_that_adds_a_field() {
         "{stderr}"
     );
     let stopped_at = load_config(&stopping).tables[0].location.clone();
-    let out = Command::new(python())
-        .arg(repo().join("tests/evolution_check.py"))
-        .args([stopped_at.to_file_path().unwrap().to_str().unwrap(), "device", "0"])
-        .output()
-        .unwrap();
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = columns_seen(&stopped_at, "device", 0);
     assert!(seen["duckdb"]["rows"].as_u64().unwrap() <= 500, "a v3 record was written: {seen}");
 }
 
 /// Registers `schema` under `subject` in the test registry with confluent-kafka's client; its id.
 fn register(subject: &str, schema: &str) -> u32 {
     let script = "import sys\nfrom confluent_kafka.schema_registry import Schema, SchemaRegistryClient\n\
-                  print(SchemaRegistryClient({'url': sys.argv[1]}).register_schema(sys.argv[2], Schema(sys.argv[3], 'AVRO')))";
+                  print(SchemaRegistryClient({'url': sys.argv[1], 'timeout': 10}).register_schema(sys.argv[2], Schema(sys.argv[3], 'AVRO')))";
     let out = Command::new(python()).args(["-c", script, schema_registry(), subject, schema]).output().unwrap();
     assert!(out.status.success(), "registering failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
@@ -267,11 +262,10 @@ async fn a_warm_lambda_function_takes_a_newer_registry_schema_without_a_restart(
 
     // The producer registers v2 (a nullable `device`) and its records reach the same warm function:
     // it reads the registry again, the table gains the column, and the batch lands whole.
-    let v2_text = EVENT_SCHEMA.replacen(
-        "\n]}",
-        ",\n    {\"name\": \"device\", \"type\": [\"null\", \"string\"], \"default\": null}\n]}",
-        1,
-    );
+    let mut v2_json: serde_json::Value = serde_json::from_str(EVENT_SCHEMA).unwrap();
+    let device = serde_json::json!({"name": "device", "type": ["null", "string"], "default": null});
+    v2_json["fields"].as_array_mut().unwrap().push(device);
+    let v2_text = v2_json.to_string();
     let v2_id = register(&subject, &v2_text);
     let v2 = apache_avro::Schema::parse_str(&v2_text).unwrap();
     let second: Vec<Vec<u8>> = with_device(events(30, 0.0, 0.0, 62), "phone")
@@ -283,11 +277,6 @@ async fn a_warm_lambda_function_takes_a_newer_registry_schema_without_a_restart(
     assert_eq!((report.rows_written(), report.dead_letters()), (30, 0));
 
     let uri = load_config(&config).tables[0].location.clone();
-    let out = Command::new(python())
-        .arg(repo().join("tests/evolution_check.py"))
-        .args([uri.to_file_path().unwrap().to_str().unwrap(), "device", "0"])
-        .output()
-        .unwrap();
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = columns_seen(&uri, "device", 0);
     assert_eq!((seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["filled"].as_u64()), (Some(80), Some(30)), "{seen}");
 }

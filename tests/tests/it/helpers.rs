@@ -70,17 +70,9 @@ pub fn produce_avro(topic: &str, records: &[SampleRecord], extra: &[serde_json::
     assert!(done.status.success(), "produce_avro.py failed:\n{}", String::from_utf8_lossy(&done.stderr));
 }
 
-/// The sample events' Avro schema (the one `tests/produce_avro.py` registers as v1).
-pub const EVENT_SCHEMA: &str = r#"{"type": "record", "name": "AdEvent", "namespace": "tidelake.sample", "fields": [
-    {"name": "event_id", "type": {"type": "string", "logicalType": "uuid"}},
-    {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
-    {"name": "event_type", "type": "string"},
-    {"name": "ad_id", "type": "long"},
-    {"name": "campaign_id", "type": "long"},
-    {"name": "user_id", "type": ["null", "string"], "default": null},
-    {"name": "cost", "type": ["null", {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 6}],
-     "default": null}
-]}"#;
+/// The sample events' Avro schema (`tests/ad_event.avsc`, which `tests/produce_avro.py` registers
+/// as v1).
+pub const EVENT_SCHEMA: &str = include_str!("../../ad_event.avsc");
 
 /// A sample event's JSON value as a plain Avro datum of `schema` (apache-avro's writer): the
 /// sample fields, and `device` (a `["null", "string"]` field) where the schema has one.
