@@ -126,7 +126,9 @@ pub fn fits(schema: &Schema, columns: &[ColumnSpec]) -> std::result::Result<(), 
     Ok(())
 }
 
-/// Whether a column of `kind` takes every value of the Avro type `schema` as it is.
+/// Whether a column of `kind` takes values of the Avro type `schema`: every value as it is, or, for
+/// a `string` into a `timestamp`, `date` or `decimal` column, text the column reads (RFC 3339, a
+/// day, exact digits) as it reads JSON text, each record checked as it is decoded.
 fn takes(kind: ColumnType, schema: &Schema) -> bool {
     let timestamp = matches!(
         schema,
@@ -150,10 +152,11 @@ fn takes(kind: ColumnType, schema: &Schema) -> bool {
             }
             Schema::Int => usize::from(precision) - scale as usize >= 10,
             Schema::Long => usize::from(precision) - scale as usize >= 19,
+            Schema::String => true,
             _ => false,
         },
-        ColumnType::Date => matches!(schema, Schema::Date),
-        ColumnType::Timestamp => timestamp || matches!(schema, Schema::Long),
+        ColumnType::Date => matches!(schema, Schema::Date | Schema::String),
+        ColumnType::Timestamp => timestamp || matches!(schema, Schema::Long | Schema::String),
         ColumnType::Binary => false,
     }
 }
@@ -591,6 +594,8 @@ mod tests {
         assert_eq!(reason, "field `cost` is double, which column `cost` (decimal(18, 6)) does not take");
         assert!(fits(&schema("\"long\"", &decimal(20, 6)), &columns).is_err());
         assert!(fits(&schema("\"long\"", &decimal(18, 4)), &columns).is_err());
+        // Text a decimal column reads as it reads JSON: checked per record, not refused per schema.
+        assert_eq!(fits(&schema("\"long\"", "\"string\""), &columns), Ok(()));
         let narrowed = [ColumnSpec::new("n", ColumnType::Int32, false)];
         let long = Schema::parse_str(r#"{"type":"record","name":"E","fields":[{"name":"n","type":"long"}]}"#).unwrap();
         assert!(fits(&long, &narrowed).unwrap_err().contains("long, which column `n` (int32)"));

@@ -902,7 +902,7 @@ mod tests {
         let fields = r#"[{"name":"event_id","type":"string"},{"name":"event_time","type":"long"}]"#;
         let good = parse(&plain(&format!(r#"{{"type":"record","name":"E","fields":{fields}}}"#))).unwrap();
         assert!(matches!(good.tables[0].format, RecordFormat::AvroSchema(_)));
-        let misfit = r#"{"type":"record","name":"E","fields":[{"name":"event_id","type":"string"},{"name":"event_time","type":"string"}]}"#;
+        let misfit = r#"{"type":"record","name":"E","fields":[{"name":"event_id","type":"string"},{"name":"event_time","type":"boolean"}]}"#;
         assert_eq!(invalid_key(&plain(misfit)), "tables.ad_events.avro_schema");
         let on = |value: &str, text: &str| {
             text.replace(
