@@ -44,7 +44,7 @@ pub async fn transcode(
     records: &[&KafkaRecord],
     fit: Fit<'_>,
 ) -> Result<Vec<std::result::Result<Vec<u8>, String>>> {
-    let mut checked: HashMap<u32, std::result::Result<(), String>> = HashMap::new();
+    let mut checked: HashMap<u32, Verdict> = HashMap::new();
     let mut values = Vec::with_capacity(records.len());
     for record in records {
         let Some(value) = record.value.as_deref() else {
@@ -66,31 +66,43 @@ pub async fn transcode(
             }
         };
         let at = || format!("{}-{}@{}", record.topic, record.partition, record.offset);
-        if let (true, Schema::Record(fields)) = (fit.follow, schema.as_ref()) {
-            if let Some(field) = fields.fields.iter().find(|f| !fit.columns.iter().any(|c| c.name == f.name)) {
-                return Err(Error::SchemaChanged {
-                    table: fit.table.to_string(),
-                    at: at(),
-                    id,
-                    field: field.name.clone(),
-                });
+        let table = || fit.table.to_string();
+        match checked.entry(id).or_insert_with(|| Verdict::of(&schema, fit)) {
+            Verdict::NewField(field) => {
+                return Err(Error::SchemaChanged { table: table(), at: at(), id, field: field.clone() })
             }
-        }
-        let fits = checked.entry(id).or_insert_with(|| fits(&schema, fit.columns));
-        match fits {
-            Err(reason) if fit.stop => {
-                return Err(Error::SchemaIncompatible {
-                    table: fit.table.to_string(),
-                    at: at(),
-                    id,
-                    reason: reason.clone(),
-                })
+            Verdict::Misfit(reason) if fit.stop => {
+                return Err(Error::SchemaIncompatible { table: table(), at: at(), id, reason: reason.clone() })
             }
-            Err(reason) => values.push(Err(format!("schema id {id} does not fit the table: {reason}"))),
-            Ok(()) => values.push(json_of(&schema, &format!("schema id {id}"), datum)),
+            Verdict::Misfit(reason) => values.push(Err(format!("schema id {id} does not fit the table: {reason}"))),
+            Verdict::Fits => values.push(json_of(&schema, &format!("schema id {id}"), datum)),
         }
     }
     Ok(values)
+}
+
+/// What a writer schema is to a table, decided once per schema id.
+enum Verdict {
+    /// Its records fill the columns.
+    Fits,
+    /// It has this field, which is not a column, and the columns follow the registry.
+    NewField(String),
+    /// Its records cannot fill the columns, for this reason ([`fits`]).
+    Misfit(String),
+}
+
+impl Verdict {
+    fn of(schema: &Schema, fit: Fit<'_>) -> Verdict {
+        if let (true, Schema::Record(record)) = (fit.follow, schema) {
+            if let Some(field) = record.fields.iter().find(|f| !fit.columns.iter().any(|c| c.name == f.name)) {
+                return Verdict::NewField(field.name.clone());
+            }
+        }
+        match fits(schema, fit.columns) {
+            Ok(()) => Verdict::Fits,
+            Err(reason) => Verdict::Misfit(reason),
+        }
+    }
 }
 
 /// Why records of `schema` cannot fill `columns`, if they cannot: a field whose type its column

@@ -32,8 +32,8 @@ pub struct Decoded {
 
 /// Decodes record values into rows of `spec`'s table schema, in the table's format: an Avro
 /// table's values are read against their writer schemas (from the registry, once per schema id,
-/// or the table's own `avro_schema`) first. A registry that does not answer is an error of the whole call; a record it cannot read
-/// is rejected with the reason.
+/// or the table's own `avro_schema`) first. A registry that does not answer is an error of the
+/// whole call; a record it cannot read is rejected with the reason.
 pub async fn decode_records(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     match &spec.format {
         RecordFormat::Json => decode(spec, records),
