@@ -13,27 +13,13 @@ use apache_avro::schema::{RecordSchema, Schema};
 use serde_json::{Map, Number, Value as Json};
 
 use crate::batch::KafkaRecord;
+use crate::decode::Fit;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::schema::{ColumnSpec, ColumnType};
 
 /// The magic byte that starts a value in the Confluent wire format.
 const MAGIC: u8 = 0;
-
-/// What a table asks of its records' writer schemas.
-#[derive(Debug, Clone, Copy)]
-pub struct Fit<'a> {
-    /// The table, for errors.
-    pub table: &'a str,
-    /// Its columns.
-    pub columns: &'a [ColumnSpec],
-    /// The columns follow the registry (`columns = "registry"`): a field that is not a column
-    /// stops the batch ([`Error::SchemaChanged`]) instead of being left out.
-    pub follow: bool,
-    /// `on_incompatible = "stop"`: a schema that does not fit the columns stops the batch
-    /// ([`Error::SchemaIncompatible`]) instead of sending its records to the dead letters.
-    pub stop: bool,
-}
 
 /// The value of each record as JSON object text, or why it cannot be read (the record is then a
 /// dead letter with that reason): among the reasons, a writer schema that does not fit the
@@ -269,7 +255,7 @@ pub fn check_plain_schema(schema: &Schema, fields: &[&str]) -> std::result::Resu
 }
 
 /// The schema id and the Avro datum of a value in the Confluent wire format.
-fn framed(value: &[u8]) -> std::result::Result<(u32, &[u8]), String> {
+pub(crate) fn framed(value: &[u8]) -> std::result::Result<(u32, &[u8]), String> {
     match value {
         [MAGIC, a, b, c, d, datum @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
         [MAGIC, ..] => Err(format!("value of {} bytes is too short for the schema registry's framing", value.len())),

@@ -405,12 +405,11 @@ impl Validator<'_> {
         registry: Option<&Arc<Registry>>,
         base_dir: &Path,
     ) -> Result<RecordFormat> {
-        if table.on_incompatible.is_some()
-            && (table.format.as_deref().map(str::trim) != Some("avro") || table.avro_schema.is_some())
-        {
+        let through_registry = matches!(table.format.as_deref().map(str::trim), Some("avro" | "protobuf"));
+        if table.on_incompatible.is_some() && (!through_registry || table.avro_schema.is_some()) {
             return Err(self.invalid(
                 format!("{key}.on_incompatible"),
-                "applies to Avro tables read through a schema registry, whose writer schemas can change",
+                "applies to Avro and Protobuf tables read through a schema registry, whose writer schemas can change",
             ));
         }
         match (table.format.as_deref().map(str::trim), &table.avro_schema) {
@@ -435,14 +434,28 @@ impl Validator<'_> {
                      or give the table an avro_schema (plain Avro datums of that schema)",
                 )),
             },
-            (Some("protobuf"), _) => {
-                Err(self.invalid(format!("{key}.format"), "\"protobuf\" is not read yet; use \"json\" or \"avro\""))
-            }
-            (Some(other), _) => Err(self.invalid(format!("{key}.format"), format!("`{other}` is not \"json\" or \"avro\""))),
+            (Some("protobuf"), Some(_)) => Err(self.invalid(
+                format!("{key}.avro_schema"),
+                "is given, but the table's format is protobuf, whose schemas come from the schema registry",
+            )),
+            (Some("protobuf"), None) => match registry {
+                Some(registry) => Ok(RecordFormat::Protobuf {
+                    registry: Arc::clone(registry),
+                    stop_on_incompatible: self.stop_on_incompatible(key, table)?,
+                }),
+                None => Err(self.invalid(
+                    format!("{key}.format"),
+                    "is \"protobuf\": add a [schema_registry] section with its url (values in the registry's wire format)",
+                )),
+            },
+            (Some(other), _) => Err(self.invalid(
+                format!("{key}.format"),
+                format!("`{other}` is not \"json\", \"avro\" or \"protobuf\""),
+            )),
         }
     }
 
-    /// What a registry Avro table does with a writer schema that does not fit its columns.
+    /// What a registry Avro or Protobuf table does with a writer schema that does not fit its columns.
     fn stop_on_incompatible(&self, key: &str, table: &RawTable) -> Result<bool> {
         match table.on_incompatible.as_deref().map(str::trim) {
             None | Some("dead_letter") => Ok(false),
@@ -933,6 +946,15 @@ mod tests {
         assert_eq!(invalid_key(&stop.replace("\"stop\"", "\"maybe\"")), "tables.ad_events.on_incompatible");
         let protobuf = GOOD.replace("topic = \"ad_events\"", "topic = \"ad_events\"\n        format = \"protobuf\"");
         assert_eq!(invalid_key(&protobuf), "tables.ad_events.format");
+        let with_registry = on("stop", &protobuf)
+            .replace("[tables.ad_events]", "[schema_registry]\nurl = \"http://r\"\n[tables.ad_events]");
+        let read = parse(&with_registry).unwrap();
+        assert!(matches!(read.tables[0].format, RecordFormat::Protobuf { stop_on_incompatible: true, .. }));
+        assert_eq!(read.tables[0].format.name(), "protobuf");
+        let listed = with_registry.find("columns = [").unwrap();
+        let end = listed + with_registry[listed..].find("]\n").unwrap() + 2;
+        let from_registry = format!("{}columns = \"registry\"\n{}", &with_registry[..listed], &with_registry[end..]);
+        assert_eq!(invalid_key(&from_registry), "tables.ad_events.columns");
         assert_eq!(parse(GOOD).unwrap().tables[0].format.name(), "json");
     }
 

@@ -30,21 +30,22 @@ pub struct Decoded {
     pub rejected: Vec<(usize, String)>,
 }
 
-/// Decodes record values into rows of `spec`'s table schema, in the table's format: an Avro
-/// table's values are read against their writer schemas (from the registry, once per schema id,
-/// or the table's own `avro_schema`) first. A registry that does not answer is an error of the
+/// Decodes record values into rows of `spec`'s table schema, in the table's format: an Avro or
+/// Protobuf table's values are read against their writer schemas (from the registry, once per
+/// schema id, or the table's own `avro_schema`) first. A registry that does not answer is an error of the
 /// whole call; a record it cannot read is rejected with the reason.
 pub async fn decode_records(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     match &spec.format {
         RecordFormat::Json => decode(spec, records),
         RecordFormat::Avro { registry, columns_follow, stop_on_incompatible } => {
-            let fit = crate::avro::Fit {
-                table: &spec.name,
-                columns: &spec.columns,
-                follow: *columns_follow,
-                stop: *stop_on_incompatible,
-            };
+            let fit =
+                Fit { table: &spec.name, columns: &spec.columns, follow: *columns_follow, stop: *stop_on_incompatible };
             let values = crate::avro::transcode(registry, records, fit).await?;
+            decode_values(spec, records, Some(&values))
+        }
+        RecordFormat::Protobuf { registry, stop_on_incompatible } => {
+            let fit = Fit { table: &spec.name, columns: &spec.columns, follow: false, stop: *stop_on_incompatible };
+            let values = crate::protobuf::transcode(registry, records, fit).await?;
             decode_values(spec, records, Some(&values))
         }
         RecordFormat::AvroSchema(schema) => {
@@ -52,6 +53,21 @@ pub async fn decode_records(spec: &TableSpec, records: &[&KafkaRecord]) -> Resul
             decode_values(spec, records, Some(&values))
         }
     }
+}
+
+/// What a table asks of its records' writer schemas (Avro or Protobuf from a registry).
+#[derive(Debug, Clone, Copy)]
+pub struct Fit<'a> {
+    /// The table, for errors.
+    pub table: &'a str,
+    /// Its columns.
+    pub columns: &'a [crate::schema::ColumnSpec],
+    /// The columns follow the registry (`columns = "registry"`): a field that is not a column
+    /// stops the batch ([`Error::SchemaChanged`]) instead of being left out.
+    pub follow: bool,
+    /// `on_incompatible = "stop"`: a schema that does not fit the columns stops the batch
+    /// ([`Error::SchemaIncompatible`]) instead of sending its records to the dead letters.
+    pub stop: bool,
 }
 
 /// Decodes JSON record values into rows of `spec`'s table schema.

@@ -22,6 +22,7 @@
 //! - [`batch`]: [`KafkaBatch`] and [`KafkaRecord`], the micro-batch all functions handle.
 //! - [`decode`]: JSON values to Arrow with the arrow-json push decoder, isolating poison records.
 //! - [`avro`]: Avro values in the schema registry's wire format, read for the decoder.
+//! - [`protobuf`]: Protobuf values in the schema registry's wire format, read for the decoder.
 //! - [`registry`]: the schema registry client and its cache of writer schemas.
 //! - `exact`: numbers as sent to their column's type, or the reason they do not fit.
 //! - [`dedup`]: drops copies of an event UUID, within a batch and against the table's window.
@@ -60,6 +61,7 @@ pub mod files;
 pub mod kafka;
 pub mod ledger;
 pub mod logging;
+pub mod protobuf;
 pub mod registry;
 pub mod rollup;
 pub mod sample;

@@ -197,6 +197,14 @@ pub enum RecordFormat {
         /// batch; otherwise its records are dead letters with the reason.
         stop_on_incompatible: bool,
     },
+    /// Protobuf in the schema registry's wire format; the writer schemas come from this registry.
+    Protobuf {
+        /// Where the writer schemas are.
+        registry: Arc<crate::registry::Registry>,
+        /// `on_incompatible = "stop"`: a writer message that does not fit the columns stops the
+        /// batch; otherwise its records are dead letters with the reason.
+        stop_on_incompatible: bool,
+    },
     /// Plain Avro binary datums, no framing, all written with this one schema (the table's
     /// `avro_schema`).
     AvroSchema(Arc<apache_avro::Schema>),
@@ -208,6 +216,7 @@ impl RecordFormat {
         match self {
             RecordFormat::Json => "json",
             RecordFormat::Avro { .. } | RecordFormat::AvroSchema(_) => "avro",
+            RecordFormat::Protobuf { .. } => "protobuf",
         }
     }
 }

@@ -1,13 +1,13 @@
-//! Record formats other than JSON: Avro through a real schema registry, produced by the registry
-//! client's own serializer, and plain Avro datums of a schema file land the same rows as the same
-//! events in JSON.
+//! Record formats other than JSON: Avro and Protobuf through a real schema registry, produced by
+//! the registry client's own serializers, and plain Avro datums of a schema file land the same rows
+//! as the same events in JSON.
 
 use tidelake_lake::sample::{Kind, SampleRecord};
 
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn avro_from_the_schema_registry_lands_the_same_rows_as_json() {
+async fn avro_and_protobuf_from_the_schema_registry_land_the_same_rows_as_json() {
     let records = events(3_000, 0.05, 0.0, 91);
     let valid = records.iter().filter(|r| r.kind != Kind::Poison).count();
     assert!(valid > 3_000, "the stream holds copies to drop");
@@ -55,6 +55,37 @@ async fn avro_from_the_schema_registry_lands_the_same_rows_as_json() {
     assert_eq!(from_avro, from_json);
     assert_eq!(from_avro["duckdb"]["sum"], cost_sum(&dedup_valid(&records)), "{from_avro}");
     let audit = audit_passes(&avro);
+    assert_eq!(audit_sum(&audit, "dead_letters"), dead as u64, "{audit}");
+
+    // The same events as Protobuf `AdEvent` messages (a Timestamp, an enum, a StringValue wrapper,
+    // a proto3 optional), serialized by confluent-kafka's ProtobufSerializer, plus what it could
+    // not have written: a JSON value, an unknown id, a message declaring a 256 MiB first string,
+    // and an index array naming a message the schema does not have.
+    let proto_topic = unique("protobuf");
+    create_topic(&proto_topic, 3).await;
+    let hostile = ["000a8080808001", "0206"];
+    let extra: Vec<serde_json::Value> = poison
+        .iter()
+        .map(|raw| serde_json::json!({"key": "poison", "raw": raw}))
+        .chain(hostile.iter().map(|datum| serde_json::json!({"key": "poison", "datum": datum})))
+        .collect();
+    produce_protobuf(&proto_topic, &records, &extra);
+    let proto_dir = tempfile::tempdir().unwrap();
+    let proto = write_config(proto_dir.path(), &proto_topic, &unique("group"), 500);
+    read_through_registry(&proto, "protobuf");
+    let proto_report = ingest_to_end(&proto);
+    assert_eq!(proto_report["rows_written"], json_report["rows_written"], "{proto_report} {json_report}");
+    assert_eq!(proto_report["duplicates_dropped"], json_report["duplicates_dropped"], "{proto_report}");
+    assert_eq!(proto_report["dead_letters"], dead, "{proto_report}");
+    let table = &load_config(&proto).tables[0];
+    let reasons = strings(&read_rows(&table.dead_letters, &Default::default()).await, "reason").join("\n");
+    assert!(reasons.contains("not Protobuf from a registry serializer"), "{reasons}");
+    assert!(reasons.contains("schema id 999999 is not in the schema registry"), "{reasons}");
+    assert!(reasons.contains("does not decode as tidelake.sample.AdEvent"), "{reasons}");
+    assert!(reasons.contains("its file has no message 3"), "{reasons}");
+    let from_proto = read_back(&location(&proto), "event_id", "cost");
+    assert_eq!(from_proto, from_json);
+    let audit = audit_passes(&proto);
     assert_eq!(audit_sum(&audit, "dead_letters"), dead as u64, "{audit}");
 }
 

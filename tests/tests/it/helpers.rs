@@ -45,10 +45,21 @@ pub fn schema_registry() -> &'static str {
 }
 
 /// Produces `records` to `topic` as Avro through the test registry, serialized by confluent-kafka's
-/// `AvroSerializer` (`tests/produce_avro.py`) with the sample schema `version` ("v1", or "v2" with a
-/// nullable `device`), then each of `extra` as it is: `{"key", "raw": hex}` sent unframed,
-/// `{"key", "datum": hex}` framed with the registered schema's id.
+/// `AvroSerializer` (`tests/produce_registry.py`) with the sample schema `version` ("v1", or "v2" with
+/// a nullable `device`, "v3" with `cost` a double), then each of `extra` as it is: `{"key", "raw": hex}`
+/// sent unframed, `{"key", "datum": hex}` framed with the registered schema's id.
 pub fn produce_avro(topic: &str, records: &[SampleRecord], extra: &[serde_json::Value], version: &str) {
+    produce_registered(topic, records, extra, version)
+}
+
+/// Produces `records` to `topic` as Protobuf `AdEvent` messages through the test registry, serialized
+/// by confluent-kafka's `ProtobufSerializer`, then each of `extra` as [`produce_avro`] does (a
+/// `datum` is framed with the schema id only: it starts with its own message index array).
+pub fn produce_protobuf(topic: &str, records: &[SampleRecord], extra: &[serde_json::Value]) {
+    produce_registered(topic, records, extra, "protobuf")
+}
+
+fn produce_registered(topic: &str, records: &[SampleRecord], extra: &[serde_json::Value], version: &str) {
     use std::io::Write;
     let mut lines = tempfile::NamedTempFile::new().expect("a temporary file");
     let mut out = std::io::BufWriter::new(lines.as_file_mut());
@@ -63,14 +74,14 @@ pub fn produce_avro(topic: &str, records: &[SampleRecord], extra: &[serde_json::
     out.flush().unwrap();
     drop(out);
     let done = Command::new(python())
-        .arg(repo().join("tests/produce_avro.py"))
+        .arg(repo().join("tests/produce_registry.py"))
         .args([kafka(), schema_registry(), topic, lines.path().to_str().unwrap(), version])
         .output()
-        .expect("run produce_avro.py");
-    assert!(done.status.success(), "produce_avro.py failed:\n{}", String::from_utf8_lossy(&done.stderr));
+        .expect("run produce_registry.py");
+    assert!(done.status.success(), "produce_registry.py failed:\n{}", String::from_utf8_lossy(&done.stderr));
 }
 
-/// The sample events' Avro schema (`tests/ad_event.avsc`, which `tests/produce_avro.py` registers
+/// The sample events' Avro schema (`tests/ad_event.avsc`, which `tests/produce_registry.py` registers
 /// as v1).
 pub const EVENT_SCHEMA: &str = include_str!("../../ad_event.avsc");
 
@@ -108,13 +119,16 @@ pub fn plain_avro(schema: &apache_avro::Schema, value: &[u8]) -> Vec<u8> {
 /// Turns the config at `path` (one `write_config` wrote) to read its topic as Avro through the test
 /// registry.
 pub fn read_as_avro(path: &Path) {
+    read_through_registry(path, "avro")
+}
+
+/// Makes the table of the config at `path` read `format` ("avro", "protobuf") through the test registry.
+pub fn read_through_registry(path: &Path, format: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     let topic_line = text.lines().find(|l| l.starts_with("topic = ")).expect("a topic line").to_string();
-    let text = text.replacen(&format!("{topic_line}\n"), &format!("{topic_line}\nformat = \"avro\"\n"), 1).replacen(
-        "[tables.",
-        &format!("[schema_registry]\nurl = \"{}\"\n\n[tables.", schema_registry()),
-        1,
-    );
+    let text = text
+        .replacen(&format!("{topic_line}\n"), &format!("{topic_line}\nformat = \"{format}\"\n"), 1)
+        .replacen("[tables.", &format!("[schema_registry]\nurl = \"{}\"\n\n[tables.", schema_registry()), 1);
     std::fs::write(path, text).unwrap();
 }
 
