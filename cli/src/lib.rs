@@ -253,8 +253,11 @@ async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
     let started = Instant::now();
     let config = PipelineConfig::for_function(&args.config).await?;
     let config_ms = started.elapsed().as_secs_f64() * 1e3;
-    let options =
-        PollerOptions { max_retry_time: args.max_retry_time, ..PollerOptions::new(config.batch, args.stop_at_end) };
+    let options = PollerOptions {
+        max_retry_time: args.max_retry_time,
+        config_location: Some(args.config.clone()),
+        ..PollerOptions::new(config.batch, args.stop_at_end)
+    };
     let mut ingestor = Ingestor::open(config).await?;
     // What a cold start spends before the consumer: reading the config, opening the tables.
     tracing::info!(config_ms, tables_ms = started.elapsed().as_secs_f64() * 1e3 - config_ms, "tables opened");

@@ -79,6 +79,18 @@ pub enum Error {
     /// A Lambda event could not be turned into a batch.
     #[error("lambda event: {0}")]
     Event(String),
+
+    /// The config read again to take a newer writer schema names other topics than the running
+    /// consumer reads.
+    #[error("the config at {location} now names topics {now:?}, and this process consumes {before:?}: restart it to take the new topics")]
+    TopicsChanged {
+        /// Where the config was read again from.
+        location: String,
+        /// The topics it names now.
+        now: Vec<String>,
+        /// The topics the process consumes.
+        before: Vec<String>,
+    },
 }
 
 impl Error {
@@ -95,6 +107,7 @@ impl Error {
             | Error::NotBuilt { .. }
             | Error::Replace { .. }
             | Error::Unfinished { .. }
+            | Error::TopicsChanged { .. }
             | Error::Event(_) => false,
         }
     }

@@ -107,6 +107,8 @@ impl BatchReport {
 pub struct Ingestor {
     config: PipelineConfig,
     tables: Vec<TableSinks>,
+    /// Whether batches are archived ([`Ingestor::open_with`]).
+    archive: bool,
 }
 
 impl Ingestor {
@@ -122,7 +124,28 @@ impl Ingestor {
         // few round trips, and a cold start waits for all of them.
         let opens = config.tables.iter().map(|spec| TableSinks::open(spec, &config.storage_options, archive));
         let tables = futures::future::try_join_all(opens).await?;
-        Ok(Ingestor { config, tables })
+        Ok(Ingestor { config, tables, archive })
+    }
+
+    /// Reads the config again from `location` ([`PipelineConfig::for_function`]), and with it the
+    /// schema registry's subjects of `columns = "registry"` tables, and reopens every table with
+    /// it: the tables gain the columns a newer writer schema brought. What a running ingest does
+    /// when a record of a newer schema stops a batch
+    /// ([`SchemaChanged`](tidelake_lake::Error::SchemaChanged)), before handling that batch again.
+    /// The starts of partitions the lake had not held ([`Ingestor::set_start_offsets`]) carry
+    /// over; a config that names other topics is refused, as the consumer reading them stays.
+    pub async fn reopen(&mut self, location: &str) -> Result<()> {
+        let config = PipelineConfig::for_function(location).await?;
+        let (now, before) = (config.topics(), self.config.topics());
+        if now != before {
+            return Err(Error::TopicsChanged { location: location.to_string(), now, before });
+        }
+        let starts: Vec<(TopicPartition, i64)> =
+            self.tables.iter().flat_map(|t| t.starts.iter().map(|(tp, o)| (tp.clone(), *o))).collect();
+        let mut reopened = Ingestor::open_with(config, self.archive).await?;
+        reopened.set_start_offsets(starts);
+        *self = reopened;
+        Ok(())
     }
 
     /// The pipeline config this handler was built from.

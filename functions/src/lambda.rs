@@ -5,7 +5,7 @@ use aws_lambda_events::kafka::KafkaEvent;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use lambda_runtime::LambdaEvent;
-use tidelake_lake::{KafkaBatch, KafkaRecord, PipelineConfig};
+use tidelake_lake::{KafkaBatch, KafkaRecord};
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -72,7 +72,7 @@ pub async fn handle(event: LambdaEvent<KafkaEvent>, ingestor: &Mutex<Ingestor>, 
     let mut report = current.handle(&batch).await;
     if let Err(Error::Lake(changed @ tidelake_lake::Error::SchemaChanged { .. })) = &report {
         tracing::warn!(request_id = %event.context.request_id, error = %changed, "reading the config and the registry again");
-        *current = Ingestor::open(PipelineConfig::for_function(config).await?).await?;
+        current.reopen(config).await?;
         report = current.handle(&batch).await;
     }
     drop(current);

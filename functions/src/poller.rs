@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::ingest::{BatchReport, Ingestor};
 
 /// How the poller runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PollerOptions {
     /// Micro-batch limits.
     pub batch: BatchConfig,
@@ -34,6 +34,11 @@ pub struct PollerOptions {
     pub stop_at_end: bool,
     /// How long a fault (storage failing, the broker gone) is retried before the poller gives up.
     pub max_retry_time: Duration,
+    /// Where the config was read from. A batch stopped by a record of a newer writer schema
+    /// ([`SchemaChanged`](tidelake_lake::Error::SchemaChanged)) then makes the poller read the config
+    /// and the registry again from there, reopen the tables ([`Ingestor::reopen`]) and handle the
+    /// batch again, as the Lambda handler does; without it, such a batch stops the poller.
+    pub config_location: Option<String>,
 }
 
 /// How long a fault is retried unless told otherwise.
@@ -42,7 +47,7 @@ pub const MAX_RETRY_TIME: Duration = Duration::from_secs(15 * 60);
 impl PollerOptions {
     /// Options with `batch` cuts, the default retry time.
     pub fn new(batch: BatchConfig, stop_at_end: bool) -> Self {
-        PollerOptions { batch, stop_at_end, max_retry_time: MAX_RETRY_TIME }
+        PollerOptions { batch, stop_at_end, max_retry_time: MAX_RETRY_TIME, config_location: None }
     }
 }
 
@@ -262,9 +267,18 @@ pub async fn run(
         // A batch that fails on a fault is handled again, whole: every commit of it is exactly
         // once, so what landed before the fault is not written twice.
         let handling = async {
+            let mut reopened = false;
             loop {
                 match ingestor.handle(&batch).await {
                     Ok(done) => break Ok::<_, Error>(done),
+                    Err(Error::Lake(changed @ tidelake_lake::Error::SchemaChanged { .. })) if !reopened => {
+                        let Some(location) = options.config_location.as_deref() else {
+                            return Err(Error::Lake(changed));
+                        };
+                        tracing::warn!(error = %changed, "reading the config and the registry again");
+                        ingestor.reopen(location).await?;
+                        reopened = true;
+                    }
                     Err(e) => lake_weather.retry(e).await?,
                 }
             }
