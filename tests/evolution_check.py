@@ -1,8 +1,9 @@
 """Reads a tidelake table whose columns grew with DuckDB (delta extension) and Python deltalake, and
-prints one JSON object: for each engine the row count, how many rows hold a value in <column>, and
-the columns it sees now; for deltalake also the columns at <version>.
+prints one JSON object: for each engine the row count, how many rows hold a value in <column>, the
+largest value of <max column> (when given), and the columns it sees now; for deltalake also the
+columns at <version>.
 
-Usage: evolution_check.py <table path> <column> <version>
+Usage: evolution_check.py <table path> <column> <version> [<max column>]
 """
 
 import glob
@@ -14,7 +15,7 @@ import deltalake
 import duckdb
 
 
-def main(path, column, version):
+def main(path, column, version, max_column=None):
     out = {}
     ext = glob.glob(os.path.join(os.path.dirname(duckdb.__file__), "..", "duckdb_extension_delta", "**", "delta.duckdb_extension"), recursive=True)
     con = duckdb.connect()
@@ -22,6 +23,8 @@ def main(path, column, version):
     rows, filled = con.execute(f"SELECT count(*), count(\"{column}\") FROM delta_scan('{path}')").fetchone()
     columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM delta_scan('{path}')").fetchall()]
     out["duckdb"] = {"rows": rows, "filled": filled, "columns": columns}
+    if max_column:
+        out["duckdb"]["max"] = con.execute(f"SELECT max(\"{max_column}\") FROM delta_scan('{path}')").fetchone()[0]
     con.close()
 
     table = deltalake.DeltaTable(path)
@@ -33,10 +36,12 @@ def main(path, column, version):
         "columns": data.column_names,
         "columns_at_version": [f.name for f in old.schema().fields],
     }
+    if max_column:
+        out["deltalake"]["max"] = max(v for v in data.column(max_column).to_pylist() if v is not None)
     print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
     # Skip interpreter teardown: the two engines' native runtimes do not shut down cleanly together.
     os._exit(0)

@@ -6,9 +6,10 @@ The events file holds one JSON line per record: {"key": ..., "value": <the JSON 
 "raw": <hex bytes sent as they are, for poison>, "datum": <hex bytes framed with the id of the
 schema registered so far, for a hostile datum or message>}. Each JSON event is serialized by
 confluent-kafka's AvroSerializer (which registers the schema under `<topic>-value` and frames each
-value with the schema id), with logical types: a uuid, a timestamp-micros, a decimal(18, 6). With
-`v2`, the schema gains a nullable `device` string, taken from each event's `device`; `v3` is v2 with
-`cost` a double, a change no decimal column takes. With `protobuf`, each event is an `AdEvent`
+value with the schema id), with logical types: a uuid, a timestamp-micros, a decimal(18, 6), and
+`campaign_id` an int. With `v2`, the schema gains a nullable `device` string, taken from each
+event's `device`, and widens `campaign_id` to a long; `v3` is v2 with `cost` a double, a change no
+decimal column takes. With `protobuf`, each event is an `AdEvent`
 message serialized by confluent-kafka's ProtobufSerializer (which registers the file descriptor and
 frames each value with the schema id and the message's index): a google.protobuf.Timestamp, an
 enum of a file it imports (registered as a reference), a StringValue wrapper and a proto3 `optional` string holding the decimal's digits. Prints the
@@ -37,6 +38,7 @@ V3_COST = {"name": "cost", "type": ["null", "double"], "default": None}
 def schema_of(version):
     fields = list(V1_SCHEMA["fields"])
     if version in ("v2", "v3"):
+        fields = [dict(f, type="long") if f["name"] == "campaign_id" else f for f in fields]
         fields.append(V2_FIELD)
     if version == "v3":
         fields = [V3_COST if f["name"] == "cost" else f for f in fields]

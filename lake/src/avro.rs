@@ -1,27 +1,26 @@
 //! Avro record values in the Confluent wire format (a zero magic byte, the writer schema's id in
 //! four big-endian bytes, then the Avro binary datum), read against the writer schema from the
 //! registry, or plain datums of the table's own `avro_schema`, and handed to the table's decoder
-//! as one JSON object each, so Avro and JSON records meet the same column checks, defaults and
-//! exact numbers.
+//! as one [`Cell`] per column each, so Avro and JSON records meet the same column checks, defaults
+//! and exact numbers, with no text in between.
 //!
 //! Logical types keep their meaning: `timestamp-millis`/`-micros` become the event's microseconds,
 //! `date` a calendar day, `decimal` its exact digits, `uuid` its text.
 
 use std::collections::HashMap;
 
-use apache_avro::schema::{RecordSchema, Schema};
-use serde_json::{Map, Number, Value as Json};
-
 use crate::batch::KafkaRecord;
+use crate::cells::Cell;
 use crate::decode::Fit;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::schema::{ColumnSpec, ColumnType};
+use apache_avro::schema::{RecordSchema, Schema};
 
 /// The magic byte that starts a value in the Confluent wire format.
 const MAGIC: u8 = 0;
 
-/// The value of each record as JSON object text, or why it cannot be read (the record is then a
+/// The values of each record, a [`Cell`] per column, or why it cannot be read (the record is then a
 /// dead letter with that reason): among the reasons, a writer schema that does not fit the
 /// table's columns ([`fits`]), checked once per schema id. A registry that does not answer fails
 /// the whole call, as does a schema change `fit` says stops the batch.
@@ -29,7 +28,7 @@ pub async fn transcode(
     registry: &Registry,
     records: &[&KafkaRecord],
     fit: Fit<'_>,
-) -> Result<Vec<std::result::Result<Vec<u8>, String>>> {
+) -> Result<Vec<std::result::Result<Vec<Cell>, String>>> {
     let mut checked: HashMap<u32, Verdict> = HashMap::new();
     let mut values = Vec::with_capacity(records.len());
     for record in records {
@@ -61,7 +60,9 @@ pub async fn transcode(
                 return Err(Error::SchemaIncompatible { table: table(), at: at(), id, reason: reason.clone() })
             }
             Verdict::Misfit(reason) => values.push(Err(format!("schema id {id} does not fit the table: {reason}"))),
-            Verdict::Fits => values.push(json_of(&schema, &format!("schema id {id}"), datum)),
+            Verdict::Fits(places) => {
+                values.push(cells_of(&schema, places, fit.columns.len(), &format!("schema id {id}"), datum))
+            }
         }
     }
     Ok(values)
@@ -69,8 +70,8 @@ pub async fn transcode(
 
 /// What a writer schema is to a table, decided once per schema id.
 enum Verdict {
-    /// Its records fill the columns.
-    Fits,
+    /// Its records fill the columns: the column of each of its fields, if it has one.
+    Fits(Vec<Option<usize>>),
     /// It has this field, which is not a column, and the columns follow the registry.
     NewField(String),
     /// Its records cannot fill the columns, for this reason ([`fits`]).
@@ -85,7 +86,7 @@ impl Verdict {
             }
         }
         match fits(schema, fit.columns) {
-            Ok(()) => Verdict::Fits,
+            Ok(()) => Verdict::Fits(places(schema, fit.columns)),
             Err(reason) => Verdict::Misfit(reason),
         }
     }
@@ -172,16 +173,29 @@ fn avro_type(schema: &Schema) -> String {
     }
 }
 
-/// The value of each record, a plain Avro datum (no framing) of `schema`, as JSON object text, or
-/// why it cannot be read.
-pub fn transcode_plain(schema: &Schema, records: &[&KafkaRecord]) -> Vec<std::result::Result<Vec<u8>, String>> {
+/// The values of each record, a plain Avro datum (no framing) of `schema`, a [`Cell`] per column
+/// of `columns`, or why it cannot be read.
+pub fn transcode_plain(
+    schema: &Schema,
+    columns: &[ColumnSpec],
+    records: &[&KafkaRecord],
+) -> Vec<std::result::Result<Vec<Cell>, String>> {
+    let places = places(schema, columns);
     records
         .iter()
         .map(|record| match record.value.as_deref() {
-            Some(datum) => json_of(schema, "the table's avro_schema", datum),
+            Some(datum) => cells_of(schema, &places, columns.len(), "the table's avro_schema", datum),
             None => Err("record has no value (a tombstone)".to_string()),
         })
         .collect()
+}
+
+/// For each field of `schema` (a record), the index of the column of its name, if there is one.
+fn places(schema: &Schema, columns: &[ColumnSpec]) -> Vec<Option<usize>> {
+    match schema {
+        Schema::Record(record) => record.fields.iter().map(|f| columns.iter().position(|c| c.name == f.name)).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The table columns a subject's schemas make (`columns = "registry"`), given oldest first: name,
@@ -266,26 +280,41 @@ pub(crate) fn framed(value: &[u8]) -> std::result::Result<(u32, &[u8]), String> 
     }
 }
 
-/// One datum of `schema` (`which`, for reasons: "schema id 7") as JSON object text.
-fn json_of(schema: &Schema, which: &str, datum: &[u8]) -> std::result::Result<Vec<u8>, String> {
+/// One datum of `schema` (`which`, for reasons: "schema id 7") as the cells of the columns its
+/// fields fill (`places`: the column of each field); a column no field fills is null.
+fn cells_of(
+    schema: &Schema,
+    places: &[Option<usize>],
+    columns: usize,
+    which: &str,
+    datum: &[u8],
+) -> std::result::Result<Vec<Cell>, String> {
     let Schema::Record(record) = schema else {
         return Err(format!("{which} is not an Avro record, and a table row needs one"));
     };
     let mut datum = Datum { bytes: datum, root: schema };
-    let object = object_of(record, &mut datum).map_err(|e| format!("value does not decode with {which}: {e}"))?;
+    let mut cells = vec![Cell::Null; columns];
+    read_record(record, places, &mut datum, &mut cells)
+        .map_err(|e| format!("value does not decode with {which}: {e}"))?;
     if !datum.bytes.is_empty() {
         return Err(format!("value has {} bytes left after the Avro datum of {which}", datum.bytes.len()));
     }
-    serde_json::to_vec(&Json::Object(object)).map_err(|e| e.to_string())
+    Ok(cells)
 }
 
-fn object_of(schema: &RecordSchema, datum: &mut Datum) -> std::result::Result<Map<String, Json>, String> {
-    let mut object = Map::with_capacity(schema.fields.len());
-    for field in &schema.fields {
-        let json = datum.value(&field.schema).map_err(|reason| format!("field `{}`: {reason}", field.name))?;
-        object.insert(field.name.clone(), json);
+fn read_record(
+    schema: &RecordSchema,
+    places: &[Option<usize>],
+    datum: &mut Datum,
+    cells: &mut [Cell],
+) -> std::result::Result<(), String> {
+    for (field, place) in schema.fields.iter().zip(places) {
+        let cell = datum.value(&field.schema).map_err(|reason| format!("field `{}`: {reason}", field.name))?;
+        if let Some(place) = place {
+            cells[*place] = cell;
+        }
     }
-    Ok(object)
+    Ok(())
 }
 
 /// The bytes of one Avro binary datum not read yet. Every length it reads is checked against the
@@ -336,27 +365,25 @@ impl<'a> Datum<'a> {
         std::str::from_utf8(self.run()?).map_err(|e| format!("a string that is not UTF-8 ({e})"))
     }
 
-    /// The next value of `schema` as the JSON the table's decoder reads for its column: numbers as
-    /// numbers, timestamps as epoch microseconds, decimals as their exact digits in text.
-    fn value(&mut self, schema: &Schema) -> std::result::Result<Json, String> {
+    /// The next value of `schema` as a cell for its column: timestamps as epoch microseconds, days
+    /// since 1970, decimals as their exact unscaled value and scale.
+    fn value(&mut self, schema: &Schema) -> std::result::Result<Cell, String> {
         Ok(match schema {
-            Schema::Null => Json::Null,
+            Schema::Null => Cell::Null,
             Schema::Boolean => match self.take(1)?[0] {
-                0 => Json::Bool(false),
-                1 => Json::Bool(true),
+                0 => Cell::Bool(false),
+                1 => Cell::Bool(true),
                 other => return Err(format!("boolean byte {other:#04x} is neither 0 nor 1")),
             },
-            Schema::Int => Json::from(self.int()?),
-            Schema::Long => Json::from(self.long()?),
-            Schema::Float => finite(f64::from(f32::from_le_bytes(self.take(4)?.try_into().expect("four bytes"))))?,
-            Schema::Double => finite(f64::from_le_bytes(self.take(8)?.try_into().expect("eight bytes")))?,
-            Schema::String => Json::String(self.text()?.to_string()),
+            Schema::Int => Cell::Int(i64::from(self.int()?)),
+            Schema::Long => Cell::Int(self.long()?),
+            Schema::Float => Cell::Float(f64::from(f32::from_le_bytes(self.take(4)?.try_into().expect("four bytes")))),
+            Schema::Double => Cell::Float(f64::from_le_bytes(self.take(8)?.try_into().expect("eight bytes"))),
+            Schema::String => Cell::Text(self.text()?.to_string()),
             Schema::Enum(e) => {
                 let index = self.int()?;
                 let symbol = usize::try_from(index).ok().and_then(|i| e.symbols.get(i));
-                Json::String(
-                    symbol.ok_or_else(|| format!("enum index {index} of {} symbols", e.symbols.len()))?.clone(),
-                )
+                Cell::Text(symbol.ok_or_else(|| format!("enum index {index} of {} symbols", e.symbols.len()))?.clone())
             }
             Schema::Uuid => {
                 let bytes = self.run()?;
@@ -367,26 +394,27 @@ impl<'a> Datum<'a> {
                         .and_then(|text| uuid::Uuid::parse_str(text).ok())
                         .ok_or_else(|| "a uuid that is neither 16 bytes nor UUID text".to_string())?,
                 };
-                Json::String(uuid.to_string())
+                Cell::Text(uuid.to_string())
             }
             Schema::Date => {
                 let days = self.int()?;
-                let date = chrono::NaiveDate::from_num_days_from_ce_opt(days.saturating_add(719_163))
+                chrono::NaiveDate::from_num_days_from_ce_opt(days.saturating_add(719_163))
                     .ok_or_else(|| format!("date {days} days from 1970 is out of range"))?;
-                Json::String(date.to_string())
+                Cell::Day(days)
             }
             Schema::TimestampMillis | Schema::LocalTimestampMillis => {
                 let ms = self.long()?;
-                Json::from(ms.checked_mul(1_000).ok_or_else(|| format!("timestamp {ms} ms is out of range"))?)
+                Cell::Micros(ms.checked_mul(1_000).ok_or_else(|| format!("timestamp {ms} ms is out of range"))?)
             }
-            Schema::TimestampMicros | Schema::LocalTimestampMicros => Json::from(self.long()?),
-            Schema::TimestampNanos | Schema::LocalTimestampNanos => Json::from(self.long()?.div_euclid(1_000)),
+            Schema::TimestampMicros | Schema::LocalTimestampMicros => Cell::Micros(self.long()?),
+            Schema::TimestampNanos | Schema::LocalTimestampNanos => Cell::Micros(self.long()?.div_euclid(1_000)),
             Schema::Decimal(decimal) => {
                 let unscaled = match decimal.inner.as_ref() {
                     Schema::Fixed(fixed) => self.take(fixed.size)?,
                     _ => self.run()?,
                 };
-                Json::String(decimal_text(unscaled, decimal.scale)?)
+                let scale = u32::try_from(decimal.scale).map_err(|_| format!("decimal scale {}", decimal.scale))?;
+                Cell::Decimal(unscaled_of(unscaled)?, scale)
             }
             Schema::Union(union) => {
                 let index = self.long()?;
@@ -413,28 +441,15 @@ impl<'a> Datum<'a> {
     }
 }
 
-fn finite(f: f64) -> std::result::Result<Json, String> {
-    Number::from_f64(f).map(Json::Number).ok_or_else(|| format!("{f} has no JSON number"))
-}
-
-/// The digits of an Avro decimal (its unscaled value, big-endian two's complement) with `scale`
-/// digits after the point.
-fn decimal_text(bytes: &[u8], scale: usize) -> std::result::Result<String, String> {
+/// The unscaled value of an Avro decimal (big-endian two's complement).
+fn unscaled_of(bytes: &[u8]) -> std::result::Result<i128, String> {
     if bytes.len() > 16 {
         return Err(format!("decimal of {} bytes is wider than 38 digits", bytes.len()));
     }
     let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
     let mut full = [if negative { 0xff } else { 0 }; 16];
     full[16 - bytes.len()..].copy_from_slice(bytes);
-    let unscaled = i128::from_be_bytes(full);
-    let digits = unscaled.unsigned_abs().to_string();
-    let sign = if unscaled < 0 { "-" } else { "" };
-    if scale == 0 {
-        return Ok(format!("{sign}{digits}"));
-    }
-    let padded = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    Ok(format!("{sign}{whole}.{fraction}"))
+    Ok(i128::from_be_bytes(full))
 }
 
 #[cfg(test)]
@@ -445,13 +460,20 @@ mod tests {
 
     use super::*;
 
+    /// Every field of `schema` read into a column of its own, in order.
+    fn json_of(schema: &Schema, which: &str, datum: &[u8]) -> std::result::Result<Vec<Cell>, String> {
+        let Schema::Record(record) = schema else { unreachable!("a record") };
+        let places: Vec<Option<usize>> = (0..record.fields.len()).map(Some).collect();
+        cells_of(schema, &places, places.len(), which, datum)
+    }
+
     #[test]
     fn decimals_keep_their_digits_and_sign() {
-        assert_eq!(decimal_text(&[0x30, 0x39], 2).unwrap(), "123.45");
-        assert_eq!(decimal_text(&[0xcf, 0xc7], 2).unwrap(), "-123.45");
-        assert_eq!(decimal_text(&[0x05], 3).unwrap(), "0.005");
-        assert_eq!(decimal_text(&[0xff], 0).unwrap(), "-1");
-        assert!(decimal_text(&[1; 17], 0).is_err());
+        assert_eq!(unscaled_of(&[0x30, 0x39]).unwrap(), 12345);
+        assert_eq!(unscaled_of(&[0xcf, 0xc7]).unwrap(), -12345);
+        assert_eq!(unscaled_of(&[0x05]).unwrap(), 5);
+        assert_eq!(unscaled_of(&[0xff]).unwrap(), -1);
+        assert!(unscaled_of(&[1; 17]).is_err());
     }
 
     #[test]
@@ -462,7 +484,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_decodes_to_the_json_its_columns_read() {
+    fn a_record_decodes_to_the_cells_its_columns_read() {
         let schema = Schema::parse_str(
             r#"{"type":"record","name":"E","fields":[
                 {"name":"id","type":{"type":"string","logicalType":"uuid"}},
@@ -478,11 +500,19 @@ mod tests {
         record.put("n", Value::Union(1, Box::new(Value::Int(7))));
         record.put("cost", Value::Decimal(apache_avro::Decimal::from(vec![0x01, 0xe2, 0x40])));
         let datum = apache_avro::to_avro_datum(&schema, record).unwrap();
-        let json: Json = serde_json::from_slice(&json_of(&schema, "schema id 3", &datum).unwrap()).unwrap();
         assert_eq!(
-            json,
-            serde_json::json!({"id": uuid::Uuid::nil().to_string(), "at": 1_700_000_000_123_000i64, "n": 7, "cost": "0.123456"})
+            json_of(&schema, "schema id 3", &datum).unwrap(),
+            vec![
+                Cell::Text(uuid::Uuid::nil().to_string()),
+                Cell::Micros(1_700_000_000_123_000),
+                Cell::Int(7),
+                Cell::Decimal(123_456, 6)
+            ]
         );
+        // Fields no column names are read past; a column no field fills is null.
+        let places = [None, Some(0), None, Some(2)];
+        let cells = cells_of(&schema, &places, 3, "schema id 3", &datum).unwrap();
+        assert_eq!(cells, vec![Cell::Micros(1_700_000_000_123_000), Cell::Null, Cell::Decimal(123_456, 6)]);
         assert!(json_of(&schema, "schema id 3", &datum[..datum.len() - 1]).unwrap_err().contains("does not decode"));
     }
 
@@ -517,12 +547,21 @@ mod tests {
         record.put("price", Value::Decimal(apache_avro::Decimal::from(vec![0xff, 0xff, 0xfc, 0x18])));
         record.put("none", Value::Union(0, Box::new(Value::Null)));
         let datum = apache_avro::to_avro_datum(&schema, record).unwrap();
-        let json: Json = serde_json::from_slice(&json_of(&schema, "schema id 1", &datum).unwrap()).unwrap();
         assert_eq!(
-            json,
-            serde_json::json!({"ok": true, "n": -5_000_000_000i64, "x": 0.1, "f": 1.5, "s": "O'Brien ünïcode",
-                "kind": "click", "again": "view", "day": "2023-12-09", "at": 1_700_000_000_123_456i64,
-                "price": "-1.000", "none": null})
+            json_of(&schema, "schema id 1", &datum).unwrap(),
+            vec![
+                Cell::Bool(true),
+                Cell::Int(-5_000_000_000),
+                Cell::Float(0.1),
+                Cell::Float(1.5),
+                Cell::Text("O'Brien ünïcode".into()),
+                Cell::Text("click".into()),
+                Cell::Text("view".into()),
+                Cell::Day(19_700),
+                Cell::Micros(1_700_000_000_123_456),
+                Cell::Decimal(-1000, 3),
+                Cell::Null
+            ]
         );
     }
 

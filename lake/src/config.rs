@@ -441,6 +441,7 @@ impl Validator<'_> {
             (Some("protobuf"), None) => match registry {
                 Some(registry) => Ok(RecordFormat::Protobuf {
                     registry: Arc::clone(registry),
+                    columns_follow: false,
                     stop_on_incompatible: self.stop_on_incompatible(key, table)?,
                 }),
                 None => Err(self.invalid(
@@ -558,9 +559,9 @@ impl Validator<'_> {
     }
 
     /// A table's columns as written in the config, or, with `columns = "registry"`, the fields of
-    /// every schema of its topic's value subject (`<topic>-value`, see [`crate::avro::columns_of`]),
-    /// asked of the registry now; the table's format then stops on a record of a schema with
-    /// fields it does not have.
+    /// every schema of its topic's value subject (`<topic>-value`, see [`crate::avro::columns_of`]
+    /// and [`crate::protobuf::columns_of`]), asked of the registry now; the table's format then
+    /// stops on a record of a schema with fields it does not have.
     fn columns(&self, key: &str, table: &RawTable, format: RecordFormat) -> Result<(Vec<RawColumn>, RecordFormat)> {
         let ckey = format!("{key}.columns");
         let text = match &table.columns {
@@ -574,12 +575,17 @@ impl Validator<'_> {
         if text != "registry" {
             return Err(self.invalid(ckey, format!("`{text}` is not a list of columns or \"registry\"")));
         }
-        let RecordFormat::Avro { registry, stop_on_incompatible, .. } = format else {
-            return Err(self.invalid(
-                ckey,
-                "is \"registry\", which takes the columns from the schema registry: the table's format must be \"avro\" with a [schema_registry]",
-            ));
+        let (registry, protobuf) = match &format {
+            RecordFormat::Avro { registry, .. } => (Arc::clone(registry), false),
+            RecordFormat::Protobuf { registry, .. } => (Arc::clone(registry), true),
+            _ => {
+                return Err(self.invalid(
+                    ckey,
+                    "is \"registry\", which takes the columns from the schema registry: the table's format must be \"avro\" or \"protobuf\" with a [schema_registry]",
+                ))
+            }
         };
+        let required = [table.event_uuid.trim(), table.event_time.trim()];
         let subject = format!("{}-value", table.topic.trim());
         // Configs are read before any runtime runs, and inside one: the one request runs on a
         // thread and a runtime of its own, with a client of its own.
@@ -588,12 +594,23 @@ impl Validator<'_> {
             scope
                 .spawn(|| {
                     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    Ok::<_, std::io::Error>(runtime.block_on(client.history(&subject)))
+                    Ok::<_, std::io::Error>(runtime.block_on(async {
+                        let columns = if protobuf {
+                            let history = client.protobuf_history(&subject).await?;
+                            history.map(|h| crate::protobuf::columns_of(&h, &required))
+                        } else {
+                            client.history(&subject).await?.map(|h| crate::avro::columns_of(&h))
+                        };
+                        Ok::<_, Error>(columns)
+                    }))
                 })
                 .join()
         });
-        let history = match asked {
-            Ok(Ok(Ok(Ok(found)))) => found,
+        let fields = match asked {
+            Ok(Ok(Ok(Ok(Ok(found))))) => found,
+            Ok(Ok(Ok(Ok(Err(reason))))) => {
+                return Err(self.invalid(ckey, format!("is \"registry\", and subject `{subject}`: {reason}")))
+            }
             Ok(Ok(Ok(Err(reason)))) => return Err(self.invalid(ckey, format!("is \"registry\", but {reason}"))),
             Ok(Ok(Err(e))) => {
                 return Err(self.invalid(ckey, format!("is \"registry\", and the registry did not answer: {e}")))
@@ -601,13 +618,20 @@ impl Validator<'_> {
             Ok(Err(e)) => return Err(self.invalid(ckey, format!("is \"registry\": no runtime to ask it: {e}"))),
             Err(_) => return Err(self.invalid(ckey, "is \"registry\": asking the registry failed")),
         };
-        let fields = crate::avro::columns_of(&history)
-            .map_err(|reason| self.invalid(&ckey, format!("is \"registry\", and subject `{subject}`: {reason}")))?;
         let columns = fields
             .into_iter()
             .map(|(name, kind, nullable)| RawColumn { name, kind, nullable, default: None })
             .collect();
-        Ok((columns, RecordFormat::Avro { registry, columns_follow: true, stop_on_incompatible }))
+        let format = match format {
+            RecordFormat::Avro { registry, stop_on_incompatible, .. } => {
+                RecordFormat::Avro { registry, columns_follow: true, stop_on_incompatible }
+            }
+            RecordFormat::Protobuf { registry, stop_on_incompatible, .. } => {
+                RecordFormat::Protobuf { registry, columns_follow: true, stop_on_incompatible }
+            }
+            other => other,
+        };
+        Ok((columns, format))
     }
 
     fn table(
@@ -951,10 +975,10 @@ mod tests {
         let read = parse(&with_registry).unwrap();
         assert!(matches!(read.tables[0].format, RecordFormat::Protobuf { stop_on_incompatible: true, .. }));
         assert_eq!(read.tables[0].format.name(), "protobuf");
-        let listed = with_registry.find("columns = [").unwrap();
-        let end = listed + with_registry[listed..].find("]\n").unwrap() + 2;
-        let from_registry = format!("{}columns = \"registry\"\n{}", &with_registry[..listed], &with_registry[end..]);
-        assert_eq!(invalid_key(&from_registry), "tables.ad_events.columns");
+        let listed = protobuf.find("columns = [").unwrap();
+        let end = listed + protobuf[listed..].find("]\n").unwrap() + 2;
+        let from_registry = format!("{}columns = \"registry\"\n{}", &protobuf[..listed], &protobuf[end..]);
+        assert_eq!(invalid_key(&from_registry), "tables.ad_events.format");
         assert_eq!(parse(GOOD).unwrap().tables[0].format.name(), "json");
     }
 

@@ -13,6 +13,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
 
 use crate::batch::KafkaRecord;
+use crate::cells::Cell;
 use crate::error::{Error, Result};
 use crate::schema::{PartitionGrain, RecordFormat, TableSpec};
 
@@ -40,17 +41,18 @@ pub async fn decode_records(spec: &TableSpec, records: &[&KafkaRecord]) -> Resul
         RecordFormat::Avro { registry, columns_follow, stop_on_incompatible } => {
             let fit =
                 Fit { table: &spec.name, columns: &spec.columns, follow: *columns_follow, stop: *stop_on_incompatible };
-            let values = crate::avro::transcode(registry, records, fit).await?;
-            decode_values(spec, records, Some(&values))
+            let cells = crate::avro::transcode(registry, records, fit).await?;
+            decode_values(spec, records, Some(&cells))
         }
-        RecordFormat::Protobuf { registry, stop_on_incompatible } => {
-            let fit = Fit { table: &spec.name, columns: &spec.columns, follow: false, stop: *stop_on_incompatible };
-            let values = crate::protobuf::transcode(registry, records, fit).await?;
-            decode_values(spec, records, Some(&values))
+        RecordFormat::Protobuf { registry, columns_follow, stop_on_incompatible } => {
+            let fit =
+                Fit { table: &spec.name, columns: &spec.columns, follow: *columns_follow, stop: *stop_on_incompatible };
+            let cells = crate::protobuf::transcode(registry, records, fit).await?;
+            decode_values(spec, records, Some(&cells))
         }
         RecordFormat::AvroSchema(schema) => {
-            let values = crate::avro::transcode_plain(schema, records);
-            decode_values(spec, records, Some(&values))
+            let cells = crate::avro::transcode_plain(schema, &spec.columns, records);
+            decode_values(spec, records, Some(&cells))
         }
     }
 }
@@ -75,11 +77,11 @@ pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     decode_values(spec, records, None)
 }
 
-/// Each record's value as JSON object text, or why it has none: what a format other than JSON
-/// hands the decoder in place of the records' own values.
-type Values = [std::result::Result<Vec<u8>, String>];
+/// Each record's values, one [`Cell`] per column of the table, or why it has none: what a format
+/// other than JSON hands the decoder in place of the records' own values.
+pub type Cells = [std::result::Result<Vec<Cell>, String>];
 
-fn decode_values(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Values>) -> Result<Decoded> {
+fn decode_values(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Cells>) -> Result<Decoded> {
     let schema = spec.record_schema();
     let defaults: Vec<(usize, ArrayRef)> = spec
         .columns
@@ -131,8 +133,8 @@ struct Group<'a> {
     now_us: i64,
     defaults: &'a [(usize, ArrayRef)],
     records: &'a [&'a KafkaRecord],
-    /// The records' values as JSON, when the table's format is not JSON.
-    values: Option<&'a Values>,
+    /// The records' values as cells, when the table's format is not JSON.
+    values: Option<&'a Cells>,
 }
 
 fn split_decode(
@@ -160,17 +162,44 @@ fn split_decode(
 }
 
 fn decode_group(shared: &Group<'_>, group: &[usize]) -> Result<RecordBatch, String> {
-    let (schema, records) = (shared.schema, shared.records);
+    let rows = match shared.values {
+        Some(cells) => from_cells(shared, group, cells)?,
+        None => from_json(shared, group)?,
+    };
+    let rows = with_defaults(rows, shared.defaults)?;
+    check_required(shared.schema, &rows)?;
+    check_event_times(shared, group, &rows)?;
+    RecordBatch::try_new(shared.schema.clone(), rows.columns().to_vec()).map_err(|e| e.to_string())
+}
+
+/// The group's records' cells as rows of the filled schema: each cell made a value of its
+/// column's type directly, no text in between.
+fn from_cells(shared: &Group<'_>, group: &[usize], cells: &Cells) -> Result<RecordBatch, String> {
+    let rows: Vec<&Vec<Cell>> =
+        group.iter().map(|&i| cells[i].as_ref().map_err(Clone::clone)).collect::<Result<_, String>>()?;
+    let columns = shared
+        .filled_schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(c, field)| {
+            crate::cells::column(field.data_type(), rows.iter().map(|row| &row[c]))
+                .map_err(|(_, reason)| format!("column `{}`: {reason}", field.name()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    RecordBatch::try_new(shared.filled_schema.clone(), columns).map_err(|e| e.to_string())
+}
+
+/// The group's records' JSON values as rows of the filled schema, through one arrow-json decoder.
+fn from_json(shared: &Group<'_>, group: &[usize]) -> Result<RecordBatch, String> {
+    let records = shared.records;
     let mut decoder = ReaderBuilder::new(shared.decode_schema.clone())
         .with_coerce_primitive(true)
         .with_batch_size(group.len() + 1)
         .build_decoder()
         .map_err(|e| e.to_string())?;
     for (n, &i) in group.iter().enumerate() {
-        let value = match shared.values {
-            Some(values) => values[i].as_deref().map_err(Clone::clone)?,
-            None => records[i].value.as_deref().ok_or("record has no value (a tombstone)")?,
-        };
+        let value = records[i].value.as_deref().ok_or("record has no value (a tombstone)")?;
         let used = decoder.decode(value).map_err(|e| format!("invalid JSON: {e}"))?;
         if used != value.len() || decoder.has_partial_record() {
             return Err("value is not one complete JSON object (truncated or trailing bytes)".into());
@@ -196,11 +225,7 @@ fn decode_group(shared: &Group<'_>, group: &[usize]) -> Result<RecordBatch, Stri
                 .map_err(|(_, reason)| format!("column `{}`: {reason}", field.name()))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let rows = RecordBatch::try_new(shared.filled_schema.clone(), columns).map_err(|e| e.to_string())?;
-    let rows = with_defaults(rows, shared.defaults)?;
-    check_required(schema, &rows)?;
-    check_event_times(shared, group, &rows)?;
-    RecordBatch::try_new(schema.clone(), rows.columns().to_vec()).map_err(|e| e.to_string())
+    RecordBatch::try_new(shared.filled_schema.clone(), columns).map_err(|e| e.to_string())
 }
 
 /// The first and last instants an event time may be: years 1 to 9999, what Delta, Parquet and

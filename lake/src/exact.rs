@@ -122,7 +122,7 @@ impl Digits {
 }
 
 /// `text` as a value of an integer column of `bits` bits.
-fn integer(text: &str, bits: u32) -> Result<i64, String> {
+pub(crate) fn integer(text: &str, bits: u32) -> Result<i64, String> {
     let digits = Digits::parse(text).ok_or("is not a number")?;
     let value = digits.scaled(0, 20).map_err(|e| match e {
         "has more decimal places than the column keeps" => "has a fraction".to_string(),
@@ -136,7 +136,7 @@ fn integer(text: &str, bits: u32) -> Result<i64, String> {
 }
 
 /// `text` as the unscaled value of a `decimal(precision, scale)`.
-fn decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
+pub(crate) fn decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
     let digits = Digits::parse(text).ok_or("is not a number")?;
     digits.scaled(i64::from(scale), usize::from(precision)).map_err(|e| match e {
         "has more decimal places than the column keeps" => format!("has more than {scale} decimal places"),
@@ -145,13 +145,20 @@ fn decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
 }
 
 /// `text` as a finite float.
-fn float(text: &str) -> Result<f64, String> {
+pub(crate) fn float(text: &str) -> Result<f64, String> {
     Digits::parse(text).ok_or("is not a number")?;
     let value: f64 = text.parse().map_err(|_| "is not a number".to_string())?;
     if !value.is_finite() {
         return Err("is too large for a float64".into());
     }
     Ok(value)
+}
+
+/// `text` as a finite `float32`.
+pub(crate) fn float32(text: &str) -> Result<f32, String> {
+    float(text)?;
+    let value: f32 = text.parse().map_err(|_| "is not a number".to_string())?;
+    value.is_finite().then_some(value).ok_or_else(|| "is too large for a float32".to_string())
 }
 
 /// The type a column of `kind` is decoded as before it is made exact: numbers as their text.
@@ -186,14 +193,7 @@ pub(crate) fn convert(column: &ArrayRef, kind: &DataType) -> Result<ArrayRef, (u
         DataType::Int32 => Arc::new(Int32Array::from(each(texts, |t| integer(t, 32).map(|v| v as i32))?)),
         DataType::Int64 => Arc::new(Int64Array::from(each(texts, |t| integer(t, 64))?)),
         DataType::Float64 => Arc::new(Float64Array::from(each(texts, float)?)),
-        DataType::Float32 => {
-            let narrow = |t: &str| -> Result<f32, String> {
-                float(t)?;
-                let value: f32 = t.parse().map_err(|_| "is not a number".to_string())?;
-                value.is_finite().then_some(value).ok_or_else(|| "is too large for a float32".to_string())
-            };
-            Arc::new(Float32Array::from(each(texts, narrow)?))
-        }
+        DataType::Float32 => Arc::new(Float32Array::from(each(texts, float32)?)),
         DataType::Decimal128(p, s) => {
             let values = Decimal128Array::from(each(texts, |t| decimal(t, *p, *s))?);
             Arc::new(values.with_precision_and_scale(*p, *s).map_err(|e| (0, e.to_string()))?)

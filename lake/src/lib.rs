@@ -23,6 +23,7 @@
 //! - [`decode`]: JSON values to Arrow with the arrow-json push decoder, isolating poison records.
 //! - [`avro`]: Avro values in the schema registry's wire format, read for the decoder.
 //! - [`protobuf`]: Protobuf values in the schema registry's wire format, read for the decoder.
+//! - [`cells`]: typed field values (Avro, Protobuf) straight into Arrow columns.
 //! - [`registry`]: the schema registry client and its cache of writer schemas.
 //! - `exact`: numbers as sent to their column's type, or the reason they do not fit.
 //! - [`dedup`]: drops copies of an event UUID, within a batch and against the table's window.
@@ -48,6 +49,7 @@ pub mod aggregate;
 pub mod audit;
 pub mod avro;
 pub mod batch;
+pub mod cells;
 pub mod commit;
 pub mod config;
 pub mod decode;

@@ -1,8 +1,8 @@
 //! Protobuf record values in the Confluent wire format (a zero magic byte, the writer schema's id
 //! in four big-endian bytes, the message's place in the schema's file as an array of indexes, then
 //! the message), read by reflection over the descriptor the registry serves, and handed to the
-//! table's decoder as one JSON object each, so Protobuf and JSON records meet the same column
-//! checks, defaults and exact numbers.
+//! table's decoder as one [`Cell`] per column each, so Protobuf and JSON records meet the same
+//! column checks, defaults and exact numbers.
 //!
 //! A column is filled from the message field of its name. The well-known types keep their meaning:
 //! `google.protobuf.Timestamp` is the event's microseconds, the wrappers (`StringValue`,
@@ -12,19 +12,18 @@
 
 use std::collections::HashMap;
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage as _, Value};
-use serde_json::{Map, Number, Value as Json};
-
 use crate::batch::KafkaRecord;
+use crate::cells::Cell;
 use crate::decode::Fit;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::schema::{ColumnSpec, ColumnType};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage as _, Value};
 
 /// The most levels of nesting a message index array may name.
 const MAX_DEPTH: usize = 32;
 
-/// The value of each record as JSON object text, or why it cannot be read (the record is then a
+/// The values of each record, a [`Cell`] per column, or why it cannot be read (the record is then a
 /// dead letter with that reason): among the reasons, a writer message that does not fit the
 /// table's columns ([`fits`]), checked once per schema id and message. A registry that does not
 /// answer fails the whole call, as does a misfit when `fit` says to stop.
@@ -32,7 +31,7 @@ pub async fn transcode(
     registry: &Registry,
     records: &[&KafkaRecord],
     fit: Fit<'_>,
-) -> Result<Vec<std::result::Result<Vec<u8>, String>>> {
+) -> Result<Vec<std::result::Result<Vec<Cell>, String>>> {
     let mut checked: HashMap<(u32, Vec<usize>), Verdict> = HashMap::new();
     let mut values = Vec::with_capacity(records.len());
     for record in records {
@@ -61,19 +60,25 @@ pub async fn transcode(
                 continue;
             }
         };
-        let verdict = checked.entry((id, path)).or_insert_with_key(|(_, path)| Verdict::of(&file, path, fit.columns));
+        let verdict = checked.entry((id, path)).or_insert_with_key(|(_, path)| Verdict::of(&file, path, fit));
+        let at = || format!("{}-{}@{}", record.topic, record.partition, record.offset);
         match verdict {
+            Verdict::NewField(field) => {
+                return Err(Error::SchemaChanged { table: fit.table.to_string(), at: at(), id, field: field.clone() })
+            }
             Verdict::Misfit(reason) if fit.stop => {
                 return Err(Error::SchemaIncompatible {
                     table: fit.table.to_string(),
-                    at: format!("{}-{}@{}", record.topic, record.partition, record.offset),
+                    at: at(),
                     id,
                     reason: reason.clone(),
                 })
             }
             Verdict::Misfit(reason) => values.push(Err(format!("schema id {id} does not fit the table: {reason}"))),
             Verdict::Unknown(reason) => values.push(Err(format!("schema id {id}: {reason}"))),
-            Verdict::Fits(descriptor, fields) => values.push(json_of(descriptor, fields, id, message)),
+            Verdict::Fits(descriptor, fields) => {
+                values.push(cells_of(descriptor, fields, fit.columns.len(), id, message))
+            }
         }
     }
     Ok(values)
@@ -81,16 +86,19 @@ pub async fn transcode(
 
 /// What a writer message is to a table, decided once per schema id and message.
 enum Verdict {
-    /// Its records fill the columns: the message, and the field of each column it has.
-    Fits(MessageDescriptor, Vec<(String, FieldDescriptor)>),
+    /// Its records fill the columns: the message, and the field of each column it has, with the
+    /// column's index.
+    Fits(MessageDescriptor, Vec<(usize, FieldDescriptor)>),
     /// Its records cannot fill the columns, for this reason ([`fits`]).
     Misfit(String),
     /// The index array names no message of the schema.
     Unknown(String),
+    /// It has this field, which is not a column, and the columns follow the registry.
+    NewField(String),
 }
 
 impl Verdict {
-    fn of(file: &prost_reflect::FileDescriptor, path: &[usize], columns: &[ColumnSpec]) -> Verdict {
+    fn of(file: &prost_reflect::FileDescriptor, path: &[usize], fit: Fit<'_>) -> Verdict {
         let mut message = match file.messages().nth(path[0]) {
             Some(message) => message,
             None => return Verdict::Unknown(format!("its file has no message {}", path[0])),
@@ -104,11 +112,81 @@ impl Verdict {
                 }
             };
         }
-        match fits(&message, columns) {
+        if fit.follow {
+            if let Some(field) = message.fields().find(|f| !fit.columns.iter().any(|c| c.name == f.name())) {
+                return Verdict::NewField(field.name().to_string());
+            }
+        }
+        match fits(&message, fit.columns) {
             Ok(fields) => Verdict::Fits(message, fields),
             Err(reason) => Verdict::Misfit(format!("message {}: {reason}", message.full_name())),
         }
     }
+}
+
+/// The columns the fields of every version of a subject make (`columns = "registry"`), in order:
+/// the fields of each version's first message, each column made by the first version that has the
+/// field, with that version's type, as [`crate::avro::columns_of`] makes Avro's. Integers are
+/// `int64` (a `uint64` a `decimal(20, 0)`), floats `float64`, strings and enums `string`,
+/// `google.protobuf.Timestamp` a `timestamp`, `google.type.Date` a `date`, a wrapper its value's
+/// type. A column is nullable when its field has presence (a message, a wrapper, a proto3
+/// `optional`) or came after the first version, except the `required` ones (the event UUID and
+/// time: a record without them is a dead letter).
+pub fn columns_of(
+    history: &[(u32, prost_reflect::FileDescriptor)],
+    required: &[&str],
+) -> std::result::Result<Vec<(String, String, bool)>, String> {
+    let mut columns: Vec<(String, String, bool)> = Vec::new();
+    for (i, (version, file)) in history.iter().enumerate() {
+        let message = file
+            .messages()
+            .next()
+            .ok_or_else(|| format!("version {version} defines no message, and a table row needs one"))?;
+        for field in message.fields() {
+            if columns.iter().any(|(name, ..)| name == field.name()) {
+                continue;
+            }
+            let kind = column_type(&field).map_err(|reason| {
+                format!(
+                    "version {version}'s field `{}` is {reason}, which tidelake does not read into a column yet",
+                    field.name()
+                )
+            })?;
+            let nullable = (field.supports_presence() || i > 0) && !required.contains(&field.name());
+            columns.push((field.name().to_string(), kind, nullable));
+        }
+    }
+    Ok(columns)
+}
+
+/// The column type a message field makes, or what the field is.
+fn column_type(field: &FieldDescriptor) -> std::result::Result<String, String> {
+    let kind = field.kind();
+    if field.is_map() {
+        return Err(format!("a map of {}", proto_type(&kind)));
+    }
+    if field.is_list() {
+        return Err(format!("repeated {}", proto_type(&kind)));
+    }
+    let kind = wrapped(&kind).unwrap_or(kind);
+    Ok(match &kind {
+        Kind::Bool => "boolean",
+        Kind::Int32
+        | Kind::Sint32
+        | Kind::Sfixed32
+        | Kind::Int64
+        | Kind::Sint64
+        | Kind::Sfixed64
+        | Kind::Uint32
+        | Kind::Fixed32 => "int64",
+        Kind::Uint64 | Kind::Fixed64 => "decimal(20, 0)",
+        Kind::Float | Kind::Double => "float64",
+        Kind::String | Kind::Enum(_) => "string",
+        _ if named(&kind) == Some("google.protobuf.Timestamp") => "timestamp",
+        _ if named(&kind) == Some("google.type.Date") => "date",
+        other => return Err(proto_type(other)),
+    }
+    .to_string())
 }
 
 /// The message index array after the schema id (zig-zag varints: a count, then that many indexes
@@ -149,9 +227,9 @@ fn indexes(bytes: &[u8]) -> std::result::Result<(Vec<usize>, &[u8]), String> {
 pub fn fits(
     message: &MessageDescriptor,
     columns: &[ColumnSpec],
-) -> std::result::Result<Vec<(String, FieldDescriptor)>, String> {
+) -> std::result::Result<Vec<(usize, FieldDescriptor)>, String> {
     let mut fields = Vec::with_capacity(columns.len());
-    for column in columns {
+    for (place, column) in columns.iter().enumerate() {
         let Some(field) = message.get_field_by_name(&column.name) else {
             if !column.nullable && column.default.is_none() {
                 return Err(format!("it has no field `{}`, a required column", column.name));
@@ -176,7 +254,7 @@ pub fn fits(
                 column.kind.name()
             ));
         }
-        fields.push((column.name.clone(), field));
+        fields.push((place, field));
     }
     Ok(fields)
 }
@@ -239,44 +317,43 @@ fn proto_type(kind: &Kind) -> String {
     }
 }
 
-/// One message of `descriptor` as JSON object text of the columns' fields.
-fn json_of(
+/// One message of `descriptor` as the cells of `columns` columns, filled from `fields` (the field
+/// of each column the message has); the others are null.
+fn cells_of(
     descriptor: &MessageDescriptor,
-    fields: &[(String, FieldDescriptor)],
+    fields: &[(usize, FieldDescriptor)],
+    columns: usize,
     id: u32,
     bytes: &[u8],
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<Vec<Cell>, String> {
     let message = DynamicMessage::decode(descriptor.clone(), bytes)
         .map_err(|e| format!("value does not decode as {} of schema id {id}: {e}", descriptor.full_name()))?;
-    let mut object = Map::with_capacity(fields.len());
-    for (column, field) in fields {
+    let mut cells = vec![Cell::Null; columns];
+    for (place, field) in fields {
         if field.supports_presence() && !message.has_field(field) {
             continue;
         }
-        let value = json_value(&message.get_field(field), &field.kind())
+        cells[*place] = cell_of(&message.get_field(field), &field.kind())
             .map_err(|reason| format!("field `{}`: {reason}", field.name()))?;
-        object.insert(column.clone(), value);
     }
-    serde_json::to_vec(&Json::Object(object)).map_err(|e| e.to_string())
+    Ok(cells)
 }
 
-/// A field's value as the JSON the table's decoder reads for its column: numbers as numbers,
-/// timestamps as epoch microseconds, days as `YYYY-MM-DD`, enums by name.
-fn json_value(value: &Value, kind: &Kind) -> std::result::Result<Json, String> {
+/// A field's value as a cell for its column: timestamps as epoch microseconds, dates as days,
+/// enums by name.
+fn cell_of(value: &Value, kind: &Kind) -> std::result::Result<Cell, String> {
     Ok(match value {
-        Value::Bool(b) => Json::Bool(*b),
-        Value::I32(n) => Json::from(*n),
-        Value::I64(n) => Json::from(*n),
-        Value::U32(n) => Json::from(*n),
-        Value::U64(n) => Json::from(*n),
-        Value::F32(f) => finite(f64::from(*f))?,
-        Value::F64(f) => finite(*f)?,
-        Value::String(s) => Json::String(s.clone()),
+        Value::Bool(b) => Cell::Bool(*b),
+        Value::I32(n) => Cell::Int(i64::from(*n)),
+        Value::I64(n) => Cell::Int(*n),
+        Value::U32(n) => Cell::Int(i64::from(*n)),
+        Value::U64(n) => Cell::UInt(*n),
+        Value::F32(f) => Cell::Float(f64::from(*f)),
+        Value::F64(f) => Cell::Float(*f),
+        Value::String(s) => Cell::Text(s.clone()),
         Value::EnumNumber(n) => match kind {
-            Kind::Enum(e) => {
-                e.get_value(*n).map_or_else(|| Json::String(n.to_string()), |v| Json::String(v.name().into()))
-            }
-            _ => Json::String(n.to_string()),
+            Kind::Enum(e) => Cell::Text(e.get_value(*n).map_or_else(|| n.to_string(), |v| v.name().to_string())),
+            _ => Cell::Text(n.to_string()),
         },
         Value::Message(message) => {
             let number = |name: &str| match message.get_field_by_name(name).as_deref() {
@@ -291,23 +368,25 @@ fn json_value(value: &Value, kind: &Kind) -> std::result::Result<Json, String> {
                         return Err(format!("a Timestamp with {nanos} nanoseconds (0 to 999,999,999)"));
                     }
                     let micros = seconds.checked_mul(1_000_000).and_then(|s| s.checked_add(nanos / 1_000));
-                    Json::from(micros.ok_or_else(|| format!("a Timestamp of {seconds} seconds is out of range"))?)
+                    Cell::Micros(micros.ok_or_else(|| format!("a Timestamp of {seconds} seconds is out of range"))?)
                 }
                 "google.type.Date" => {
-                    Json::String(format!("{:04}-{:02}-{:02}", number("year"), number("month"), number("day")))
+                    let (year, month, day) = (number("year"), number("month"), number("day"));
+                    let date = i32::try_from(year)
+                        .ok()
+                        .zip(u32::try_from(month).ok().zip(u32::try_from(day).ok()))
+                        .and_then(|(y, (m, d))| chrono::NaiveDate::from_ymd_opt(y, m, d))
+                        .ok_or_else(|| format!("a Date of {year}-{month}-{day} is not a day"))?;
+                    Cell::Day((date - chrono::NaiveDate::default()).num_days() as i32)
                 }
                 _ => match (wrapped(kind), message.descriptor().get_field_by_name("value")) {
-                    (Some(inner), Some(field)) => json_value(&message.get_field(&field), &inner)?,
+                    (Some(inner), Some(field)) => cell_of(&message.get_field(&field), &inner)?,
                     _ => return Err(format!("a {} message, which no column takes", message.descriptor().full_name())),
                 },
             }
         }
         Value::Bytes(_) | Value::List(_) | Value::Map(_) => return Err("a value no column takes".to_string()),
     })
-}
-
-fn finite(f: f64) -> std::result::Result<Json, String> {
-    Number::from_f64(f).map(Json::Number).ok_or_else(|| format!("{f} has no JSON number"))
 }
 
 #[cfg(test)]
@@ -394,8 +473,11 @@ mod tests {
         assert!(indexes(&[2, 1]).unwrap_err().contains("negative"));
         assert!(indexes(&[0xfe, 0xff, 0xff, 0xff, 0x0f]).unwrap_err().contains("levels"));
         let file = file();
-        assert!(matches!(Verdict::of(&file, &[0, 0], &[]), Verdict::Fits(m, _) if m.name() == "Inner"));
-        assert!(matches!(Verdict::of(&file, &[3], &[]), Verdict::Unknown(r) if r.contains("no message 3")));
+        let fit = Fit { table: "t", columns: &[], follow: false, stop: false };
+        assert!(matches!(Verdict::of(&file, &[0, 0], fit), Verdict::Fits(m, _) if m.name() == "Inner"));
+        assert!(matches!(Verdict::of(&file, &[3], fit), Verdict::Unknown(r) if r.contains("no message 3")));
+        let follow = Fit { follow: true, ..fit };
+        assert!(matches!(Verdict::of(&file, &[0, 0], follow), Verdict::NewField(f) if f == "n"));
     }
 
     #[test]
@@ -409,20 +491,33 @@ mod tests {
         at.set_field_by_name("seconds", Value::I64(1_700_000_000));
         at.set_field_by_name("nanos", Value::I32(123_456_789));
         message.set_field_by_name("at", Value::Message(at));
-        let json = json_of(&outer, &fields, 1, &message.encode_to_vec()).unwrap();
-        // n unset is proto3's zero; the unset wrapper is null (left out).
-        let read: Json = serde_json::from_slice(&json).unwrap();
-        assert_eq!(read, serde_json::json!({"id": "e1", "at": 1_700_000_000_123_456_i64, "n": 0}));
+        let cells = cells_of(&outer, &fields, 4, 1, &message.encode_to_vec()).unwrap();
+        // n unset is proto3's zero; the unset wrapper is null.
+        let expect = [Cell::Text("e1".into()), Cell::Micros(1_700_000_000_123_456), Cell::Int(0), Cell::Null];
+        assert_eq!(cells, expect);
 
         let mut user =
             DynamicMessage::new(outer.parent_pool().get_message_by_name("google.protobuf.StringValue").unwrap());
         user.set_field_by_name("value", Value::String("u1".into()));
         message.set_field_by_name("user", Value::Message(user));
-        let json = json_of(&outer, &fields, 1, &message.encode_to_vec()).unwrap();
-        assert_eq!(serde_json::from_slice::<Json>(&json).unwrap()["user"], "u1");
+        let cells = cells_of(&outer, &fields, 4, 1, &message.encode_to_vec()).unwrap();
+        assert_eq!(cells[3], Cell::Text("u1".into()));
 
         let cut = &message.encode_to_vec()[..5];
-        assert!(json_of(&outer, &fields, 7, cut).unwrap_err().contains("does not decode as t.Outer of schema id 7"));
+        assert!(cells_of(&outer, &fields, 4, 7, cut)
+            .unwrap_err()
+            .contains("does not decode as t.Outer of schema id 7"));
+    }
+
+    #[test]
+    fn registry_columns_come_from_the_first_message_of_each_version() {
+        let file = file();
+        let columns = columns_of(&[(1, file.clone())], &["id", "at"]).unwrap();
+        let expect =
+            [("id", "string", false), ("at", "timestamp", false), ("n", "int64", false), ("user", "string", true)];
+        assert_eq!(columns, expect.map(|(n, t, z)| (n.to_string(), t.to_string(), z)).to_vec());
+        let loose = columns_of(&[(1, file)], &[]).unwrap();
+        assert!(loose[1].2, "a Timestamp has presence: {loose:?}");
     }
 
     #[test]

@@ -133,6 +133,42 @@ impl Registry {
         &self,
         subject: &str,
     ) -> Result<std::result::Result<Vec<(u32, Arc<apache_avro::Schema>)>, String>> {
+        let versions = match self.versions(subject).await? {
+            Ok(versions) => versions,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let mut history = Vec::with_capacity(versions.len());
+        for (version, id) in versions {
+            match self.avro_schema(id).await? {
+                Ok(schema) => history.push((version, schema)),
+                Err(reason) => return Ok(Err(format!("version {version} of subject `{subject}`: {reason}"))),
+            }
+        }
+        Ok(Ok(history))
+    }
+
+    /// Every Protobuf schema registered under `subject`, oldest first, with its version, as
+    /// [`Registry::history`] gives Avro's.
+    pub async fn protobuf_history(
+        &self,
+        subject: &str,
+    ) -> Result<std::result::Result<Vec<(u32, prost_reflect::FileDescriptor)>, String>> {
+        let versions = match self.versions(subject).await? {
+            Ok(versions) => versions,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let mut history = Vec::with_capacity(versions.len());
+        for (version, id) in versions {
+            match self.protobuf_schema(id).await? {
+                Ok(file) => history.push((version, file)),
+                Err(reason) => return Ok(Err(format!("version {version} of subject `{subject}`: {reason}"))),
+            }
+        }
+        Ok(Ok(history))
+    }
+
+    /// The versions registered under `subject`, oldest first, each with its schema id.
+    async fn versions(&self, subject: &str) -> Result<std::result::Result<Vec<(u32, u32)>, String>> {
         #[derive(serde::Deserialize)]
         struct Version {
             id: u32,
@@ -147,20 +183,17 @@ impl Registry {
         };
         let mut versions: Vec<u32> = serde_json::from_slice(&body).map_err(|e| unreadable(&base, e))?;
         versions.sort_unstable();
-        let mut history = Vec::with_capacity(versions.len());
+        let mut found = Vec::with_capacity(versions.len());
         for version in versions {
             let url = format!("{base}/{version}");
             let Some(body) = self.get(&url).await? else { continue };
-            let found: Version = serde_json::from_slice(&body).map_err(|e| unreadable(&url, e))?;
-            match self.avro_schema(found.id).await? {
-                Ok(schema) => history.push((version, schema)),
-                Err(reason) => return Ok(Err(format!("version {version} of subject `{subject}`: {reason}"))),
-            }
+            let answer: Version = serde_json::from_slice(&body).map_err(|e| unreadable(&url, e))?;
+            found.push((version, answer.id));
         }
-        if history.is_empty() {
+        if found.is_empty() {
             return Ok(Err(format!("subject `{subject}` has no schema in the schema registry")));
         }
-        Ok(Ok(history))
+        Ok(Ok(found))
     }
 
     /// The Protobuf writer schema registered under `id`. `Ok(Err(reason))`: the registry

@@ -201,6 +201,9 @@ pub enum RecordFormat {
     Protobuf {
         /// Where the writer schemas are.
         registry: Arc<crate::registry::Registry>,
+        /// The table's columns are the fields of the subject's schemas' first message
+        /// (`columns = "registry"`), as [`RecordFormat::Avro`]'s.
+        columns_follow: bool,
         /// `on_incompatible = "stop"`: a writer message that does not fit the columns stops the
         /// batch; otherwise its records are dead letters with the reason.
         stop_on_incompatible: bool,

@@ -14,8 +14,9 @@
 //! GB-seconds per million events: the ingest run's time per event, whole process included, times the
 //! smallest Lambda memory size in 64 MB steps that holds the peak RSS). With
 //! `TIDELAKE_BENCH_PERF=<file>`, the 6 MB run is recorded by `perf record -g` into that file.
-//! The same events are also produced as Avro through the test schema registry and ingested with
-//! 6 MB batches: `avro_vs_json` is the Avro ingest rate over the JSON one.
+//! The same events are also produced as Avro and as Protobuf through the test schema registry and
+//! ingested with 6 MB batches: `avro_vs_json` and `protobuf_vs_json` are their ingest rates over the
+//! JSON one.
 
 #[allow(dead_code)]
 #[path = "../tests/it/helpers.rs"]
@@ -89,6 +90,18 @@ async fn bench() {
         "ingest of Avro:         {:>7.2} s  {:>9.0} events/s  ({avro_vs_json:.2}x the JSON rate)",
         avro.time.as_secs_f64(),
         records.len() as f64 / avro.time.as_secs_f64(),
+    );
+    let proto_topic = unique("bench-protobuf");
+    create_topic(&proto_topic, partitions).await;
+    produce_protobuf(&proto_topic, &records, &[]);
+    let proto_dir = tempfile::tempdir().unwrap();
+    let proto = ingest_run(bin, proto_dir.path(), &proto_topic, BATCH_MB, Format::Protobuf, None);
+    assert_eq!(proto.rows_written, records.len() as u64, "every Protobuf event ingested");
+    let protobuf_vs_json = ingest.as_secs_f64() / proto.time.as_secs_f64();
+    println!(
+        "ingest of Protobuf:     {:>7.2} s  {:>9.0} events/s  ({protobuf_vs_json:.2}x the JSON rate)",
+        proto.time.as_secs_f64(),
+        records.len() as f64 / proto.time.as_secs_f64(),
     );
     let peak_rss_mb = run.peak_rss_mb;
     let mut peaks = serde_json::Map::new();
@@ -200,6 +213,8 @@ async fn bench() {
             "reprocess_vs_ingest": ingest.as_secs_f64() / reprocess.as_secs_f64(),
             "avro_vs_json": avro_vs_json,
             "avro_events_per_s": records.len() as f64 / avro.time.as_secs_f64(),
+            "protobuf_vs_json": protobuf_vs_json,
+            "protobuf_events_per_s": records.len() as f64 / proto.time.as_secs_f64(),
         });
         println!("{figures}");
     }
@@ -210,6 +225,7 @@ async fn bench() {
 enum Format {
     Json,
     Avro,
+    Protobuf,
 }
 
 /// One `tidelake ingest --stop-at-end` run of `topic` into a fresh lake in `dir`.
@@ -237,8 +253,10 @@ fn ingest_run(
         .unwrap()
         .replace("max_wait = \"300ms\"", &format!("max_wait = \"500ms\"\nmax_bytes = \"{batch_mb}MB\""));
     std::fs::write(&config, text).unwrap();
-    if format == Format::Avro {
-        read_as_avro(&config);
+    match format {
+        Format::Json => {}
+        Format::Avro => read_through_registry(&config, "avro"),
+        Format::Protobuf => read_through_registry(&config, "protobuf"),
     }
     let timed = std::path::Path::new("/usr/bin/time").exists();
     let mut wrappers: Vec<String> = Vec::new();

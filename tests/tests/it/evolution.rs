@@ -38,11 +38,13 @@ fn with_device(records: Vec<SampleRecord>, device: &str) -> Vec<SampleRecord> {
 }
 
 /// What DuckDB and Python `deltalake` see of the table at `uri` (`tests/evolution_check.py`): for
-/// each, the rows, how many hold `column`, the columns; for deltalake also the columns at `version`.
-fn columns_seen(uri: &url::Url, column: &str, version: u64) -> serde_json::Value {
+/// each, the rows, how many hold `column`, the columns, the largest value of `max_of` if given; for
+/// deltalake also the columns at `version`.
+fn columns_seen(uri: &url::Url, column: &str, version: u64, max_of: Option<&str>) -> serde_json::Value {
     let out = Command::new(python())
         .arg(repo().join("tests/evolution_check.py"))
         .args([uri.to_file_path().unwrap().to_str().unwrap(), column, &version.to_string()])
+        .args(max_of)
         .output()
         .unwrap();
     assert!(out.status.success(), "evolution_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -102,7 +104,7 @@ async fn a_nullable_column_added_to_the_config_joins_the_table_and_other_changes
 
     // DuckDB and Python deltalake: every row, `device` filled exactly for the v2 writer's rows; the
     // version before the change has the old columns, the one after it the new.
-    let seen = columns_seen(&uri, "device", before);
+    let seen = columns_seen(&uri, "device", before, None);
     for engine in ["duckdb", "deltalake"] {
         assert_eq!(seen[engine]["rows"], 1_500, "{seen}");
         assert_eq!(seen[engine]["filled"], 600, "{seen}");
@@ -114,15 +116,6 @@ async fn a_nullable_column_added_to_the_config_joins_the_table_and_other_changes
     let columns: Vec<String> = added_at.snapshot().unwrap().schema().fields().map(|f| f.name().clone()).collect();
     assert!(columns.contains(&"device".to_string()), "{columns:?}");
     audit_passes(&v2);
-}
-
-/// `config` (a `write_config` config, turned to Avro) with `columns = "registry"` in place of the
-/// column list.
-fn columns_from_registry(config: &Path) {
-    let text = std::fs::read_to_string(config).unwrap();
-    let start = text.find("columns = [").expect("a column list");
-    let end = start + text[start..].find("\n]\n").expect("the list's end") + 3;
-    std::fs::write(config, format!("{}columns = \"registry\"\n{}", &text[..start], &text[end..])).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,10 +137,22 @@ async fn columns_from_the_registry_follow_a_producer_that_adds_a_field() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(8)).await;
 
-    // The producer moves to v2 (a nullable `device`) while that process runs: at the first v2
-    // record it reads the config and the registry again, the table gains `device` at a version of
-    // its own, and every event lands, v1's with no device, without a restart.
-    let second = with_device(events(200, 0.0, 0.0, 52), "phone");
+    // The producer moves to v2 (a nullable `device`, `campaign_id` widened from int to long) while
+    // that process runs: at the first v2 record it reads the config and the registry again, the
+    // table gains `device` at a version of its own, and every event lands, v1's with no device,
+    // v2's campaign ids beyond an int's range exact (the column was an int64 from the start).
+    let second: Vec<SampleRecord> = with_device(events(200, 0.0, 0.0, 52), "phone")
+        .into_iter()
+        .map(|mut r| {
+            let mut value: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+            value["campaign_id"] = (value["campaign_id"].as_i64().unwrap() + 5_000_000_000).into();
+            r.value = serde_json::to_vec(&value).unwrap();
+            r
+        })
+        .collect();
+    let campaign =
+        |r: &SampleRecord| serde_json::from_slice::<serde_json::Value>(&r.value).unwrap()["campaign_id"].as_i64();
+    let widest = second.iter().filter_map(campaign).max().unwrap();
     produce_avro(&topic, &second, &[], "v2");
     let uri = load_config(&config).tables[0].location.clone();
     let started = std::time::Instant::now();
@@ -158,7 +163,7 @@ async fn columns_from_the_registry_follow_a_producer_that_adds_a_field() {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
     running.kill().unwrap();
-    let seen = columns_seen(&uri, "device", 0);
+    let seen = columns_seen(&uri, "device", 0, Some("campaign_id"));
     let stopped = running.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&stopped.stderr);
     assert!(stderr.contains("reading the config and the registry again"), "{stderr}");
@@ -166,6 +171,7 @@ async fn columns_from_the_registry_follow_a_producer_that_adds_a_field() {
     for engine in ["duckdb", "deltalake"] {
         assert_eq!(seen[engine]["rows"], 500, "{seen}");
         assert_eq!(seen[engine]["filled"], 200, "{seen}");
+        assert_eq!(seen[engine]["max"], widest, "{seen}");
     }
     assert!(!seen["deltalake"]["columns_at_version"].as_array().unwrap().contains(&"device".into()), "{seen}");
 
@@ -200,7 +206,7 @@ async fn columns_from_the_registry_follow_a_producer_that_adds_a_field() {
         "{stderr}"
     );
     let stopped_at = load_config(&stopping).tables[0].location.clone();
-    let seen = columns_seen(&stopped_at, "device", 0);
+    let seen = columns_seen(&stopped_at, "device", 0, None);
     assert!(seen["duckdb"]["rows"].as_u64().unwrap() <= 500, "a v3 record was written: {seen}");
 }
 
@@ -270,6 +276,6 @@ async fn a_warm_lambda_function_takes_a_newer_registry_schema_without_a_restart(
     assert_eq!((report.rows_written(), report.dead_letters()), (30, 0));
 
     let uri = load_config(&config).tables[0].location.clone();
-    let seen = columns_seen(&uri, "device", 0);
+    let seen = columns_seen(&uri, "device", 0, None);
     assert_eq!((seen["duckdb"]["rows"].as_u64(), seen["duckdb"]["filled"].as_u64()), (Some(80), Some(30)), "{seen}");
 }

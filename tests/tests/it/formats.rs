@@ -87,6 +87,28 @@ async fn avro_and_protobuf_from_the_schema_registry_land_the_same_rows_as_json()
     assert_eq!(from_proto, from_json);
     let audit = audit_passes(&proto);
     assert_eq!(audit_sum(&audit, "dead_letters"), dead as u64, "{audit}");
+
+    // With `columns = "registry"` the columns are the message's fields: the same rows, the
+    // Timestamp a timestamp, the enum a string, the wrapper and the proto3 optional nullable.
+    let listed_dir = tempfile::tempdir().unwrap();
+    let listed = write_config(listed_dir.path(), &proto_topic, &unique("group"), 500);
+    read_through_registry(&listed, "protobuf");
+    columns_from_registry(&listed);
+    let columns: Vec<(String, String, bool)> =
+        load_config(&listed).tables[0].columns.iter().map(|c| (c.name.clone(), c.kind.name(), c.nullable)).collect();
+    let expect = [
+        ("event_id", "string", false),
+        ("event_time", "timestamp", false),
+        ("event_type", "string", false),
+        ("ad_id", "int64", false),
+        ("campaign_id", "int64", false),
+        ("user_id", "string", true),
+        ("cost", "string", true),
+    ];
+    assert_eq!(columns, expect.map(|(n, t, z)| (n.to_string(), t.to_string(), z)).to_vec());
+    let report = ingest_to_end(&listed);
+    assert_eq!(report["rows_written"], json_report["rows_written"], "{report}");
+    assert_eq!(report["dead_letters"], dead, "{report}");
 }
 
 /// The valid records, each event UUID once.

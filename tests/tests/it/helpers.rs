@@ -86,7 +86,8 @@ fn produce_registered(topic: &str, records: &[SampleRecord], extra: &[serde_json
 pub const EVENT_SCHEMA: &str = include_str!("../../ad_event.avsc");
 
 /// A sample event's JSON value as a plain Avro datum of `schema` (apache-avro's writer): the
-/// sample fields, and `device` (a `["null", "string"]` field) where the schema has one.
+/// sample fields (`campaign_id` an `int` or a `long`, as the schema has it), and `device` (a
+/// `["null", "string"]` field) where the schema has one.
 pub fn plain_avro(schema: &apache_avro::Schema, value: &[u8]) -> Vec<u8> {
     use apache_avro::types::Value;
     let event: serde_json::Value = serde_json::from_slice(value).unwrap();
@@ -98,17 +99,23 @@ pub fn plain_avro(schema: &apache_avro::Schema, value: &[u8]) -> Vec<u8> {
     let start = (0..15)
         .find(|&i| !((bytes[i] == 0 && bytes[i + 1] & 0x80 == 0) || (bytes[i] == 0xff && bytes[i + 1] & 0x80 != 0)))
         .unwrap_or(15);
+    let apache_avro::Schema::Record(record) = schema else { panic!("a record schema") };
+    let field = |name: &str| record.fields.iter().find(|f| f.name == name);
+    let campaign_id = event["campaign_id"].as_i64().unwrap();
+    let campaign = match field("campaign_id").map(|f| &f.schema) {
+        Some(apache_avro::Schema::Int) => Value::Int(i32::try_from(campaign_id).expect("an int campaign id")),
+        _ => Value::Long(campaign_id),
+    };
     let mut fields = vec![
         ("event_id".into(), Value::Uuid(uuid::Uuid::parse_str(&text("event_id")).unwrap())),
         ("event_time".into(), Value::TimestampMicros(time.timestamp_micros())),
         ("event_type".into(), Value::String(text("event_type"))),
         ("ad_id".into(), Value::Long(event["ad_id"].as_i64().unwrap())),
-        ("campaign_id".into(), Value::Long(event["campaign_id"].as_i64().unwrap())),
+        ("campaign_id".into(), campaign),
         ("user_id".into(), Value::Union(1, Box::new(Value::String(text("user_id"))))),
         ("cost".into(), Value::Union(1, Box::new(Value::Decimal(apache_avro::Decimal::from(bytes[start..].to_vec()))))),
     ];
-    let has_device = matches!(schema, apache_avro::Schema::Record(r) if r.fields.iter().any(|f| f.name == "device"));
-    if has_device {
+    if field("device").is_some() {
         let device = event["device"].as_str().map_or(Value::Null, |d| Value::String(d.to_string()));
         let branch = u32::from(!matches!(device, Value::Null));
         fields.push(("device".into(), Value::Union(branch, Box::new(device))));
@@ -130,6 +137,15 @@ pub fn read_through_registry(path: &Path, format: &str) {
         .replacen(&format!("{topic_line}\n"), &format!("{topic_line}\nformat = \"{format}\"\n"), 1)
         .replacen("[tables.", &format!("[schema_registry]\nurl = \"{}\"\n\n[tables.", schema_registry()), 1);
     std::fs::write(path, text).unwrap();
+}
+
+/// `config` (a `write_config` config, turned to Avro) with `columns = "registry"` in place of the
+/// column list.
+pub fn columns_from_registry(config: &Path) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let start = text.find("columns = [").expect("a column list");
+    let end = start + text[start..].find("\n]\n").expect("the list's end") + 3;
+    std::fs::write(config, format!("{}columns = \"registry\"\n{}", &text[..start], &text[end..])).unwrap();
 }
 
 /// A topic name no other test (or earlier run) uses.
