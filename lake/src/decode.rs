@@ -92,7 +92,18 @@ fn decode_values(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Cel
     let mut parts = Vec::new();
     let mut row_sources = Vec::with_capacity(records.len());
     let mut rejected = Vec::new();
-    let indices: Vec<usize> = (0..records.len()).collect();
+    // A record whose format's reader already gave the reason is rejected now, not found again by
+    // halving the groups around it.
+    let mut indices: Vec<usize> = (0..records.len()).collect();
+    if let Some(cells) = values {
+        indices.retain(|&i| match &cells[i] {
+            Ok(_) => true,
+            Err(reason) => {
+                rejected.push((i, reason.clone()));
+                false
+            }
+        });
+    }
     // Every column is decoded as nullable, so a record that omits one gets its default, or is
     // refused naming the field, rather than failing the decoder; and numbers as their text, to be
     // made exact ([`crate::exact`]). The rows are checked against the declared schema after.
