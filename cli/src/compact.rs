@@ -134,14 +134,15 @@ fn print_report(report: &Report) {
                     o.bins
                 ),
                 (false, n) => println!(
-                    "  {:<28} optimize    {} files -> {}: packed {n} files ({:.1} MB, {} rows) into {} at version {}",
+                    "  {:<28} optimize    {} files -> {}: packed {n} files ({:.1} MB, {} rows) into {} at version {}{}",
                     t.table,
                     o.files_before,
                     o.files_after,
                     o.bytes_removed as f64 / 1e6,
                     o.rows,
                     o.files_added,
-                    o.version.unwrap_or_default()
+                    o.version.unwrap_or_default(),
+                    if o.checkpoint.is_some() { ", checkpointed" } else { "" }
                 ),
             }
         }

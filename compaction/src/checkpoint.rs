@@ -67,12 +67,17 @@ impl Checkpoint {
         if self.dry_run {
             return Ok((self.table, metrics));
         }
-        deltalake::checkpoints::create_checkpoint(&self.table, None).await.map_err(Error::delta(&self.name))?;
+        write(&self.table, &self.name).await?;
         metrics.log_files_deleted =
             deltalake::checkpoints::cleanup_metadata(&self.table, None).await.map_err(Error::delta(&self.name))?;
         tracing::info!(table = %self.name, version = current, log_files_deleted = metrics.log_files_deleted, "checkpointed");
         Ok((self.table, metrics))
     }
+}
+
+/// Writes a checkpoint of `table` (named `name` in messages) at the version it has loaded.
+pub(crate) async fn write(table: &DeltaTable, name: &str) -> Result<()> {
+    deltalake::checkpoints::create_checkpoint(table, None).await.map_err(Error::delta(name))
 }
 
 impl IntoFuture for Checkpoint {

@@ -20,10 +20,12 @@
 //!   from the lake's offsets, clean stop. Lambda builds leave it out, and librdkafka with it.
 //! - [`reprocess`]: history replayed from the archive through the same handler, into shadow tables.
 //! - [`replace`]: a range of event days swapped for a shadow table's, in one commit.
+//! - [`entry`]: the `ingest` binary's entry point (Lambda runtime or local poller).
 //! - [`error`]: the crate's [`Error`], with [`Error::is_retryable`] for the Lambda edge.
 
 #![warn(missing_docs)]
 
+pub mod entry;
 pub mod error;
 pub mod ingest;
 pub mod lambda;

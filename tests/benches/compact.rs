@@ -73,9 +73,10 @@ async fn bench() {
     assert_eq!(before["rows"], after["rows"], "the query answers the same after optimize");
     let (_, files_after) = tidelake_lake::delta::row_and_file_count(&table).unwrap();
     println!(
-        "optimize: {} files ({:.1} MB) -> {files_after} files in {took:.2} s: {:.1} MB/s, {:.0} files/s, {:.0} rows/s",
+        "optimize: {} files ({:.1} MB) -> {files_after} files in {took:.2} s (log checkpointed after: {}): {:.1} MB/s, {:.0} files/s, {:.0} rows/s",
         metrics.files_removed,
         metrics.bytes_removed as f64 / 1e6,
+        if metrics.checkpoint.is_some() { "yes" } else { "no" },
         metrics.bytes_removed as f64 / 1e6 / took,
         metrics.files_removed as f64 / took,
         metrics.rows as f64 / took

@@ -10,9 +10,11 @@
 //! topic's partitions, default 3; without `sql`, the DuckDB comparison is left out). With `-- --json`
 //! the last line of stdout is one JSON object of the figures measured in the run: `ingest_vs_floor`
 //! (ingest events/s over the plain consumer's), `peak_rss_mb` and `batch_mb` (the 6 MB run),
-//! `peak_rss_mb_by_batch_mb`, `cold_start_ms` (median of 5) and `gb_seconds_per_million` (Lambda
-//! GB-seconds per million events: the ingest run's time per event, whole process included, times the
-//! smallest Lambda memory size in 64 MB steps that holds the peak RSS). With
+//! `peak_rss_mb_by_batch_mb`, `cold_start_ms` (median of 5; `function_cold_start_ms` the same for
+//! the `ingest` function's binary with its poller, `lambda_init_ms` for that binary under cargo
+//! lambda's runtime API emulator, spawn to ready for an event) and `gb_seconds_per_million` (Lambda
+//! GB-seconds per million events: the `ingest` function binary's run time per event, whole process
+//! included, times the smallest Lambda memory size in 64 MB steps that holds its peak RSS). With
 //! `TIDELAKE_BENCH_PERF=<file>`, the 6 MB run is recorded by `perf record -g` into that file.
 //! The same events are also produced as Avro and as Protobuf through the test schema registry and
 //! ingested with 6 MB batches: `avro_vs_json` and `protobuf_vs_json` are their ingest rates over the
@@ -127,6 +129,19 @@ async fn bench() {
         peaks.insert(batch_mb.to_string(), peak.into());
     }
 
+    // The same 6 MB run with the `ingest` function's binary, which leaves out the CLI's other
+    // commands (and the DuckDB library `tidelake sql` links).
+    let function = env!("CARGO_BIN_EXE_ingest-function-under-test");
+    let function_dir = tempfile::tempdir().unwrap();
+    let function_run = ingest_run(function, function_dir.path(), &topic, BATCH_MB, Format::Json, None);
+    assert_eq!(function_run.rows_written, records.len() as u64, "every event ingested by the function's binary");
+    println!(
+        "ingest function's binary, {BATCH_MB} MB batches: {:>7.2} s  {:>9.0} events/s; peak RSS {}",
+        function_run.time.as_secs_f64(),
+        records.len() as f64 / function_run.time.as_secs_f64(),
+        function_run.peak_rss_mb.map_or("not measured".to_string(), |mb| format!("{mb:.1} MB"))
+    );
+
     // Reprocess: the same records replayed from the archive into a shadow table.
     let started = Instant::now();
     let out = Command::new(bin)
@@ -150,29 +165,50 @@ async fn bench() {
 
     // Cold start: spawn to "consuming" (config read, tables opened, consumer subscribed), median of
     // 5, and its parts in the median run; the process start alone is `--version`'s spawn to exit.
-    let mut starts: Vec<ColdStart> = (0..5).map(|_| cold_start(bin, &config)).collect();
-    starts.sort_by_key(|s| s.total);
-    let median = starts[2];
-    let mut loads: Vec<Duration> = (0..5).map(|_| process_start(bin)).collect();
-    loads.sort();
+    // The same for the `ingest` function's binary (no DuckDB linked: what Lambda runs) with its own
+    // poller, and under the Lambda runtime API emulator: spawn to ready for the first event.
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let median_start = |bin: &str| {
+        let mut loads: Vec<Duration> = (0..5).map(|_| process_start(bin)).collect();
+        loads.sort();
+        ms(loads[2])
+    };
+    let median = median_of_5(|| cold_start(tidelake_ingest(bin, &config)));
+    let process_ms = median_start(bin);
     println!(
-        "cold start (spawn to consuming): median {:.0} ms, best {:.0} ms; in the median: config {:.1} ms, tables opened {:.1} ms, Kafka {:.1} ms (metadata {:.1}, the lake's offsets {:.1}, the broker's {:.1}); the process's own start (--version, median) {:.1} ms",
+        "cold start of tidelake ingest (spawn to consuming), median of 5: {:.0} ms; config {:.1} ms, tables opened {:.1} ms, Kafka {:.1} ms (metadata {:.1}, the lake's offsets {:.1}, the broker's {:.1}); the process's own start (--version) {process_ms:.1} ms",
         ms(median.total),
-        ms(starts[0].total),
         median.config_ms,
         median.tables_ms,
         median.kafka_ms,
         median.metadata_ms,
         median.lake_offsets_ms,
         median.broker_offsets_ms,
-        ms(loads[2])
+    );
+    let function_median = median_of_5(|| cold_start(function_poller(function, &config)));
+    let function_process_ms = median_start(function);
+    println!(
+        "cold start of the ingest function's binary with its poller: {:.0} ms; config {:.1} ms, tables opened {:.1} ms, Kafka {:.1} ms; the process's own start {function_process_ms:.1} ms",
+        ms(function_median.total),
+        function_median.config_ms,
+        function_median.tables_ms,
+        function_median.kafka_ms,
+    );
+    let emulator = Emulator::start();
+    let lambda = median_of_5(|| lambda_init(function, &config, emulator.port));
+    drop(emulator);
+    println!(
+        "Lambda init of the ingest function under cargo lambda's emulator (spawn to tables opened), median of 5: {:.1} ms; config {:.1} ms, tables opened {:.1} ms",
+        ms(lambda.total),
+        lambda.config_ms,
+        lambda.tables_ms,
     );
 
-    // Lambda cost: the memory size (64 MB steps, at least 128 MB) that holds the peak, for as long as
-    // the run took per event.
-    let memory_mb = peak_rss_mb.map(|peak| ((peak / 64.0).ceil() * 64.0).max(128.0));
-    let gb_seconds = memory_mb.map(|mb| ingest.as_secs_f64() / records.len() as f64 * 1e6 * mb / 1024.0);
+    // Lambda cost: the memory size (64 MB steps, at least 128 MB) that holds the function binary's
+    // peak, for as long as its run took per event.
+    let memory_mb = function_run.peak_rss_mb.map(|peak| ((peak / 64.0).ceil() * 64.0).max(128.0));
+    let per_event = function_run.time.as_secs_f64() / records.len() as f64;
+    let gb_seconds = memory_mb.map(|mb| per_event * 1e6 * mb / 1024.0);
     if let (Some(mb), Some(cost)) = (memory_mb, gb_seconds) {
         println!("Lambda cost: {cost:.1} GB-s per million events at {mb:.0} MB");
     }
@@ -198,7 +234,7 @@ async fn bench() {
             "peak_rss_mb_by_batch_mb": peaks,
             "cold_start_ms": ms(median.total),
             "cold_start_parts_ms": {
-                "process": ms(loads[2]),
+                "process": process_ms,
                 "config": median.config_ms,
                 "tables": median.tables_ms,
                 "kafka": median.kafka_ms,
@@ -206,6 +242,12 @@ async fn bench() {
                 "lake_offsets": median.lake_offsets_ms,
                 "broker_offsets": median.broker_offsets_ms,
             },
+            "function_cold_start_ms": ms(function_median.total),
+            "function_peak_rss_mb": function_run.peak_rss_mb,
+            "function_events_per_s": records.len() as f64 / function_run.time.as_secs_f64(),
+            "function_process_start_ms": function_process_ms,
+            "lambda_init_ms": ms(lambda.total),
+            "lambda_init_parts_ms": { "config": lambda.config_ms, "tables": lambda.tables_ms },
             "lambda_memory_mb": memory_mb,
             "gb_seconds_per_million": gb_seconds,
             "always_on_gb_seconds_per_day": always_on,
@@ -275,7 +317,14 @@ fn ingest_run(
         }
         None => Command::new(bin),
     };
-    cmd.args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"]).env("RUST_LOG", "warn");
+    // The `ingest` function's binary takes the config and prints its report as it is; `tidelake`
+    // has the subcommand and prints it with --json.
+    if bin == env!("CARGO_BIN_EXE_ingest-function-under-test") {
+        cmd.args(["--config", config.to_str().unwrap(), "--stop-at-end"]);
+    } else {
+        cmd.args(["ingest", "--config", config.to_str().unwrap(), "--stop-at-end", "--json"]);
+    }
+    cmd.env("RUST_LOG", "warn");
     let started = Instant::now();
     let out = cmd.output().unwrap();
     let time = started.elapsed();
@@ -338,15 +387,25 @@ struct ColdStart {
     broker_offsets_ms: f64,
 }
 
-fn cold_start(bin: &str, config: &std::path::Path) -> ColdStart {
+/// `tidelake ingest --config <config>`.
+fn tidelake_ingest(bin: &str, config: &std::path::Path) -> Command {
+    let mut command = Command::new(bin);
+    command.args(["ingest", "--config", config.to_str().unwrap()]);
+    command
+}
+
+/// The `ingest` function's binary with its local poller: `ingest --config <config>`.
+fn function_poller(function: &str, config: &std::path::Path) -> Command {
+    let mut command = Command::new(function);
+    command.args(["--config", config.to_str().unwrap()]);
+    command
+}
+
+/// The cold start of the process `command` starts (an ingest with its local poller): spawn to its
+/// "consuming" line, and the parts its log gives.
+fn cold_start(mut command: Command) -> ColdStart {
     let started = Instant::now();
-    let mut child = Command::new(bin)
-        .args(["ingest", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = command.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut start = ColdStart::default();
     let field = |event: &serde_json::Value, name: &str| event[name].as_f64().unwrap_or(f64::NAN);
@@ -374,6 +433,84 @@ fn cold_start(bin: &str, config: &std::path::Path) -> ColdStart {
     child.wait().ok();
     assert!(ready, "the ingest process reported it was consuming");
     start
+}
+
+/// The `ingest` function started as Lambda starts it, against cargo lambda's runtime API emulator
+/// on `port`, with the config at `config`: spawn to its "tables opened" line (config read, tables
+/// opened; next is the runtime's first request for an event), and that line's parts.
+fn lambda_init(function: &str, config: &std::path::Path, port: u16) -> ColdStart {
+    let started = Instant::now();
+    let mut child = Command::new(function)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("TIDELAKE_CONFIG", config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut init = None;
+    for line in stderr.lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line.unwrap()) else { continue };
+        if event["message"] == "tables opened" {
+            let field = |name: &str| event[name].as_f64().unwrap_or(f64::NAN);
+            init = Some(ColdStart {
+                total: started.elapsed(),
+                config_ms: field("config_ms"),
+                tables_ms: field("tables_ms"),
+                ..ColdStart::default()
+            });
+            break;
+        }
+    }
+    child.kill().ok();
+    child.wait().ok();
+    init.expect("the function reported its tables opened")
+}
+
+/// cargo lambda's runtime API emulator (`cargo lambda watch --only-lambda-apis`), listening once this
+/// returns; killed on drop.
+struct Emulator {
+    port: u16,
+    process: std::process::Child,
+}
+
+impl Emulator {
+    fn start() -> Emulator {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = Command::new("cargo")
+            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .current_dir(repo())
+            .env("PATH", tools_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cargo lambda watch");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the runtime API emulator did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Emulator { port, process }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.process.kill().ok();
+        self.process.wait().ok();
+    }
+}
+
+/// The median of five runs of `run`, by total time.
+fn median_of_5(mut run: impl FnMut() -> ColdStart) -> ColdStart {
+    let mut runs: Vec<ColdStart> = (0..5).map(|_| run()).collect();
+    runs.sort_by_key(|s| s.total);
+    runs[2]
 }
 
 /// Spawn to exit of `tidelake --version`: loading the binary and its libraries, nothing else.

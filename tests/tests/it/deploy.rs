@@ -55,17 +55,6 @@ fn packaged() -> &'static Path {
     })
 }
 
-/// PATH with the test environment's `bin` folder first: `cargo lambda` and zig come from there.
-fn tools_path() -> String {
-    let bin = Path::new(python()).parent().unwrap().to_path_buf();
-    std::env::join_paths(
-        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
-    .unwrap()
-    .into_string()
-    .unwrap()
-}
-
 #[test]
 fn the_packaged_zips_hold_a_bootstrap_and_the_example_applies_against_the_local_endpoint() {
     let dist = packaged();

@@ -474,6 +474,17 @@ pub fn python() -> &'static str {
     PYTHON.get_or_init(|| infra("python.sh", &[]))
 }
 
+/// PATH with the test environment's `bin` folder first: `cargo lambda` and zig come from there.
+pub fn tools_path() -> String {
+    let bin = Path::new(python()).parent().unwrap().to_path_buf();
+    std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap()
+    .into_string()
+    .unwrap()
+}
+
 /// The jar of a Trino client, `jdbc` or `cli`, fetched from Maven Central by `infra/trino-client.sh`
 /// on first use.
 pub fn trino_client(kind: &str) -> String {
