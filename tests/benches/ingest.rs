@@ -194,7 +194,7 @@ async fn bench() {
         function_median.tables_ms,
         function_median.kafka_ms,
     );
-    let emulator = Emulator::start();
+    let emulator = LambdaEmulator::start();
     let lambda = median_of_5(|| lambda_init(function, &config, emulator.port));
     drop(emulator);
     println!(
@@ -470,40 +470,6 @@ fn lambda_init(function: &str, config: &std::path::Path, port: u16) -> ColdStart
     child.kill().ok();
     child.wait().ok();
     init.expect("the function reported its tables opened")
-}
-
-/// cargo lambda's runtime API emulator (`cargo lambda watch --only-lambda-apis`), listening once this
-/// returns; killed on drop.
-struct Emulator {
-    port: u16,
-    process: std::process::Child,
-}
-
-impl Emulator {
-    fn start() -> Emulator {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let process = Command::new("cargo")
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
-            .current_dir(repo())
-            .env("PATH", tools_path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cargo lambda watch");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the runtime API emulator did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Emulator { port, process }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.process.kill().ok();
-        self.process.wait().ok();
-    }
 }
 
 /// The median of five runs of `run`, by total time.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tidelake_lake::PipelineConfig;
 
@@ -82,7 +82,8 @@ fn zip_entries(zip: &Path) -> Vec<String> {
 /// lambda's runtime API emulator, the lake on the S3 endpoint, the config in `TIDELAKE_CONFIG_TOML`.
 struct EmulatedFunction {
     port: u16,
-    emulator: Child,
+    /// Dropped after the function is killed.
+    _emulator: LambdaEmulator,
     function: Child,
     stdout: PathBuf,
     /// When the function process was started.
@@ -104,20 +105,8 @@ impl EmulatedFunction {
         let bootstrap = dir.path().join("bootstrap");
         std::fs::set_permissions(&bootstrap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let emulator = Command::new("cargo")
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
-            .current_dir(repo())
-            .env("PATH", tools_path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cargo lambda watch");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the runtime API emulator did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let emulator = LambdaEmulator::start();
+        let port = emulator.port;
         let stdout = dir.path().join("stdout");
         let spawned = Instant::now();
         let function = Command::new(&bootstrap)
@@ -131,7 +120,7 @@ impl EmulatedFunction {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start bootstrap");
-        EmulatedFunction { port, emulator, function, stdout, spawned, _dir: dir }
+        EmulatedFunction { port, _emulator: emulator, function, stdout, spawned, _dir: dir }
     }
 
     /// Invokes the function with a recorded event, as the event source mapping would, and returns its
@@ -158,9 +147,7 @@ impl EmulatedFunction {
 impl Drop for EmulatedFunction {
     fn drop(&mut self) {
         let _ = self.function.kill();
-        let _ = self.emulator.kill();
         let _ = self.function.wait();
-        let _ = self.emulator.wait();
     }
 }
 

@@ -485,6 +485,41 @@ pub fn tools_path() -> String {
     .unwrap()
 }
 
+/// cargo lambda's runtime API emulator (`cargo lambda watch --only-lambda-apis`), listening once
+/// [`LambdaEmulator::start`] returns; killed on drop. A function process reaches it with
+/// `AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:<port>/.rt`.
+pub struct LambdaEmulator {
+    pub port: u16,
+    process: std::process::Child,
+}
+
+impl LambdaEmulator {
+    pub fn start() -> LambdaEmulator {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let process = Command::new("cargo")
+            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .current_dir(repo())
+            .env("PATH", tools_path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start cargo lambda watch");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the runtime API emulator did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        LambdaEmulator { port, process }
+    }
+}
+
+impl Drop for LambdaEmulator {
+    fn drop(&mut self) {
+        self.process.kill().ok();
+        self.process.wait().ok();
+    }
+}
+
 /// The jar of a Trino client, `jdbc` or `cli`, fetched from Maven Central by `infra/trino-client.sh`
 /// on first use.
 pub fn trino_client(kind: &str) -> String {
