@@ -250,17 +250,12 @@ pub(crate) fn progress_bar(terminal: bool, len: u64, what: &str) -> ProgressBar 
 }
 
 async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
-    let started = Instant::now();
-    let config = PipelineConfig::for_function(&args.config).await?;
-    let config_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut ingestor = Ingestor::open_at(&args.config, Instant::now()).await?;
     let options = PollerOptions {
         max_retry_time: args.max_retry_time,
         config_location: Some(args.config.clone()),
-        ..PollerOptions::new(config.batch, args.stop_at_end)
+        ..PollerOptions::new(ingestor.config().batch, args.stop_at_end)
     };
-    let mut ingestor = Ingestor::open(config).await?;
-    // What a cold start spends before the consumer: reading the config, opening the tables.
-    tracing::info!(config_ms, tables_ms = started.elapsed().as_secs_f64() * 1e3 - config_ms, "tables opened");
     let bar = progress(terminal, "waiting for records");
     let (mut records, mut rows, mut dead, mut dup) = (0, 0, 0, 0);
     let shutdown = async {

@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use clap::Parser;
-use tidelake_lake::PipelineConfig;
 
 use crate::{init_logging, lambda, Ingestor};
 
@@ -41,27 +40,22 @@ pub async fn ingest() -> Result<(), BoxError> {
     if !in_lambda {
         poller_built()?;
     }
-    let config = PipelineConfig::for_function(&args.config).await?;
-    let config_ms = started.elapsed().as_secs_f64() * 1e3;
-    let batch = config.batch;
-    let ingestor = Ingestor::open(config).await?;
-    // What a cold start spends before the runtime's first request or the consumer: reading the
-    // config, opening the tables.
-    tracing::info!(config_ms, tables_ms = started.elapsed().as_secs_f64() * 1e3 - config_ms, "tables opened");
+    let ingestor = Ingestor::open_at(&args.config, started).await?;
     if in_lambda {
         let ingestor = tokio::sync::Mutex::new(ingestor);
         let (ingestor, location) = (&ingestor, args.config.as_str());
         lambda_runtime::run(lambda_runtime::service_fn(move |event| lambda::handle(event, ingestor, location))).await?;
         Ok(())
     } else {
-        poll(ingestor, batch, &args).await
+        poll(ingestor, &args).await
     }
 }
 
 /// Outside Lambda: consume the config's topics with the local poller until Ctrl-C.
 #[cfg(feature = "kafka-client")]
-async fn poll(mut ingestor: Ingestor, batch: tidelake_lake::BatchConfig, args: &Args) -> Result<(), BoxError> {
+async fn poll(mut ingestor: Ingestor, args: &Args) -> Result<(), BoxError> {
     use crate::{poller, PollerOptions};
+    let batch = ingestor.config().batch;
     let options =
         PollerOptions { config_location: Some(args.config.clone()), ..PollerOptions::new(batch, args.stop_at_end) };
     let shutdown = async {
@@ -86,6 +80,6 @@ fn poller_built() -> Result<(), BoxError> {
 }
 
 #[cfg(not(feature = "kafka-client"))]
-async fn poll(_: Ingestor, _: tidelake_lake::BatchConfig, _: &Args) -> Result<(), BoxError> {
+async fn poll(_: Ingestor, _: &Args) -> Result<(), BoxError> {
     poller_built()
 }

@@ -117,6 +117,17 @@ impl Ingestor {
         Self::open_with(config, true).await
     }
 
+    /// Reads the config at `location` ([`PipelineConfig::for_function`]) and opens its tables, then
+    /// logs what a cold start spent on each since `started` (`tables opened`, with `config_ms` and
+    /// `tables_ms`): what `tidelake ingest` and the `ingest` function do first.
+    pub async fn open_at(location: &str, started: std::time::Instant) -> Result<Self> {
+        let config = PipelineConfig::for_function(location).await?;
+        let config_ms = started.elapsed().as_secs_f64() * 1e3;
+        let ingestor = Ingestor::open(config).await?;
+        tracing::info!(config_ms, tables_ms = started.elapsed().as_secs_f64() * 1e3 - config_ms, "tables opened");
+        Ok(ingestor)
+    }
+
     /// Like [`Ingestor::open`]; without `archive`, batches are not archived (records replayed from
     /// the archive are there already).
     pub async fn open_with(config: PipelineConfig, archive: bool) -> Result<Self> {

@@ -84,9 +84,7 @@ async fn bench() {
     let avro_topic = unique("bench-avro");
     create_topic(&avro_topic, partitions).await;
     produce_avro(&avro_topic, &records, &[], "v1");
-    let avro_dir = tempfile::tempdir().unwrap();
-    let avro = ingest_run(bin, avro_dir.path(), &avro_topic, BATCH_MB, Format::Avro, None);
-    assert_eq!(avro.rows_written, records.len() as u64, "every Avro event ingested");
+    let avro = fresh_run(bin, &avro_topic, BATCH_MB, Format::Avro, records.len());
     let avro_vs_json = ingest.as_secs_f64() / avro.time.as_secs_f64();
     println!(
         "ingest of Avro:         {:>7.2} s  {:>9.0} events/s  ({avro_vs_json:.2}x the JSON rate)",
@@ -96,9 +94,7 @@ async fn bench() {
     let proto_topic = unique("bench-protobuf");
     create_topic(&proto_topic, partitions).await;
     produce_protobuf(&proto_topic, &records, &[]);
-    let proto_dir = tempfile::tempdir().unwrap();
-    let proto = ingest_run(bin, proto_dir.path(), &proto_topic, BATCH_MB, Format::Protobuf, None);
-    assert_eq!(proto.rows_written, records.len() as u64, "every Protobuf event ingested");
+    let proto = fresh_run(bin, &proto_topic, BATCH_MB, Format::Protobuf, records.len());
     let protobuf_vs_json = ingest.as_secs_f64() / proto.time.as_secs_f64();
     println!(
         "ingest of Protobuf:     {:>7.2} s  {:>9.0} events/s  ({protobuf_vs_json:.2}x the JSON rate)",
@@ -111,9 +107,7 @@ async fn bench() {
         let peak = if batch_mb == BATCH_MB {
             run.peak_rss_mb
         } else {
-            let other = tempfile::tempdir().unwrap();
-            let run = ingest_run(bin, other.path(), &topic, batch_mb, Format::Json, None);
-            assert_eq!(run.rows_written, records.len() as u64, "every event ingested");
+            let run = fresh_run(bin, &topic, batch_mb, Format::Json, records.len());
             println!(
                 "ingest with {batch_mb:>2} MB batches: {:>7.2} s  {:>9.0} events/s  in {} batches",
                 run.time.as_secs_f64(),
@@ -132,9 +126,7 @@ async fn bench() {
     // The same 6 MB run with the `ingest` function's binary, which leaves out the CLI's other
     // commands (and the DuckDB library `tidelake sql` links).
     let function = env!("CARGO_BIN_EXE_ingest-function-under-test");
-    let function_dir = tempfile::tempdir().unwrap();
-    let function_run = ingest_run(function, function_dir.path(), &topic, BATCH_MB, Format::Json, None);
-    assert_eq!(function_run.rows_written, records.len() as u64, "every event ingested by the function's binary");
+    let function_run = fresh_run(function, &topic, BATCH_MB, Format::Json, records.len());
     println!(
         "ingest function's binary, {BATCH_MB} MB batches: {:>7.2} s  {:>9.0} events/s; peak RSS {}",
         function_run.time.as_secs_f64(),
@@ -282,6 +274,15 @@ struct IngestRun {
 /// Ingests `topic` to its end with batches of at most `batch_mb` MB (the bytes decide, not a record
 /// count), timing the whole process; peak RSS from /usr/bin/time, and with `profile`, a CPU profile
 /// of the run recorded by `perf record -g` into that file.
+/// An [`ingest_run`] of `bin` into a lake of its own (dropped after), which must write every one of
+/// the topic's `events` events.
+fn fresh_run(bin: &str, topic: &str, batch_mb: u64, format: Format, events: usize) -> IngestRun {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ingest_run(bin, dir.path(), topic, batch_mb, format, None);
+    assert_eq!(run.rows_written, events as u64, "every event ingested by {bin} ({batch_mb} MB batches, {format:?})");
+    run
+}
+
 fn ingest_run(
     bin: &str,
     dir: &std::path::Path,
