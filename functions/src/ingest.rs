@@ -273,7 +273,8 @@ impl TableSinks {
         let dead_letters = OffsetTable::open(&dead_name, dead_at, &dead_schema, &[], options);
         let data_and_minute = async {
             let data = OffsetTable::open(&data_name, data_at, &spec.table_schema(), &spec.partition_columns(), options)
-                .await?;
+                .await?
+                .with_distinct_columns([spec.event_uuid.clone()]);
             let Some(rollup) = &spec.rollup else { return Ok((data, None)) };
             let grain = Grain::Minute;
             let at = rollup.location(grain).expect("validated: a rollup keeps minutes");
@@ -311,6 +312,8 @@ impl TableSinks {
         let records = records.as_slice();
         let TableSinks { spec, archive, dead_letters, data, minute, index, starts } = self;
         let starts = &*starts;
+        let started = std::time::Instant::now();
+        let since_ms = |at: std::time::Instant| at.elapsed().as_secs_f64() * 1e3;
 
         // The archive and the dead letters are blind appends to tables of their own: they commit
         // at the same time, the dead letters once the batch is decoded. The data commit waits for
@@ -333,11 +336,13 @@ impl TableSinks {
                     })
                 })
                 .await
+                .map(|outcome| (outcome, since_ms(started)))
                 .map_err(Error::from)
         };
         let mut dead_letter_samples = Vec::new();
         let lettering = async {
             let decoded = decode_records(spec, records).await?;
+            let decode_ms = since_ms(started);
             let letters: Vec<DeadLetter<'_>> = decoded
                 .rejected
                 .iter()
@@ -390,9 +395,10 @@ impl TableSinks {
                     })
                 })
                 .await?;
-            Ok::<_, Error>((decoded, outcomes, dead))
+            Ok::<_, Error>((decoded, outcomes, dead, decode_ms, since_ms(started)))
         };
-        let (archived, (decoded, mut outcomes, dead)) = futures::try_join!(archiving, lettering)?;
+        let ((archived, archive_ms), (decoded, mut outcomes, dead, decode_ms, dead_letters_ms)) =
+            futures::try_join!(archiving, lettering)?;
 
         let rows = &decoded.rows;
         let sources = &decoded.row_sources;
@@ -448,6 +454,7 @@ impl TableSinks {
         if data_outcome.version.is_some() {
             tidelake_lake::fault::point("after-data-commit");
         }
+        let data_ms = since_ms(started) - dead_letters_ms;
         let mut minute_rows = 0;
         if let (Some(minute), Some(rollup)) = (minute.as_mut(), spec.rollup.as_ref()) {
             let just = data_outcome.version.map(|version| partials::DataCommit {
@@ -471,6 +478,18 @@ impl TableSinks {
                 .await?;
             minute_rows = outcome.rows;
         }
+        // Where a batch's time goes: the archive commit runs beside the decoding and the dead
+        // letters' commit; the data commit (deduplication, files, commit) follows both.
+        tracing::debug!(
+            table = %spec.name,
+            records = records.len(),
+            archive_ms,
+            decode_ms,
+            dead_letters_ms,
+            data_ms,
+            total_ms = since_ms(started),
+            "table handled"
+        );
         Ok(TableReport {
             table: spec.name.clone(),
             records: records.len(),

@@ -359,7 +359,15 @@ impl Source<'_> {
                             break;
                         }
                     }
-                    Ok(Err(KafkaError::PartitionEOF(partition))) => { eof.insert(partition); }
+                    Ok(Err(KafkaError::PartitionEOF(partition))) => {
+                        eof.insert(partition);
+                        // Stopping at the end, a batch need not wait out its window once every
+                        // partition of this consumer is at its end: nothing more is coming.
+                        if options.stop_at_end && at_end(consumer, topics, eof) {
+                            cut.idle = cut.records.is_empty();
+                            break;
+                        }
+                    }
                     // The client reconnects by itself; what it reports meanwhile is waited out.
                     Ok(Err(e)) => {
                         if broker_weather.failing() && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok() {
@@ -375,6 +383,9 @@ impl Source<'_> {
                         let record = to_record(&message);
                         bytes += record.payload_len();
                         cut.records.push(record);
+                        if cut.records.len() % 1024 == 0 {
+                            tokio::task::yield_now().await;
+                        }
                         deadline.get_or_insert_with(|| Instant::now() + options.batch.max_wait);
                     }
                 }
@@ -385,6 +396,13 @@ impl Source<'_> {
         }
         Ok(cut)
     }
+}
+
+/// Whether the consumer reported the end of every partition assigned to it since its last record
+/// there. End-of-partition events carry no topic, so with several topics this is never said.
+fn at_end(consumer: &StreamConsumer<LakeContext>, topics: &[String], eof: &HashSet<i32>) -> bool {
+    let Ok(assignment) = consumer.assignment() else { return false };
+    topics.len() == 1 && assignment.count() > 0 && assignment.elements().iter().all(|e| eof.contains(&e.partition()))
 }
 
 fn kafka(context: &'static str) -> impl FnOnce(KafkaError) -> Error {
@@ -402,6 +420,12 @@ const PREFETCH_KBYTES: &str = "1024";
 /// Kafka properties say otherwise. librdkafka's default, a second, left ingest waiting on every
 /// batch: the queue is full whenever a batch is being written, and emptied in milliseconds after.
 const FETCH_QUEUE_BACKOFF_MS: &str = "5";
+
+/// How long the broker may hold a fetch that finds no new record, when the poller stops at the end,
+/// unless the config's Kafka properties say otherwise. The end of a partition is reported by the
+/// first fetch that comes back empty: with librdkafka's default, 500 ms, the last batch of a run
+/// waited that long for the end of its last partition.
+const END_FETCH_WAIT_MS: &str = "20";
 
 fn consumer(
     config: &PipelineConfig,
@@ -422,6 +446,9 @@ fn consumer(
     }
     if !config.kafka.properties.contains_key("fetch.queue.backoff.ms") {
         client.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+    }
+    if partition_eof && !config.kafka.properties.contains_key("fetch.wait.max.ms") {
+        client.set("fetch.wait.max.ms", END_FETCH_WAIT_MS);
     }
     client
         .create_with_context(LakeContext { resume, last_error: Mutex::default() })

@@ -37,24 +37,48 @@ pub struct Decoded {
 /// whole call; a record it cannot read is rejected with the reason.
 pub async fn decode_records(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
     match &spec.format {
-        RecordFormat::Json => decode(spec, records),
+        RecordFormat::Json => decode_in_chunks(spec, records, None).await,
         RecordFormat::Avro { registry, columns_follow, stop_on_incompatible } => {
             let fit =
                 Fit { table: &spec.name, columns: &spec.columns, follow: *columns_follow, stop: *stop_on_incompatible };
             let cells = crate::avro::transcode(registry, records, fit).await?;
-            decode_values(spec, records, Some(&cells))
+            decode_in_chunks(spec, records, Some(&cells)).await
         }
         RecordFormat::Protobuf { registry, columns_follow, stop_on_incompatible } => {
             let fit =
                 Fit { table: &spec.name, columns: &spec.columns, follow: *columns_follow, stop: *stop_on_incompatible };
             let cells = crate::protobuf::transcode(registry, records, fit).await?;
-            decode_values(spec, records, Some(&cells))
+            decode_in_chunks(spec, records, Some(&cells)).await
         }
         RecordFormat::AvroSchema(schema) => {
             let cells = crate::avro::transcode_plain(schema, &spec.columns, records);
-            decode_values(spec, records, Some(&cells))
+            decode_in_chunks(spec, records, Some(&cells)).await
         }
     }
+}
+
+/// Records decoded at a time by [`decode_records`]. Decoding is CPU work that does not wait: between
+/// chunks the task lets the other work of its batch run (the archive's rows and files are made
+/// while the batch decodes, rather than after it).
+const CHUNK_RECORDS: usize = 4096;
+
+async fn decode_in_chunks(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Cells>) -> Result<Decoded> {
+    if records.len() <= CHUNK_RECORDS {
+        return decode_values(spec, records, values);
+    }
+    let mut parts = Vec::new();
+    let mut row_sources = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for (n, chunk) in records.chunks(CHUNK_RECORDS).enumerate() {
+        let first = n * CHUNK_RECORDS;
+        let decoded = decode_values(spec, chunk, values.map(|v| &v[first..first + chunk.len()]))?;
+        parts.push(decoded.rows);
+        row_sources.extend(decoded.row_sources.into_iter().map(|i| first + i));
+        rejected.extend(decoded.rejected.into_iter().map(|(i, reason)| (first + i, reason)));
+        tokio::task::yield_now().await;
+    }
+    let rows = concat_batches(&parts[0].schema(), &parts).map_err(Error::arrow("joining decoded rows"))?;
+    Ok(Decoded { rows, row_sources, rejected })
 }
 
 /// What a table asks of its records' writer schemas (Avro or Protobuf from a registry).

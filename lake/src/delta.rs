@@ -14,10 +14,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::{Action, StructField, StructType, Transaction};
 use deltalake::operations::create::CreateBuilder;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -317,6 +320,8 @@ pub struct AppendOutcome {
 pub struct OffsetTable {
     name: String,
     table: DeltaTable,
+    /// Columns written without a dictionary ([`OffsetTable::with_distinct_columns`]).
+    distinct_columns: Vec<String>,
 }
 
 impl OffsetTable {
@@ -341,7 +346,15 @@ impl OffsetTable {
         properties: HashMap<String, String>,
     ) -> Result<Self> {
         let table = open_or_create_with(name, location, schema, partition_columns, storage_options, properties).await?;
-        Ok(OffsetTable { name: name.to_string(), table })
+        Ok(OffsetTable { name: name.to_string(), table, distinct_columns: Vec::new() })
+    }
+
+    /// Names columns whose values are (nearly) all distinct, such as an event UUID: their files
+    /// are written without a dictionary, as are binary columns (record payloads). A dictionary of
+    /// distinct values is built, found too large and dropped for every page: CPU spent on nothing.
+    pub fn with_distinct_columns(mut self, columns: impl IntoIterator<Item = String>) -> Self {
+        self.distinct_columns = columns.into_iter().collect();
+        self
     }
 
     /// The Delta table, as of the last refresh or commit.
@@ -381,7 +394,9 @@ impl OffsetTable {
         F: AsyncFnMut(&DeltaTable, &HashMap<TopicPartition, i64>) -> Result<Planned>,
     {
         let mut races = 0;
+        let since_ms = |at: std::time::Instant| at.elapsed().as_secs_f64() * 1e3;
         loop {
+            let started = std::time::Instant::now();
             self.refresh().await?;
             let committed = self.committed_offsets(last_offsets.keys()).await?;
             let mut pending: BTreeMap<&TopicPartition, i64> = last_offsets
@@ -392,7 +407,9 @@ impl OffsetTable {
             if pending.is_empty() {
                 return Ok(AppendOutcome { version: None, rows: 0, races });
             }
+            let read_ms = since_ms(started);
             let planned = plan(&self.table, &committed).await?;
+            let plan_ms = since_ms(started) - read_ms;
             for (tp, last) in &planned.also_covers {
                 let version = pending.entry(tp).or_insert(*last);
                 *version = (*version).max(*last);
@@ -405,9 +422,21 @@ impl OffsetTable {
                 actions = self.write_files(batch).await?;
             }
             crate::fault::point("after-data-write");
+            let write_ms = since_ms(started) - read_ms - plan_ms;
+
             match self.commit(actions, pending, planned.info, mode).await {
                 Ok(version) => {
                     crate::fault::point("after-commit");
+                    tracing::debug!(
+                        table = %self.name,
+                        version,
+                        rows,
+                        read_ms,
+                        plan_ms,
+                        write_ms,
+                        commit_ms = since_ms(started) - read_ms - plan_ms - write_ms,
+                        "committed"
+                    );
                     return Ok(AppendOutcome { version: Some(version), rows, races });
                 }
                 Err(Error::Conflict { reason, version, .. }) if races < MAX_RACE_RETRIES => {
@@ -423,7 +452,9 @@ impl OffsetTable {
     async fn write_files(&self, batch: RecordBatch) -> Result<Vec<Action>> {
         let table_schema = self.table.snapshot().map_err(Error::delta(&self.name))?.snapshot().arrow_schema();
         let batch = with_columns_of(&self.name, batch, &table_schema)?;
-        let mut writer = RecordBatchWriter::for_table(&self.table).map_err(Error::delta(&self.name))?;
+        let mut writer = RecordBatchWriter::for_table(&self.table)
+            .map_err(Error::delta(&self.name))?
+            .with_writer_properties(self.writer_properties(&batch.schema()));
         // Encoding the files is CPU work: on a task of its own it runs on another core while the
         // batch's other work (decoding, another table's files) goes on here.
         let written = tokio::spawn(async move {
@@ -437,6 +468,21 @@ impl OffsetTable {
             Err(e) => return Err(Error::delta(&self.name)(DeltaTableError::Generic(format!("writing files: {e}")))),
         };
         Ok(adds.into_iter().map(Action::Add).collect())
+    }
+
+    /// Snappy, as the Delta writer's own default, with no dictionary for the distinct and binary
+    /// columns.
+    fn writer_properties(&self, schema: &arrow::datatypes::Schema) -> WriterProperties {
+        let plain = schema.fields().iter().filter(|f| {
+            matches!(f.data_type(), DataType::Binary | DataType::LargeBinary)
+                || self.distinct_columns.contains(f.name())
+        });
+        plain
+            .fold(WriterProperties::builder().set_compression(Compression::SNAPPY), |builder, field| {
+                builder.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false)
+            })
+            .set_created_by(format!("tidelake {}", env!("CARGO_PKG_VERSION")))
+            .build()
     }
 
     async fn commit(

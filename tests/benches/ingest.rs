@@ -1,6 +1,6 @@
 //! Ingest benchmark against the real Kafka broker: throughput of `tidelake ingest` into a local Delta
 //! table, as a ratio against just consuming the same records with a consumer group of its own (the
-//! floor; both include joining the group), the ingest process's peak RSS with 1, 6 and 32 MB
+//! floor, best of three; both include joining the group), the ingest process's peak RSS with 1, 6 and 32 MB
 //! batches, the cold start of the `tidelake` binary (spawn to consuming), the reprocess rate from the
 //! archive against the live rate, Avro's ingest rate against JSON's, and an aggregate through `tidelake sql` over the lake's views
 //! against a plain glob of the same files.
@@ -53,13 +53,20 @@ async fn bench() {
     let mb = bytes as f64 / 1e6;
     println!("records: {} ({mb:.1} MB of keys and values) over {partitions} partitions", records.len());
 
-    // The floor: the same records consumed and copied into batches, nothing written.
-    let floor = consume_only(&topic, records.len()).await;
+    // The floor: the same records consumed and copied into batches, nothing written. The best of
+    // three: joining a group takes from a few milliseconds to a second, and the fastest floor is
+    // the hardest one for ingest to come near.
+    let mut floors = Vec::new();
+    for _ in 0..3 {
+        floors.push(consume_only(&topic, records.len()).await);
+    }
+    let floor = *floors.iter().min().unwrap();
     println!(
-        "consume only (floor):   {:>7.2} s  {:>9.0} events/s  {:>6.1} MB/s",
+        "consume only (floor):   {:>7.2} s  {:>9.0} events/s  {:>6.1} MB/s  (best of {})",
         floor.as_secs_f64(),
         records.len() as f64 / floor.as_secs_f64(),
-        mb / floor.as_secs_f64()
+        mb / floor.as_secs_f64(),
+        floors.iter().map(|f| format!("{:.2} s", f.as_secs_f64())).collect::<Vec<_>>().join(", ")
     );
 
     // Ingest with Lambda-sized batches: at most 6 MB each (the headline), then 1 MB and 32 MB for the
