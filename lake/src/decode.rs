@@ -389,6 +389,28 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_batch_decoded_in_chunks_keeps_every_row_and_every_rejection_at_its_record() {
+        let n = 2 * CHUNK_RECORDS + 10;
+        let poison = [0, CHUNK_RECORDS - 1, CHUNK_RECORDS, n - 1];
+        let records: Vec<KafkaRecord> = (0..n)
+            .map(|i| match poison.contains(&i) {
+                true => record(i as i64, "{not json"),
+                false => record(i as i64, &format!(r#"{{"id":"e{i}","at":"2026-11-23T10:15:00Z","n":{i}}}"#)),
+            })
+            .collect();
+        let decoded = decode_records(&spec(), &records.iter().collect::<Vec<_>>()).await.unwrap();
+        assert_eq!(decoded.rejected.iter().map(|(i, _)| *i).collect::<Vec<_>>(), poison);
+        let kept: Vec<usize> = (0..n).filter(|i| !poison.contains(i)).collect();
+        assert_eq!(decoded.row_sources, kept);
+        let ids = decoded.rows.column(0).as_string::<i32>();
+        let n_column = decoded.rows.column(2).as_primitive::<arrow::datatypes::Int64Type>();
+        for (row, source) in kept.iter().enumerate() {
+            assert_eq!(ids.value(row), format!("e{source}"));
+            assert_eq!(n_column.value(row), *source as i64);
+        }
+    }
+
     #[test]
     fn a_default_fills_missing_and_null_values() {
         let mut spec = spec();
