@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use tidelake_lake::decode::decode_records;
 use tidelake_lake::dedup::{self, DedupCounts, UuidIndex};
 use tidelake_lake::ledger::{partition_key, IngestInfo, PartitionCounts, TableKind};
+use tidelake_lake::logging::ms_since;
 use tidelake_lake::rollup::{Grain, RollupSpec};
 use tidelake_lake::sinks::{self, DeadLetter};
 use tidelake_lake::{
@@ -122,9 +123,9 @@ impl Ingestor {
     /// `tables_ms`): what `tidelake ingest` and the `ingest` function do first.
     pub async fn open_at(location: &str, started: std::time::Instant) -> Result<Self> {
         let config = PipelineConfig::for_function(location).await?;
-        let config_ms = started.elapsed().as_secs_f64() * 1e3;
+        let config_ms = ms_since(started);
         let ingestor = Ingestor::open(config).await?;
-        tracing::info!(config_ms, tables_ms = started.elapsed().as_secs_f64() * 1e3 - config_ms, "tables opened");
+        tracing::info!(config_ms, tables_ms = ms_since(started) - config_ms, "tables opened");
         Ok(ingestor)
     }
 
@@ -313,7 +314,6 @@ impl TableSinks {
         let TableSinks { spec, archive, dead_letters, data, minute, index, starts } = self;
         let starts = &*starts;
         let started = std::time::Instant::now();
-        let since_ms = |at: std::time::Instant| at.elapsed().as_secs_f64() * 1e3;
 
         // The archive and the dead letters are blind appends to tables of their own: they commit
         // at the same time, the dead letters once the batch is decoded. The data commit waits for
@@ -336,13 +336,13 @@ impl TableSinks {
                     })
                 })
                 .await
-                .map(|outcome| (outcome, since_ms(started)))
+                .map(|outcome| (outcome, ms_since(started)))
                 .map_err(Error::from)
         };
         let mut dead_letter_samples = Vec::new();
         let lettering = async {
             let decoded = decode_records(spec, records).await?;
-            let decode_ms = since_ms(started);
+            let decode_ms = ms_since(started);
             let letters: Vec<DeadLetter<'_>> = decoded
                 .rejected
                 .iter()
@@ -395,7 +395,7 @@ impl TableSinks {
                     })
                 })
                 .await?;
-            Ok::<_, Error>((decoded, outcomes, dead, decode_ms, since_ms(started)))
+            Ok::<_, Error>((decoded, outcomes, dead, decode_ms, ms_since(started)))
         };
         let ((archived, archive_ms), (decoded, mut outcomes, dead, decode_ms, dead_letters_ms)) =
             futures::try_join!(archiving, lettering)?;
@@ -454,7 +454,7 @@ impl TableSinks {
         if data_outcome.version.is_some() {
             tidelake_lake::fault::point("after-data-commit");
         }
-        let data_ms = since_ms(started) - dead_letters_ms;
+        let data_ms = ms_since(started) - dead_letters_ms;
         let mut minute_rows = 0;
         if let (Some(minute), Some(rollup)) = (minute.as_mut(), spec.rollup.as_ref()) {
             let just = data_outcome.version.map(|version| partials::DataCommit {
@@ -487,7 +487,7 @@ impl TableSinks {
             decode_ms,
             dead_letters_ms,
             data_ms,
-            total_ms = since_ms(started),
+            total_ms = ms_since(started),
             "table handled"
         );
         Ok(TableReport {

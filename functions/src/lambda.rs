@@ -87,7 +87,7 @@ pub async fn handle(event: LambdaEvent<KafkaEvent>, ingestor: &Mutex<Ingestor>, 
             );
             let now_ms = chrono::Utc::now().timestamp_millis();
             let oldest = batch.records.iter().filter_map(|r| r.timestamp_ms).min();
-            let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+            let duration_ms = tidelake_lake::logging::ms_since(started);
             for line in crate::metrics::emf_lines(r, duration_ms, oldest.map(|t| now_ms - t), now_ms) {
                 println!("{line}");
             }

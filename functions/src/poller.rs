@@ -19,6 +19,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tidelake_lake::kafka::{is_unanswered, to_record, RangeReader, ANSWER_TIMEOUT};
+use tidelake_lake::logging::ms_since;
 use tidelake_lake::{BatchConfig, KafkaBatch, KafkaRecord, PipelineConfig, StartFrom, TopicPartition};
 use tokio::time::Instant;
 
@@ -212,12 +213,11 @@ pub async fn run(
     let resume: ResumeOffsets = Arc::default();
     let consumer = consumer(&config, options.stop_at_end, Arc::clone(&resume))?;
     let topics = config.topics();
-    let since_ms = |at: std::time::Instant| at.elapsed().as_secs_f64() * 1e3;
     let partitions = partitions(&consumer, &config.kafka.brokers, &topics)?;
-    let metadata_ms = since_ms(started);
+    let metadata_ms = ms_since(started);
     let at = std::time::Instant::now();
     let held = ingestor.resume_offsets(&partitions).await?;
-    let lake_offsets_ms = since_ms(at);
+    let lake_offsets_ms = ms_since(at);
     let at = std::time::Instant::now();
     let starts = start_offsets(&consumer, &partitions, &held, config.kafka.start_from)?;
     ingestor.set_start_offsets(starts.iter().filter(|(tp, _)| !held.contains_key(*tp)).map(|(tp, o)| (tp.clone(), *o)));
@@ -228,10 +228,10 @@ pub async fn run(
     );
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).map_err(kafka("subscribing"))?;
-    let broker_offsets_ms = since_ms(at);
+    let broker_offsets_ms = ms_since(at);
     // `setup_ms`: the topics' metadata (the first broker connection), where the lake left each
     // partition, the broker's offsets where the lake has none (and the ends, with `stop_at_end`).
-    let setup_ms = since_ms(started);
+    let setup_ms = ms_since(started);
     tracing::info!(
         topics = ?topics,
         partitions = partitions.len(),

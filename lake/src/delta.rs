@@ -394,7 +394,6 @@ impl OffsetTable {
         F: AsyncFnMut(&DeltaTable, &HashMap<TopicPartition, i64>) -> Result<Planned>,
     {
         let mut races = 0;
-        let since_ms = |at: std::time::Instant| at.elapsed().as_secs_f64() * 1e3;
         loop {
             let started = std::time::Instant::now();
             self.refresh().await?;
@@ -407,9 +406,9 @@ impl OffsetTable {
             if pending.is_empty() {
                 return Ok(AppendOutcome { version: None, rows: 0, races });
             }
-            let read_ms = since_ms(started);
+            let read_ms = crate::logging::ms_since(started);
             let planned = plan(&self.table, &committed).await?;
-            let plan_ms = since_ms(started) - read_ms;
+            let plan_ms = crate::logging::ms_since(started) - read_ms;
             for (tp, last) in &planned.also_covers {
                 let version = pending.entry(tp).or_insert(*last);
                 *version = (*version).max(*last);
@@ -422,7 +421,7 @@ impl OffsetTable {
                 actions = self.write_files(batch).await?;
             }
             crate::fault::point("after-data-write");
-            let write_ms = since_ms(started) - read_ms - plan_ms;
+            let write_ms = crate::logging::ms_since(started) - read_ms - plan_ms;
 
             match self.commit(actions, pending, planned.info, mode).await {
                 Ok(version) => {
@@ -434,7 +433,7 @@ impl OffsetTable {
                         read_ms,
                         plan_ms,
                         write_ms,
-                        commit_ms = since_ms(started) - read_ms - plan_ms - write_ms,
+                        commit_ms = crate::logging::ms_since(started) - read_ms - plan_ms - write_ms,
                         "committed"
                     );
                     return Ok(AppendOutcome { version: Some(version), rows, races });

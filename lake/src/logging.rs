@@ -18,6 +18,11 @@ fn directives(rust_log: Option<&str>) -> String {
     }
 }
 
+/// Milliseconds since `at`, as the logs' `*_ms` fields give them.
+pub fn ms_since(at: std::time::Instant) -> f64 {
+    at.elapsed().as_secs_f64() * 1e3
+}
+
 /// Installs the log subscriber: JSON lines unless `pretty`. The level comes from `RUST_LOG`: by
 /// default `info` for tidelake and `warn` for the Delta crates.
 pub fn init(pretty: bool) {
