@@ -48,13 +48,15 @@ use datafusion::logical_expr::{
     TableScan, TableScanBuilder, Volatility,
 };
 use datafusion::object_store::ObjectStoreExt;
+use datafusion::optimizer::optimize_projections::OptimizeProjections;
+use datafusion::optimizer::{OptimizerContext, OptimizerRule};
 use deltalake::{ObjectMeta, ObjectStore, ObjectStoreError, Path};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
-use crate::lake_table::{DayColumns, LakeTable};
+use crate::lake_table::{nanos, DayColumns, LakeTable};
 
 /// Days computed at once when a query is split.
 const PARALLEL_DAYS: usize = 4;
@@ -298,6 +300,10 @@ impl ResultCache {
             aggregate.group_expr.clone(),
             aggregate.aggr_expr.clone(),
         )?);
+        // Only the columns the day's plan uses: a condition the whole day meets, dropped above,
+        // may have been the only reader of a column, and whether the table applied it (a
+        // midnight bound on the time column) or a filter did, the day's plan is the same.
+        let plan = OptimizeProjections::new().rewrite(plan, &OptimizerContext::new())?.data;
         let closed = day < today;
         let signature = plan.display_indent().to_string();
         if closed {
@@ -726,17 +732,6 @@ fn compare(op: Operator, first: i128, last: i128, v: i128) -> Cover {
         (_, true) => Cover::None,
         _ => Cover::Some,
     }
-}
-
-/// A timestamp literal in nanoseconds since the epoch.
-fn nanos(value: &ScalarValue) -> Option<i128> {
-    Some(match value {
-        ScalarValue::TimestampSecond(Some(v), _) => *v as i128 * 1_000_000_000,
-        ScalarValue::TimestampMillisecond(Some(v), _) => *v as i128 * 1_000_000,
-        ScalarValue::TimestampMicrosecond(Some(v), _) => *v as i128 * 1_000,
-        ScalarValue::TimestampNanosecond(Some(v), _) => *v as i128,
-        _ => return None,
-    })
 }
 
 fn day_number(day: NaiveDate) -> i32 {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{lit, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use deltalake::DeltaTable;
 
@@ -74,8 +75,18 @@ impl TableProvider for LakeTable {
         TableType::Base
     }
 
+    /// Deltalake's answer, except that a condition on the time column that keeps whole days is
+    /// exact: [`scan`](Self::scan) applies it as the same condition on the date partition.
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
+        let mut answers = self.inner.supports_filters_pushdown(filters)?;
+        if let Some(days) = &self.days {
+            for (answer, filter) in answers.iter_mut().zip(filters) {
+                if as_date_condition(filter, days).is_some() {
+                    *answer = TableProviderFilterPushDown::Exact;
+                }
+            }
+        }
+        Ok(answers)
     }
 
     async fn scan(
@@ -86,6 +97,105 @@ impl TableProvider for LakeTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         self.table.update_datafusion_session(state).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        self.inner.scan(state, projection, filters, limit).await
+        let filters: Vec<Expr> = match &self.days {
+            Some(days) => filters.iter().map(|f| as_date_condition(f, days).unwrap_or_else(|| f.clone())).collect(),
+            None => filters.to_vec(),
+        };
+        self.inner.scan(state, projection, &filters, limit).await
+    }
+}
+
+const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
+
+/// `filter` as a condition on the date partition that keeps the same rows, when it compares the
+/// time column with a midnight (UTC): `time >= <midnight of D>` is `date >= D`, `time <
+/// <midnight of D>` is `date < D`, since the date is the time's UTC day. Deltalake then prunes
+/// whole files by it, exactly, and the time column is not read for it.
+fn as_date_condition(filter: &Expr, days: &DayColumns) -> Option<Expr> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
+        return None;
+    };
+    let (column, op, value) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
+        (Expr::Literal(v, _), Expr::Column(c)) => (c, op.swap()?, v),
+        _ => return None,
+    };
+    if days.time.as_deref() != Some(column.name.as_str()) || !matches!(op, Operator::GtEq | Operator::Lt) {
+        return None;
+    }
+    let at = nanos(value)?;
+    if at.rem_euclid(NANOS_PER_DAY) != 0 {
+        return None;
+    }
+    let day = i32::try_from(at.div_euclid(NANOS_PER_DAY)).ok()?;
+    let date = Expr::Column(datafusion::common::Column::new(column.relation.clone(), &days.date));
+    Some(Expr::BinaryExpr(BinaryExpr::new(Box::new(date), op, Box::new(lit(ScalarValue::Date32(Some(day)))))))
+}
+
+/// A timestamp literal in nanoseconds since the epoch.
+pub(crate) fn nanos(value: &ScalarValue) -> Option<i128> {
+    Some(match value {
+        ScalarValue::TimestampSecond(Some(v), _) => *v as i128 * 1_000_000_000,
+        ScalarValue::TimestampMillisecond(Some(v), _) => *v as i128 * 1_000_000,
+        ScalarValue::TimestampMicrosecond(Some(v), _) => *v as i128 * 1_000,
+        ScalarValue::TimestampNanosecond(Some(v), _) => *v as i128,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::common::Column;
+    use datafusion::logical_expr::col;
+
+    use super::*;
+
+    fn days() -> DayColumns {
+        DayColumns { date: "event_date".into(), time: Some("minute".into()) }
+    }
+
+    fn micros(at: &str) -> Expr {
+        let at = chrono::DateTime::parse_from_rfc3339(at).unwrap().timestamp_micros();
+        lit(ScalarValue::TimestampMicrosecond(Some(at), Some("UTC".into())))
+    }
+
+    fn date(day: &str) -> Expr {
+        let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
+        let number = (day - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+        lit(ScalarValue::Date32(Some(number)))
+    }
+
+    #[test]
+    fn a_time_bound_at_midnight_becomes_the_same_bound_on_the_date() {
+        let since = col("minute").gt_eq(micros("2026-11-16T00:00:00Z"));
+        assert_eq!(as_date_condition(&since, &days()), Some(col("event_date").gt_eq(date("2026-11-16"))));
+        let before = col("minute").lt(micros("2026-11-23T00:00:00Z"));
+        assert_eq!(as_date_condition(&before, &days()), Some(col("event_date").lt(date("2026-11-23"))));
+        // Literal first: `<midnight> <= minute` is `minute >= <midnight>`.
+        let flipped = micros("1969-12-31T00:00:00Z").lt_eq(col("minute"));
+        assert_eq!(as_date_condition(&flipped, &days()), Some(col("event_date").gt_eq(date("1969-12-31"))));
+        let qualified = Expr::Column(Column::new(Some("t"), "minute")).gt_eq(micros("2026-11-16T00:00:00Z"));
+        let on_date = Expr::Column(Column::new(Some("t"), "event_date")).gt_eq(date("2026-11-16"));
+        assert_eq!(as_date_condition(&qualified, &days()), Some(on_date));
+    }
+
+    #[test]
+    fn a_time_bound_that_splits_a_day_or_keeps_its_midnight_apart_stays_on_the_time() {
+        let cases = [
+            col("minute").gt_eq(micros("2026-11-16T00:00:01Z")),
+            col("minute").lt(micros("2026-11-16T23:59:59Z")),
+            // `>` and `<=` a midnight keep part of a day (all of it but, or only, its first instant).
+            col("minute").gt(micros("2026-11-16T00:00:00Z")),
+            col("minute").lt_eq(micros("2026-11-16T00:00:00Z")),
+            col("minute").eq(micros("2026-11-16T00:00:00Z")),
+            // Another column, or a time table without day columns for it.
+            col("hour").gt_eq(micros("2026-11-16T00:00:00Z")),
+            col("minute").gt_eq(lit(5i64)),
+        ];
+        for filter in cases {
+            assert_eq!(as_date_condition(&filter, &days()), None, "{filter}");
+        }
+        let nullable = DayColumns { date: "event_date".into(), time: None };
+        assert_eq!(as_date_condition(&col("minute").gt_eq(micros("2026-11-16T00:00:00Z")), &nullable), None);
     }
 }

@@ -354,6 +354,17 @@ async fn dashboard_queries_over_closed_days_come_from_the_cache() {
                      GROUP BY campaign_id ORDER BY spend DESC, campaign_id LIMIT 5";
     let expected = rows(&plain, dashboard).await;
     assert_eq!(expected.len(), 5, "{expected:?}");
+    // Bounds at midnight are applied as the same bounds on the date partition: whole files, and
+    // the minute column is not read. The rows are those of bounds that cannot be (the last
+    // microsecond before each midnight), which filter rows by their minute.
+    let unaligned = dashboard
+        .replace("minute >= TIMESTAMP '2026-11-20 00:00:00'", "minute > TIMESTAMP '2026-11-19 23:59:59.999999'")
+        .replace("minute < TIMESTAMP '2026-11-24 00:00:00'", "minute <= TIMESTAMP '2026-11-23 23:59:59.999999'");
+    assert_eq!(rows(&plain, &unaligned).await, expected);
+    let physical = |plan: Vec<Vec<String>>| plan.into_iter().find(|r| r[0] == "physical_plan").unwrap()[1].clone();
+    assert!(physical(rows(&plain, &format!("EXPLAIN {unaligned}")).await).contains(" minute@"));
+    let aligned = physical(rows(&plain, &format!("EXPLAIN {dashboard}")).await);
+    assert!(!aligned.contains(" minute@") && !aligned.contains(", minute,"), "{aligned}");
     let first = rows(&cached, dashboard).await;
     assert_eq!(first, expected);
     let after_first = stats();
