@@ -62,23 +62,17 @@ pub async fn decode_records(spec: &TableSpec, records: &[&KafkaRecord]) -> Resul
 /// while the batch decodes, rather than after it).
 const CHUNK_RECORDS: usize = 4096;
 
+/// [`decode_values`] a chunk of records at a time, yielding between chunks; the chunks' rows are
+/// joined once, at the end.
 async fn decode_in_chunks(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Cells>) -> Result<Decoded> {
-    if records.len() <= CHUNK_RECORDS {
-        return decode_values(spec, records, values);
+    let (group, indices, mut made) = Group::start(spec, records, values);
+    for chunk in indices.chunks(CHUNK_RECORDS) {
+        split_decode(&group, chunk, &mut made);
+        if chunk.len() == CHUNK_RECORDS {
+            tokio::task::yield_now().await;
+        }
     }
-    let mut parts = Vec::new();
-    let mut row_sources = Vec::with_capacity(records.len());
-    let mut rejected = Vec::new();
-    for (n, chunk) in records.chunks(CHUNK_RECORDS).enumerate() {
-        let first = n * CHUNK_RECORDS;
-        let decoded = decode_values(spec, chunk, values.map(|v| &v[first..first + chunk.len()]))?;
-        parts.push(decoded.rows);
-        row_sources.extend(decoded.row_sources.into_iter().map(|i| first + i));
-        rejected.extend(decoded.rejected.into_iter().map(|(i, reason)| (first + i, reason)));
-        tokio::task::yield_now().await;
-    }
-    let rows = concat_batches(&parts[0].schema(), &parts).map_err(Error::arrow("joining decoded rows"))?;
-    Ok(Decoded { rows, row_sources, rejected })
+    made.finish(spec, &group.schema)
 }
 
 /// What a table asks of its records' writer schemas (Avro or Protobuf from a registry).
@@ -106,92 +100,112 @@ pub fn decode(spec: &TableSpec, records: &[&KafkaRecord]) -> Result<Decoded> {
 pub type Cells = [std::result::Result<Vec<Cell>, String>];
 
 fn decode_values(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Cells>) -> Result<Decoded> {
-    let schema = spec.record_schema();
-    let defaults: Vec<(usize, ArrayRef)> = spec
-        .columns
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| Some((i, c.default_value().expect("defaults are checked with the config")?)))
-        .collect();
-    let mut parts = Vec::new();
-    let mut row_sources = Vec::with_capacity(records.len());
-    let mut rejected = Vec::new();
-    // A record whose format's reader already gave the reason is rejected now, not found again by
-    // halving the groups around it.
-    let mut indices: Vec<usize> = (0..records.len()).collect();
-    if let Some(cells) = values {
-        indices.retain(|&i| match &cells[i] {
-            Ok(_) => true,
-            Err(reason) => {
-                rejected.push((i, reason.clone()));
-                false
-            }
-        });
-    }
-    // Every column is decoded as nullable, so a record that omits one gets its default, or is
-    // refused naming the field, rather than failing the decoder; and numbers as their text, to be
-    // made exact ([`crate::exact`]). The rows are checked against the declared schema after.
-    let filled: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-    let decoded: Vec<Field> =
-        filled.iter().map(|f| f.clone().with_data_type(crate::exact::decoded_as(f.data_type()))).collect();
-    let group = Group {
-        spec,
-        schema: &schema,
-        filled_schema: &Arc::new(Schema::new(filled)),
-        decode_schema: &Arc::new(Schema::new(decoded)),
-        defaults: &defaults,
-        records,
-        values,
-        now_us: chrono::Utc::now().timestamp_micros(),
-    };
-    split_decode(&group, &indices, &mut parts, &mut row_sources, &mut rejected);
-    rejected.sort_by_key(|(i, _)| *i);
-    let decoded = if parts.is_empty() {
-        RecordBatch::new_empty(schema.clone())
-    } else {
-        concat_batches(&schema, &parts).map_err(Error::arrow("joining decoded rows"))?
-    };
-    // Rows are produced per group in order, and groups in order, so row_sources is ascending.
-    let rows = with_partitions(spec, decoded)?;
-    Ok(Decoded { rows, row_sources, rejected })
+    let (group, indices, mut made) = Group::start(spec, records, values);
+    split_decode(&group, &indices, &mut made);
+    made.finish(spec, &group.schema)
 }
 
 /// What every decode of a batch shares: the record schema, the columns' defaults, the records.
 struct Group<'a> {
     spec: &'a TableSpec,
-    schema: &'a SchemaRef,
+    schema: SchemaRef,
     /// `schema` with every column nullable.
-    filled_schema: &'a SchemaRef,
+    filled_schema: SchemaRef,
     /// `filled_schema` with numbers as text.
-    decode_schema: &'a SchemaRef,
+    decode_schema: SchemaRef,
     /// The clock, for records without a Kafka timestamp.
     now_us: i64,
-    defaults: &'a [(usize, ArrayRef)],
+    defaults: Vec<(usize, ArrayRef)>,
     records: &'a [&'a KafkaRecord],
     /// The records' values as cells, when the table's format is not JSON.
     values: Option<&'a Cells>,
 }
 
-fn split_decode(
-    batch: &Group<'_>,
-    group: &[usize],
-    parts: &mut Vec<RecordBatch>,
-    row_sources: &mut Vec<usize>,
-    rejected: &mut Vec<(usize, String)>,
-) {
+/// The rows a batch's groups made so far, the records each row came from, and the records refused.
+#[derive(Default)]
+struct Made {
+    parts: Vec<RecordBatch>,
+    row_sources: Vec<usize>,
+    rejected: Vec<(usize, String)>,
+}
+
+impl<'a> Group<'a> {
+    /// The decode of `records` of `spec`'s table (`values` their cells, when the format is not
+    /// JSON), the indices of the records left to decode, and the records already refused: those
+    /// whose format's reader gave the reason, rather than found again by halving the groups
+    /// around them.
+    fn start(
+        spec: &'a TableSpec,
+        records: &'a [&'a KafkaRecord],
+        values: Option<&'a Cells>,
+    ) -> (Self, Vec<usize>, Made) {
+        let schema = spec.record_schema();
+        let defaults: Vec<(usize, ArrayRef)> = spec
+            .columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.default_value().expect("defaults are checked with the config")?)))
+            .collect();
+        let mut made = Made { row_sources: Vec::with_capacity(records.len()), ..Made::default() };
+        let mut indices: Vec<usize> = (0..records.len()).collect();
+        if let Some(cells) = values {
+            indices.retain(|&i| match &cells[i] {
+                Ok(_) => true,
+                Err(reason) => {
+                    made.rejected.push((i, reason.clone()));
+                    false
+                }
+            });
+        }
+        // Every column is decoded as nullable, so a record that omits one gets its default, or is
+        // refused naming the field, rather than failing the decoder; and numbers as their text, to be
+        // made exact ([`crate::exact`]). The rows are checked against the declared schema after.
+        let filled: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let decoded: Vec<Field> =
+            filled.iter().map(|f| f.clone().with_data_type(crate::exact::decoded_as(f.data_type()))).collect();
+        let group = Group {
+            spec,
+            schema,
+            filled_schema: Arc::new(Schema::new(filled)),
+            decode_schema: Arc::new(Schema::new(decoded)),
+            defaults,
+            records,
+            values,
+            now_us: chrono::Utc::now().timestamp_micros(),
+        };
+        (group, indices, made)
+    }
+}
+
+impl Made {
+    /// The rows as one batch of the table's schema (its partition columns added), once.
+    fn finish(mut self, spec: &TableSpec, schema: &SchemaRef) -> Result<Decoded> {
+        self.rejected.sort_by_key(|(i, _)| *i);
+        let decoded = if self.parts.is_empty() {
+            RecordBatch::new_empty(schema.clone())
+        } else {
+            concat_batches(schema, &self.parts).map_err(Error::arrow("joining decoded rows"))?
+        };
+        // Rows are produced per group in order, and groups in order, so row_sources is ascending.
+        let rows = with_partitions(spec, decoded)?;
+        Ok(Decoded { rows, row_sources: self.row_sources, rejected: self.rejected })
+    }
+}
+
+fn split_decode(batch: &Group<'_>, group: &[usize], made: &mut Made) {
     if group.is_empty() {
         return;
     }
     match decode_group(batch, group) {
         Ok(rows) => {
-            parts.push(rows);
-            row_sources.extend_from_slice(group);
+            made.parts.push(rows);
+            made.row_sources.extend_from_slice(group);
         }
-        Err(reason) if group.len() == 1 => rejected.push((group[0], reason)),
+        Err(reason) if group.len() == 1 => made.rejected.push((group[0], reason)),
         Err(_) => {
             let (left, right) = group.split_at(group.len() / 2);
-            split_decode(batch, left, parts, row_sources, rejected);
-            split_decode(batch, right, parts, row_sources, rejected);
+            split_decode(batch, left, made);
+            split_decode(batch, right, made);
         }
     }
 }
@@ -201,8 +215,8 @@ fn decode_group(shared: &Group<'_>, group: &[usize]) -> Result<RecordBatch, Stri
         Some(cells) => from_cells(shared, group, cells)?,
         None => from_json(shared, group)?,
     };
-    let rows = with_defaults(rows, shared.defaults)?;
-    check_required(shared.schema, &rows)?;
+    let rows = with_defaults(rows, &shared.defaults)?;
+    check_required(&shared.schema, &rows)?;
     check_event_times(shared, group, &rows)?;
     RecordBatch::try_new(shared.schema.clone(), rows.columns().to_vec()).map_err(|e| e.to_string())
 }
