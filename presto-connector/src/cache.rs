@@ -56,7 +56,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
-use crate::lake_table::{nanos, DayColumns, LakeTable};
+use crate::lake_table::{column_against_literal, nanos, DayColumns, LakeTable, NANOS_PER_DAY};
 
 /// Days computed at once when a query is split.
 const PARALLEL_DAYS: usize = 4;
@@ -675,14 +675,9 @@ fn kept_conditions(predicate: &Expr, columns: &DayColumns, day: NaiveDate) -> Op
 /// literal are judged; anything else may keep some of it.
 fn cover(condition: &Expr, columns: &DayColumns, day: NaiveDate) -> Cover {
     match condition {
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            let (column, op, value) = match (left.as_ref(), right.as_ref()) {
-                (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
-                (Expr::Literal(v, _), Expr::Column(c)) => match op.swap() {
-                    Some(op) => (c, op, v),
-                    None => return Cover::Some,
-                },
-                _ => return Cover::Some,
+        Expr::BinaryExpr(_) => {
+            let Some((column, op, value)) = column_against_literal(condition) else {
+                return Cover::Some;
             };
             if column.name == columns.date {
                 match value {
@@ -694,8 +689,8 @@ fn cover(condition: &Expr, columns: &DayColumns, day: NaiveDate) -> Cover {
             } else if columns.time.as_deref() == Some(column.name.as_str()) {
                 match nanos(value) {
                     Some(v) => {
-                        let start = day_number(day) as i128 * 86_400 * 1_000_000_000;
-                        compare(op, start, start + 86_400 * 1_000_000_000 - 1, v)
+                        let start = day_number(day) as i128 * NANOS_PER_DAY;
+                        compare(op, start, start + NANOS_PER_DAY - 1, v)
                     }
                     None => Cover::Some,
                 }

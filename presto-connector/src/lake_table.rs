@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::ScalarValue;
+use datafusion::common::{Column, ScalarValue};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{lit, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
@@ -105,21 +105,14 @@ impl TableProvider for LakeTable {
     }
 }
 
-const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
+pub(crate) const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
 
 /// `filter` as a condition on the date partition that keeps the same rows, when it compares the
 /// time column with a midnight (UTC): `time >= <midnight of D>` is `date >= D`, `time <
 /// <midnight of D>` is `date < D`, since the date is the time's UTC day. Deltalake then prunes
 /// whole files by it, exactly, and the time column is not read for it.
 fn as_date_condition(filter: &Expr, days: &DayColumns) -> Option<Expr> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
-        return None;
-    };
-    let (column, op, value) = match (left.as_ref(), right.as_ref()) {
-        (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
-        (Expr::Literal(v, _), Expr::Column(c)) => (c, op.swap()?, v),
-        _ => return None,
-    };
+    let (column, op, value) = column_against_literal(filter)?;
     if days.time.as_deref() != Some(column.name.as_str()) || !matches!(op, Operator::GtEq | Operator::Lt) {
         return None;
     }
@@ -128,8 +121,20 @@ fn as_date_condition(filter: &Expr, days: &DayColumns) -> Option<Expr> {
         return None;
     }
     let day = i32::try_from(at.div_euclid(NANOS_PER_DAY)).ok()?;
-    let date = Expr::Column(datafusion::common::Column::new(column.relation.clone(), &days.date));
+    let date = Expr::Column(Column::new(column.relation.clone(), &days.date));
     Some(Expr::BinaryExpr(BinaryExpr::new(Box::new(date), op, Box::new(lit(ScalarValue::Date32(Some(day)))))))
+}
+
+/// `filter` as `column op value` when it compares a column with a literal, either way round.
+pub(crate) fn column_against_literal(filter: &Expr) -> Option<(&Column, Operator, &ScalarValue)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
+        return None;
+    };
+    match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) => Some((c, *op, v)),
+        (Expr::Literal(v, _), Expr::Column(c)) => Some((c, op.swap()?, v)),
+        _ => None,
+    }
 }
 
 /// A timestamp literal in nanoseconds since the epoch.
@@ -145,7 +150,6 @@ pub(crate) fn nanos(value: &ScalarValue) -> Option<i128> {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::common::Column;
     use datafusion::logical_expr::col;
 
     use super::*;
@@ -191,6 +195,9 @@ mod tests {
             // Another column, or a time table without day columns for it.
             col("hour").gt_eq(micros("2026-11-16T00:00:00Z")),
             col("minute").gt_eq(lit(5i64)),
+            // A midnight whose day is past what a date holds.
+            col("minute").gt_eq(lit(ScalarValue::TimestampSecond(Some(86_400 * (i64::MAX / 86_400)), None))),
+            col("minute").lt(lit(ScalarValue::TimestampSecond(Some(-86_400 * (i64::MAX / 86_400)), None))),
         ];
         for filter in cases {
             assert_eq!(as_date_condition(&filter, &days()), None, "{filter}");
