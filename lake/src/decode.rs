@@ -72,7 +72,7 @@ async fn decode_in_chunks(spec: &TableSpec, records: &[&KafkaRecord], values: Op
             tokio::task::yield_now().await;
         }
     }
-    made.finish(spec, &group.schema)
+    made.finish(&group)
 }
 
 /// What a table asks of its records' writer schemas (Avro or Protobuf from a registry).
@@ -102,7 +102,7 @@ pub type Cells = [std::result::Result<Vec<Cell>, String>];
 fn decode_values(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Cells>) -> Result<Decoded> {
     let (group, indices, mut made) = Group::start(spec, records, values);
     split_decode(&group, &indices, &mut made);
-    made.finish(spec, &group.schema)
+    made.finish(&group)
 }
 
 /// What every decode of a batch shares: the record schema, the columns' defaults, the records.
@@ -178,8 +178,9 @@ impl<'a> Group<'a> {
 }
 
 impl Made {
-    /// The rows as one batch of the table's schema (its partition columns added), once.
-    fn finish(mut self, spec: &TableSpec, schema: &SchemaRef) -> Result<Decoded> {
+    /// The rows as one batch of `group`'s table schema (its partition columns added), once.
+    fn finish(mut self, group: &Group<'_>) -> Result<Decoded> {
+        let Group { spec, schema, .. } = group;
         self.rejected.sort_by_key(|(i, _)| *i);
         let decoded = if self.parts.is_empty() {
             RecordBatch::new_empty(schema.clone())
