@@ -1,8 +1,9 @@
 //! Decoding record values (JSON objects) straight into Arrow against a table's schema.
 //!
-//! All records of a batch go through one arrow-json push decoder. When that fails, the batch is split
-//! in halves until every bad record stands alone, so a poison record costs a few extra decodes of its
-//! neighbours, not a per-record decoder for the whole batch. A record is bad when its value is missing,
+//! A JSON record that is a flat object of plain values is read straight into column builders (the
+//! `flat` module); the others of a batch go through one arrow-json push decoder. When that fails,
+//! the records are split in halves until every bad record stands alone, so a poison record costs a
+//! few extra decodes of its neighbours, not a per-record decoder for the whole batch. A record is bad when its value is missing,
 //! is not exactly one JSON object, does not fit a column's type, or lacks a non-nullable column.
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use arrow::json::ReaderBuilder;
 use crate::batch::KafkaRecord;
 use crate::cells::Cell;
 use crate::error::{Error, Result};
+use crate::flat::{FlatJson, Run};
 use crate::schema::{PartitionGrain, RecordFormat, TableSpec};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -67,7 +69,7 @@ const CHUNK_RECORDS: usize = 4096;
 async fn decode_in_chunks(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Cells>) -> Result<Decoded> {
     let (group, indices, mut made) = Group::start(spec, records, values);
     for chunk in indices.chunks(CHUNK_RECORDS) {
-        split_decode(&group, chunk, &mut made);
+        decode_chunk(&group, chunk, &mut made);
         if chunk.len() == CHUNK_RECORDS {
             tokio::task::yield_now().await;
         }
@@ -101,7 +103,7 @@ pub type Cells = [std::result::Result<Vec<Cell>, String>];
 
 fn decode_values(spec: &TableSpec, records: &[&KafkaRecord], values: Option<&Cells>) -> Result<Decoded> {
     let (group, indices, mut made) = Group::start(spec, records, values);
-    split_decode(&group, &indices, &mut made);
+    decode_chunk(&group, &indices, &mut made);
     made.finish(&group)
 }
 
@@ -119,6 +121,8 @@ struct Group<'a> {
     records: &'a [&'a KafkaRecord],
     /// The records' values as cells, when the table's format is not JSON.
     values: Option<&'a Cells>,
+    /// The reader of flat JSON records, when the table's format is JSON.
+    flat: Option<FlatJson>,
 }
 
 /// The rows a batch's groups made so far, the records each row came from, and the records refused.
@@ -163,10 +167,18 @@ impl<'a> Group<'a> {
         let filled: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
         let decoded: Vec<Field> =
             filled.iter().map(|f| f.clone().with_data_type(crate::exact::decoded_as(f.data_type()))).collect();
+        let filled_schema = Arc::new(Schema::new(filled));
+        let flat = match values {
+            None => FlatJson::new(filled_schema.clone(), |i| {
+                !schema.field(i).is_nullable() && defaults.iter().all(|(d, _)| *d != i)
+            }),
+            Some(_) => None,
+        };
         let group = Group {
             spec,
             schema,
-            filled_schema: Arc::new(Schema::new(filled)),
+            filled_schema,
+            flat,
             decode_schema: Arc::new(Schema::new(decoded)),
             defaults,
             records,
@@ -193,6 +205,26 @@ impl Made {
     }
 }
 
+/// Decodes `chunk`: a JSON table's flat records straight into rows (`flat`), every other
+/// record through [`split_decode`].
+fn decode_chunk(group: &Group<'_>, chunk: &[usize], made: &mut Made) {
+    let Some(flat) = &group.flat else { return split_decode(group, chunk, made) };
+    let values = chunk.iter().map(|&i| group.records[i].value.as_deref());
+    let time_ok = |at: usize, time: i64| event_time_fault(group, chunk[at], time).is_none();
+    for run in flat.runs(values, group.spec.event_time_index(), time_ok) {
+        match run {
+            Run::Rows(at, rows) => match checked(group, &chunk[at.clone()], rows) {
+                Ok(rows) => {
+                    made.parts.push(rows);
+                    made.row_sources.extend_from_slice(&chunk[at]);
+                }
+                Err(_) => split_decode(group, &chunk[at], made),
+            },
+            Run::Other(at) => split_decode(group, &chunk[at], made),
+        }
+    }
+}
+
 fn split_decode(batch: &Group<'_>, group: &[usize], made: &mut Made) {
     if group.is_empty() {
         return;
@@ -216,6 +248,12 @@ fn decode_group(shared: &Group<'_>, group: &[usize]) -> Result<RecordBatch, Stri
         Some(cells) => from_cells(shared, group, cells)?,
         None => from_json(shared, group)?,
     };
+    checked(shared, group, rows)
+}
+
+/// `rows` of the filled schema (the rows of `group`'s records) as rows of the table's schema: the
+/// defaults filled in, then required columns and event times checked.
+fn checked(shared: &Group<'_>, group: &[usize], rows: RecordBatch) -> Result<RecordBatch, String> {
     let rows = with_defaults(rows, &shared.defaults)?;
     check_required(&shared.schema, &rows)?;
     check_event_times(shared, group, &rows)?;
@@ -286,33 +324,37 @@ const LATEST_US: i64 = 253_402_300_799_999_999;
 /// Event times within years 1-9999 and at most the table's `max_future` ahead of their record's
 /// Kafka timestamp (of the clock, for a record without one).
 fn check_event_times(shared: &Group<'_>, group: &[usize], rows: &RecordBatch) -> Result<(), String> {
-    let spec = shared.spec;
     let times = rows
-        .column(spec.event_time_index())
+        .column(shared.spec.event_time_index())
         .as_any()
         .downcast_ref::<TimestampMicrosecondArray>()
         .expect("event time is a microsecond timestamp");
-    let text = |t: i64| {
-        chrono::DateTime::from_timestamp_micros(t).map_or_else(|| format!("{t} µs since 1970"), |t| t.to_rfc3339())
-    };
     for (row, &i) in group.iter().enumerate() {
-        let time = times.value(row);
-        if !(EARLIEST_US..=LATEST_US).contains(&time) {
-            return Err(format!("event time `{}` is outside years 1-9999", text(time)));
-        }
-        if let Some(ahead) = spec.max_future {
-            let clock = shared.records[i].timestamp_ms.map_or(shared.now_us, |ms| ms.saturating_mul(1_000));
-            if time > clock.saturating_add(ahead.as_micros() as i64) {
-                return Err(format!(
-                    "event time `{}` is more than {} ahead of the record's Kafka timestamp `{}` (max_future)",
-                    text(time),
-                    humantime::format_duration(ahead),
-                    text(clock)
-                ));
-            }
+        if let Some(fault) = event_time_fault(shared, i, times.value(row)) {
+            return Err(fault);
         }
     }
     Ok(())
+}
+
+/// What is wrong with `time` as the event time of record `i`, if anything.
+fn event_time_fault(shared: &Group<'_>, i: usize, time: i64) -> Option<String> {
+    let text = |t: i64| {
+        chrono::DateTime::from_timestamp_micros(t).map_or_else(|| format!("{t} µs since 1970"), |t| t.to_rfc3339())
+    };
+    if !(EARLIEST_US..=LATEST_US).contains(&time) {
+        return Some(format!("event time `{}` is outside years 1-9999", text(time)));
+    }
+    let ahead = shared.spec.max_future?;
+    let clock = shared.records[i].timestamp_ms.map_or(shared.now_us, |ms| ms.saturating_mul(1_000));
+    (time > clock.saturating_add(ahead.as_micros() as i64)).then(|| {
+        format!(
+            "event time `{}` is more than {} ahead of the record's Kafka timestamp `{}` (max_future)",
+            text(time),
+            humantime::format_duration(ahead),
+            text(clock)
+        )
+    })
 }
 
 /// Nulls (and fields a record omits) of columns with a default take the default.
@@ -543,6 +585,158 @@ mod tests {
                 let day = days.value(row);
                 proptest::prop_assert!((-719_162..=2_932_896).contains(&day), "day {}", day);
             }
+        }
+    }
+
+    /// A table with a column of every type, one with a default, and a `max_future`.
+    fn every_type() -> TableSpec {
+        let config = PipelineConfig::parse(
+            r#"
+            [kafka]
+            brokers = "k:1"
+            [lake]
+            root = "/lake"
+            [tables.ev]
+            topic = "ev"
+            event_uuid = "id"
+            event_time = "at"
+            max_future = "1h"
+            columns = [
+              { name = "id", type = "string", nullable = false },
+              { name = "at", type = "timestamp", nullable = false },
+              { name = "b", type = "boolean" },
+              { name = "i", type = "int32" },
+              { name = "n", type = "int64" },
+              { name = "f", type = "float32" },
+              { name = "d", type = "float64" },
+              { name = "m", type = "decimal(18, 6)" },
+              { name = "day", type = "date" },
+              { name = "raw", type = "binary" },
+              { name = "k", type = "int64", nullable = false, default = 5 },
+            ]
+            "#,
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        config.tables[0].clone()
+    }
+
+    /// The rows and refusals of the arrow-json decoder alone.
+    fn through_arrow_json(spec: &TableSpec, records: &[&KafkaRecord]) -> Decoded {
+        let (mut group, indices, mut made) = Group::start(spec, records, None);
+        group.flat = None;
+        decode_chunk(&group, &indices, &mut made);
+        made.finish(&group).unwrap()
+    }
+
+    /// A field's value: of any column's type, or of none, or not JSON at all.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let words = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "7",
+            "-12",
+            "1.5",
+            "1e3",
+            "12.5e1",
+            "2147483648",
+            "1.1234567",
+            "99999999999999999999",
+            "1e400",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "tru",
+            "nul",
+            "'x'",
+            "\"7\"",
+            "\"-0.25\"",
+            "\"1.123456\"",
+            "\"1e2\"",
+            "\"x\"",
+            "\"\"",
+            "\"2026-11-23T10:15:00Z\"",
+            "\"2026-11-23T10:15:00.123456789+05:30\"",
+            "\"2026-11-23 10:15:00\"",
+            "\"2026-11-23T10:15:00\"",
+            "\"2026-11-23\"",
+            "\"0001-01-01T00:00:00Z\"",
+            "\"9999-12-31T23:59:59.999999Z\"",
+            "\"2099-01-01T00:00:00Z\"",
+            "\"2026-13-01T00:00:00Z\"",
+            "\"2026-02-30\"",
+            "\"20261123\"",
+            "\"a\\\"b\"",
+            "\"\\u0041\"",
+            "\"x\\ny\\t\\/\"",
+            "\"\u{e9}t\u{e9}\"",
+            "\"\u{65e5}\u{672c}\"",
+            "\"bad\\q\"",
+            "\"tab\there\"",
+            "{}",
+            "[]",
+            "{\"a\":[1,2,{\"b\":null}]}",
+            "[1,",
+            "{\"a\" 1}",
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        ];
+        prop_oneof![
+            3 => proptest::sample::select(words.to_vec()).prop_map(str::to_string),
+            1 => number(),
+            1 => event_time(),
+        ]
+    }
+
+    /// A record: fields (any key, some twice) with any values and spacing, sometimes with bytes
+    /// before or after the object, cut short, or not UTF-8.
+    fn any_record() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let keys = ["id", "at", "b", "i", "n", "f", "d", "m", "day", "raw", "k", "extra", "ID", "a\\u0062"];
+        let field =
+            (proptest::sample::select(keys.to_vec()), any_value(), proptest::sample::select(vec!["", " ", "\n\t "]));
+        (proptest::collection::vec(field, 0..6), 0u8..16, any::<u8>()).prop_map(|(fields, shape, cut)| {
+            let mut body: Vec<String> =
+                fields.iter().map(|(k, v, ws)| format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}")).collect();
+            if shape > 5 {
+                body.insert(0, r#""id":"e","at":"2026-11-23T10:15:00Z""#.to_string());
+            }
+            let mut text = format!("{{{}}}", body.join(",")).into_bytes();
+            match shape {
+                0 => text.insert(0, b' '),
+                1 => text.extend_from_slice(b" {}"),
+                2 => text.truncate(usize::from(cut) % (text.len() + 1)),
+                3 => text.push(b'\n'),
+                4 => text.insert(1, 0xff),
+                _ => {}
+            }
+            text
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The flat reader's rows are the arrow-json decoder's rows, and the same records are
+        /// refused for the same reasons, whatever the records.
+        #[test]
+        fn flat_records_read_as_arrow_json_reads_them(values in proptest::collection::vec(any_record(), 1..8)) {
+            let spec = every_type();
+            let records: Vec<KafkaRecord> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| KafkaRecord { value: Some(v.clone()), timestamp_ms: Some(1_800_000_000_000), ..record(i as i64, "") })
+                .collect();
+            let refs: Vec<&KafkaRecord> = records.iter().collect();
+            let fast = decode(&spec, &refs).unwrap();
+            let slow = through_arrow_json(&spec, &refs);
+            proptest::prop_assert_eq!(&fast.rows, &slow.rows);
+            proptest::prop_assert_eq!(&fast.row_sources, &slow.row_sources);
+            proptest::prop_assert_eq!(&fast.rejected, &slow.rejected);
         }
     }
 

@@ -21,6 +21,8 @@
 //! - [`schema`]: column types, table specs, the derived partition columns `event_date`/`event_hour`.
 //! - [`batch`]: [`KafkaBatch`] and [`KafkaRecord`], the micro-batch all functions handle.
 //! - [`decode`]: JSON values to Arrow with the arrow-json push decoder, isolating poison records.
+//! - `flat`: the common JSON record (a flat object of plain values) read straight into column
+//!   builders, ahead of the arrow-json decoder, which reads every record it leaves.
 //! - [`avro`]: Avro values in the schema registry's wire format, read for the decoder.
 //! - [`protobuf`]: Protobuf values in the schema registry's wire format, read for the decoder.
 //! - [`cells`]: typed field values (Avro, Protobuf) straight into Arrow columns.
@@ -59,6 +61,7 @@ pub mod error;
 mod exact;
 pub mod fault;
 pub mod files;
+mod flat;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod ledger;
