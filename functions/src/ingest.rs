@@ -329,6 +329,7 @@ impl TableSinks {
                             TableKind::Archive,
                             records,
                             (c, starts),
+                            &sinks::pending(records, c),
                             |_| Outcome::Row,
                             |_| true,
                             DedupCounts::default(),
@@ -388,6 +389,7 @@ impl TableSinks {
                             TableKind::DeadLetters,
                             records,
                             (c, starts),
+                            &sinks::pending(records, c),
                             |i| outcomes[i],
                             |o| o == Outcome::DeadLetter,
                             DedupCounts::default(),
@@ -410,7 +412,8 @@ impl TableSinks {
         let mut held_before = HashMap::new();
         let data_outcome = data
             .append_once(&last, CommitMode::OnReadVersion, async |table, c| {
-                let pending = |i: usize| sinks::is_pending(records[sources[i]], c);
+                let pending_records = sinks::pending(records, c);
+                let pending = |row: usize| pending_records[sources[row]];
                 let range = dedup::window(spec, rows, pending);
                 if let Some(range) = range {
                     let load = index.prepare(table, spec, range).await?;
@@ -429,8 +432,15 @@ impl TableSinks {
                 for (row, source) in sources.iter().enumerate() {
                     outcomes[*source] = if keep.value(row) { Outcome::Row } else { Outcome::Duplicate };
                 }
-                let info =
-                    ingest_info(TableKind::Data, records, (c, starts), |i| outcomes[i], |o| o == Outcome::Row, counts);
+                let info = ingest_info(
+                    TableKind::Data,
+                    records,
+                    (c, starts),
+                    &pending_records,
+                    |i| outcomes[i],
+                    |o| o == Outcome::Row,
+                    counts,
+                );
                 let rows = match keep.true_count() {
                     0 => None,
                     n if n == rows.num_rows() => Some(rows.clone()),
@@ -521,11 +531,13 @@ enum Outcome {
 /// The commit info of an ingest commit into a `kind` table: per topic-partition, the offsets above
 /// `committed` and what became of their records, with `written` saying which outcomes are rows of
 /// this table, and, for a partition the table has not held yet, where ingest started it (`starts`).
+/// `pending` is [`sinks::pending`] of the records against `committed`.
 /// An audit reads these instead of scanning the data.
 fn ingest_info(
     kind: TableKind,
     records: &[&KafkaRecord],
     (committed, starts): (&HashMap<TopicPartition, i64>, &HashMap<TopicPartition, i64>),
+    pending: &[bool],
     outcome: impl Fn(usize) -> Outcome,
     written: impl Fn(Outcome) -> bool,
     dedup: DedupCounts,
@@ -533,7 +545,7 @@ fn ingest_info(
     let mut offsets: BTreeMap<String, PartitionCounts> = BTreeMap::new();
     // The records come sorted by partition: the key is made once per run of one partition.
     let mut current: Option<(i32, String)> = None;
-    for (i, r) in records.iter().enumerate().filter(|(_, r)| sinks::is_pending(r, committed)) {
+    for (i, r) in records.iter().enumerate().filter(|(i, _)| pending[*i]) {
         if current.as_ref().is_none_or(|(partition, _)| *partition != r.partition) {
             let tp = TopicPartition::new(r.topic.as_str(), r.partition);
             let key = partition_key(&tp);

@@ -97,6 +97,29 @@ pub fn is_pending(record: &KafkaRecord, committed: &HashMap<TopicPartition, i64>
         .is_none_or(|(_, done)| record.offset > *done)
 }
 
+/// For each of `records`, whether it is above what `committed` holds ([`is_pending`]): the
+/// topic-partition is looked up once per run of records of one, as a batch's come sorted.
+pub fn pending(records: &[&KafkaRecord], committed: &HashMap<TopicPartition, i64>) -> Vec<bool> {
+    let mut run: Option<(&KafkaRecord, Option<i64>)> = None;
+    records
+        .iter()
+        .map(|r| {
+            let done = match run {
+                Some((first, done)) if first.partition == r.partition && first.topic == r.topic => done,
+                _ => {
+                    let done = committed
+                        .iter()
+                        .find(|(tp, _)| tp.partition == r.partition && tp.topic == r.topic)
+                        .map(|(_, done)| *done);
+                    run = Some((r, done));
+                    done
+                }
+            };
+            done.is_none_or(|done| r.offset > done)
+        })
+        .collect()
+}
+
 fn micros(ms: Option<i64>) -> Option<i64> {
     ms.map(|ms| ms.saturating_mul(1000))
 }
@@ -146,7 +169,8 @@ pub fn archive_rows(
     committed: &HashMap<TopicPartition, i64>,
     now_us: i64,
 ) -> Result<Option<RecordBatch>> {
-    let rows: Vec<&KafkaRecord> = records.iter().copied().filter(|r| is_pending(r, committed)).collect();
+    let pending = pending(records, committed);
+    let rows: Vec<&KafkaRecord> = records.iter().zip(pending).filter_map(|(r, p)| p.then_some(*r)).collect();
     if rows.is_empty() {
         return Ok(None);
     }
@@ -246,6 +270,30 @@ mod tests {
         )
         .unwrap();
         assert!(none.is_none());
+    }
+
+    #[test]
+    fn pending_is_asked_once_per_run_and_answers_as_for_each_record() {
+        let other = |partition, offset| KafkaRecord { topic: "u".into(), ..record(partition, offset) };
+        let records = [
+            record(0, 4),
+            record(0, 5),
+            record(0, 6),
+            record(1, 0),
+            other(0, 1),
+            other(0, 9),
+            record(0, 7),
+            record(2, 3),
+        ];
+        let records: Vec<&KafkaRecord> = records.iter().collect();
+        let committed = HashMap::from([
+            (TopicPartition::new("t", 0), 5),
+            (TopicPartition::new("t", 1), 0),
+            (TopicPartition::new("u", 0), 3),
+        ]);
+        let each: Vec<bool> = records.iter().map(|r| is_pending(r, &committed)).collect();
+        assert_eq!(pending(&records, &committed), each);
+        assert_eq!(each, [false, false, true, false, false, true, true, true]);
     }
 
     #[test]
