@@ -168,12 +168,7 @@ impl<'a> Group<'a> {
         let decoded: Vec<Field> =
             filled.iter().map(|f| f.clone().with_data_type(crate::exact::decoded_as(f.data_type()))).collect();
         let filled_schema = Arc::new(Schema::new(filled));
-        let flat = match values {
-            None => FlatJson::new(filled_schema.clone(), |i| {
-                !schema.field(i).is_nullable() && defaults.iter().all(|(d, _)| *d != i)
-            }),
-            Some(_) => None,
-        };
+        let flat = values.is_none().then(|| FlatJson::new(filled_schema.clone(), &spec.columns));
         let group = Group {
             spec,
             schema,
@@ -410,28 +405,36 @@ mod tests {
     use arrow::array::{AsArray, StringArray};
     use arrow::datatypes::Int32Type;
 
-    fn spec() -> TableSpec {
+    /// Table `ev` of event UUID `id` and event time `at`, with more `settings` and `columns` after
+    /// those two.
+    fn table(settings: &str, columns: &str) -> TableSpec {
         let config = PipelineConfig::parse(
-            r#"
-            [kafka]
-            brokers = "k:1"
-            [lake]
-            root = "/lake"
-            [tables.ev]
-            topic = "ev"
-            event_uuid = "id"
-            event_time = "at"
-            partition_by = ["date", "hour"]
-            columns = [
-              { name = "id", type = "string", nullable = false },
-              { name = "at", type = "timestamp", nullable = false },
-              { name = "n", type = "int64" },
-            ]
-            "#,
+            &format!(
+                r#"
+                [kafka]
+                brokers = "k:1"
+                [lake]
+                root = "/lake"
+                [tables.ev]
+                topic = "ev"
+                event_uuid = "id"
+                event_time = "at"
+                {settings}
+                columns = [
+                  {{ name = "id", type = "string", nullable = false }},
+                  {{ name = "at", type = "timestamp", nullable = false }},
+                  {columns}
+                ]
+                "#
+            ),
             std::path::Path::new("/"),
         )
         .unwrap();
         config.tables[0].clone()
+    }
+
+    fn spec() -> TableSpec {
+        table(r#"partition_by = ["date", "hour"]"#, r#"{ name = "n", type = "int64" },"#)
     }
 
     fn record(offset: i64, value: &str) -> KafkaRecord {
@@ -488,25 +491,7 @@ mod tests {
 
     #[test]
     fn a_required_column_with_a_default_takes_it_when_a_record_omits_it() {
-        let config = PipelineConfig::parse(
-            r#"
-            [kafka]
-            brokers = "k:1"
-            [lake]
-            root = "/lake"
-            [tables.ev]
-            topic = "ev"
-            event_uuid = "id"
-            event_time = "at"
-            columns = [
-              { name = "id", type = "string", nullable = false },
-              { name = "at", type = "timestamp", nullable = false },
-              { name = "n", type = "int64", nullable = false, default = 7 },
-            ]
-            "#,
-            std::path::Path::new("/"),
-        )
-        .unwrap();
+        let spec = table("", r#"{ name = "n", type = "int64", nullable = false, default = 7 },"#);
         let values = [
             r#"{"id":"a","at":"2026-11-23T10:15:00Z","n":1}"#,
             r#"{"id":"b","at":"2026-11-23T10:15:00Z"}"#,
@@ -514,7 +499,7 @@ mod tests {
             r#"{"at":"2026-11-23T10:15:00Z","n":2}"#,
         ];
         let records: Vec<KafkaRecord> = values.iter().enumerate().map(|(i, v)| record(i as i64, v)).collect();
-        let decoded = decode(&config.tables[0], &records.iter().collect::<Vec<_>>()).unwrap();
+        let decoded = decode(&spec, &records.iter().collect::<Vec<_>>()).unwrap();
         let n = decoded.rows.column(2).as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(n.iter().collect::<Vec<_>>(), vec![Some(1), Some(7), Some(7)]);
         assert!(!decoded.rows.schema().field(2).is_nullable());
@@ -590,35 +575,20 @@ mod tests {
 
     /// A table with a column of every type, one with a default, and a `max_future`.
     fn every_type() -> TableSpec {
-        let config = PipelineConfig::parse(
+        table(
+            r#"max_future = "1h""#,
             r#"
-            [kafka]
-            brokers = "k:1"
-            [lake]
-            root = "/lake"
-            [tables.ev]
-            topic = "ev"
-            event_uuid = "id"
-            event_time = "at"
-            max_future = "1h"
-            columns = [
-              { name = "id", type = "string", nullable = false },
-              { name = "at", type = "timestamp", nullable = false },
-              { name = "b", type = "boolean" },
-              { name = "i", type = "int32" },
-              { name = "n", type = "int64" },
-              { name = "f", type = "float32" },
-              { name = "d", type = "float64" },
-              { name = "m", type = "decimal(18, 6)" },
-              { name = "day", type = "date" },
-              { name = "raw", type = "binary" },
-              { name = "k", type = "int64", nullable = false, default = 5 },
-            ]
+            { name = "b", type = "boolean" },
+            { name = "i", type = "int32" },
+            { name = "n", type = "int64" },
+            { name = "f", type = "float32" },
+            { name = "d", type = "float64" },
+            { name = "m", type = "decimal(18, 6)" },
+            { name = "day", type = "date" },
+            { name = "raw", type = "binary" },
+            { name = "k", type = "int64", nullable = false, default = 5 },
             "#,
-            std::path::Path::new("/"),
         )
-        .unwrap();
-        config.tables[0].clone()
     }
 
     /// The rows and refusals of the arrow-json decoder alone.

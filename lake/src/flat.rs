@@ -17,7 +17,9 @@ use arrow::array::{
     Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::compute::kernels::cast_utils::{string_to_datetime, Parser};
-use arrow::datatypes::{DataType, Date32Type, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Date32Type, SchemaRef};
+
+use crate::schema::{ColumnSpec, ColumnType};
 
 /// A stretch of records, as positions in the slice given to [`FlatJson::runs`]: read here into rows
 /// of the schema, or left for the arrow-json decoder.
@@ -34,24 +36,12 @@ pub(crate) struct FlatJson {
 
 struct Column {
     name: Box<[u8]>,
-    kind: Kind,
+    /// Its type; only null is read here for a binary column, bytes go to the arrow-json decoder.
+    kind: ColumnType,
+    /// The time zone of a timestamp column's type.
+    zone: Option<Tz>,
     /// A record must give the column a value (it is not nullable and has no default).
     required: bool,
-}
-
-#[derive(Clone)]
-enum Kind {
-    Text,
-    Boolean,
-    Int32,
-    Int64,
-    Float32,
-    Float64,
-    Decimal(u8, i8),
-    Date,
-    Timestamp(Arc<str>, Tz),
-    /// Only null is read here; bytes go to the arrow-json decoder.
-    Binary,
 }
 
 /// What one record gave a column, before it is appended.
@@ -73,33 +63,24 @@ enum Slot {
 const MAX_DEPTH: usize = 32;
 
 impl FlatJson {
-    /// A reader for `schema` (every column nullable); `required` says which columns a record must
-    /// give a non-null value. `None` when a column's type is not one a table declares.
-    pub(crate) fn new(schema: SchemaRef, required: impl Fn(usize) -> bool) -> Option<Self> {
-        let columns = schema
-            .fields()
+    /// A reader of records of `columns` into rows of `schema`, their Arrow schema with every
+    /// column nullable. A record must give a value to a column that is neither nullable nor has
+    /// a default.
+    pub(crate) fn new(schema: SchemaRef, columns: &[ColumnSpec]) -> Self {
+        let columns = columns
             .iter()
-            .enumerate()
-            .map(|(i, field)| {
-                let kind = match field.data_type() {
-                    DataType::Utf8 => Kind::Text,
-                    DataType::Boolean => Kind::Boolean,
-                    DataType::Int32 => Kind::Int32,
-                    DataType::Int64 => Kind::Int64,
-                    DataType::Float32 => Kind::Float32,
-                    DataType::Float64 => Kind::Float64,
-                    DataType::Decimal128(p, s) => Kind::Decimal(*p, *s),
-                    DataType::Date32 => Kind::Date,
-                    DataType::Timestamp(TimeUnit::Microsecond, Some(zone)) => {
-                        Kind::Timestamp(zone.clone(), zone.parse().ok()?)
-                    }
-                    DataType::Binary => Kind::Binary,
-                    _ => return None,
-                };
-                Some(Column { name: field.name().as_bytes().into(), kind, required: required(i) })
+            .zip(schema.fields())
+            .map(|(column, field)| Column {
+                name: column.name.as_bytes().into(),
+                kind: column.kind,
+                zone: match field.data_type() {
+                    DataType::Timestamp(_, Some(zone)) => zone.parse().ok(),
+                    _ => None,
+                },
+                required: !column.nullable && column.default.is_none(),
             })
-            .collect::<Option<Vec<_>>>()?;
-        Some(FlatJson { schema, columns })
+            .collect();
+        FlatJson { schema, columns }
     }
 
     /// The records' values (`None` for a record without one) as runs of rows and of records left
@@ -112,7 +93,8 @@ impl FlatJson {
         time_ok: impl Fn(usize, i64) -> bool,
     ) -> Vec<Run> {
         let mut runs = Vec::new();
-        let mut builders: Vec<Builder> = self.columns.iter().map(|c| Builder::new(&c.kind)).collect();
+        let mut builders: Vec<Builder> =
+            self.columns.iter().zip(self.schema.fields()).map(|(c, f)| Builder::new(c.kind, f.data_type())).collect();
         let mut slots = vec![Slot::Absent; self.columns.len()];
         let mut scratch = String::new();
         let (mut rows_from, mut other_from) = (0, None);
@@ -189,7 +171,7 @@ impl FlatJson {
                         if !matches!(slots[i], Slot::Absent) {
                             return None;
                         }
-                        slots[i] = self.value(&self.columns[i].kind, &mut c)?;
+                        slots[i] = slot(&self.columns[i], &mut c)?;
                         next = i + 1;
                     }
                     None => c.skip(0)?,
@@ -217,50 +199,50 @@ impl FlatJson {
         }
         self.columns.iter().position(|c| *c.name == *key)
     }
+}
 
-    /// The value at the cursor as a slot of a column of `kind`.
-    fn value(&self, kind: &Kind, c: &mut Cursor<'_>) -> Option<Slot> {
-        let bytes = c.bytes;
-        match c.peek()? {
-            b'n' => c.literal(b"null").map(|()| Slot::Null),
-            b't' if matches!(kind, Kind::Boolean) => c.literal(b"true").map(|()| Slot::Bool(true)),
-            b'f' if matches!(kind, Kind::Boolean) => c.literal(b"false").map(|()| Slot::Bool(false)),
-            b'"' => {
-                let (from, to, escaped) = c.string()?;
-                if matches!(kind, Kind::Text) {
-                    return Some(Slot::Text(from, to, escaped));
-                }
-                if escaped {
-                    return None;
-                }
-                let text = std::str::from_utf8(&bytes[from..to]).ok()?;
-                match kind {
-                    Kind::Date => Date32Type::parse(text).map(Slot::Day),
-                    Kind::Timestamp(_, zone) => {
-                        string_to_datetime(zone, text).ok().map(|t| Slot::Micros(t.timestamp_micros()))
-                    }
-                    _ => number(kind, text),
-                }
+/// The value at the cursor as a slot of `column`.
+fn slot(column: &Column, c: &mut Cursor<'_>) -> Option<Slot> {
+    let (kind, bytes) = (column.kind, c.bytes);
+    match c.peek()? {
+        b'n' => c.literal(b"null").map(|()| Slot::Null),
+        b't' if kind == ColumnType::Boolean => c.literal(b"true").map(|()| Slot::Bool(true)),
+        b'f' if kind == ColumnType::Boolean => c.literal(b"false").map(|()| Slot::Bool(false)),
+        b'"' => {
+            let (from, to, escaped) = c.string()?;
+            if kind == ColumnType::String {
+                return Some(Slot::Text(from, to, escaped));
             }
-            b'-' | b'0'..=b'9' => {
-                let (from, to) = c.number()?;
-                number(kind, std::str::from_utf8(&bytes[from..to]).ok()?)
+            if escaped {
+                return None;
             }
-            _ => None,
+            let text = std::str::from_utf8(&bytes[from..to]).ok()?;
+            match kind {
+                ColumnType::Date => Date32Type::parse(text).map(Slot::Day),
+                ColumnType::Timestamp => {
+                    string_to_datetime(column.zone.as_ref()?, text).ok().map(|t| Slot::Micros(t.timestamp_micros()))
+                }
+                _ => number(kind, text),
+            }
         }
+        b'-' | b'0'..=b'9' => {
+            let (from, to) = c.number()?;
+            number(kind, std::str::from_utf8(&bytes[from..to]).ok()?)
+        }
+        _ => None,
     }
 }
 
 /// `text` (a JSON number, or the text of a string) as a slot of a numeric column, exactly as
 /// [`crate::exact`] reads it; `None` when it does not fit or the column is not numeric.
-fn number(kind: &Kind, text: &str) -> Option<Slot> {
+fn number(kind: ColumnType, text: &str) -> Option<Slot> {
     match kind {
-        Kind::Int64 => plain_integer(text).or_else(|| crate::exact::integer(text, 64).ok()).map(Slot::Int),
-        Kind::Int32 => crate::exact::integer(text, 32).ok().map(Slot::Int),
-        Kind::Float64 => crate::exact::float(text).ok().map(Slot::Float),
-        Kind::Float32 => crate::exact::float32(text).ok().map(|v| Slot::Float(f64::from(v))),
-        Kind::Decimal(p, s) => {
-            plain_decimal(text, *p, *s).or_else(|| crate::exact::decimal(text, *p, *s).ok()).map(Slot::Decimal)
+        ColumnType::Int64 => plain_integer(text).or_else(|| crate::exact::integer(text, 64).ok()).map(Slot::Int),
+        ColumnType::Int32 => crate::exact::integer(text, 32).ok().map(Slot::Int),
+        ColumnType::Float64 => crate::exact::float(text).ok().map(Slot::Float),
+        ColumnType::Float32 => crate::exact::float32(text).ok().map(|v| Slot::Float(f64::from(v))),
+        ColumnType::Decimal(p, s) => {
+            plain_decimal(text, p, s).or_else(|| crate::exact::decimal(text, p, s).ok()).map(Slot::Decimal)
         }
         _ => None,
     }
@@ -437,25 +419,29 @@ enum Builder {
     Int64(Int64Builder),
     Float32(Float32Builder),
     Float64(Float64Builder),
-    Decimal(Decimal128Builder, u8, i8),
+    Decimal(Decimal128Builder),
     Date(Date32Builder),
-    Timestamp(TimestampMicrosecondBuilder, Arc<str>),
+    Timestamp(TimestampMicrosecondBuilder),
     Binary(BinaryBuilder),
 }
 
 impl Builder {
-    fn new(kind: &Kind) -> Self {
+    /// A builder of a column of `kind`, whose arrays are of `data_type` (a decimal's precision
+    /// and scale, a timestamp's zone).
+    fn new(kind: ColumnType, data_type: &DataType) -> Self {
         match kind {
-            Kind::Text => Builder::Text(StringBuilder::new()),
-            Kind::Boolean => Builder::Boolean(BooleanBuilder::new()),
-            Kind::Int32 => Builder::Int32(Int32Builder::new()),
-            Kind::Int64 => Builder::Int64(Int64Builder::new()),
-            Kind::Float32 => Builder::Float32(Float32Builder::new()),
-            Kind::Float64 => Builder::Float64(Float64Builder::new()),
-            Kind::Decimal(p, s) => Builder::Decimal(Decimal128Builder::new(), *p, *s),
-            Kind::Date => Builder::Date(Date32Builder::new()),
-            Kind::Timestamp(zone, _) => Builder::Timestamp(TimestampMicrosecondBuilder::new(), zone.clone()),
-            Kind::Binary => Builder::Binary(BinaryBuilder::new()),
+            ColumnType::String => Builder::Text(StringBuilder::new()),
+            ColumnType::Boolean => Builder::Boolean(BooleanBuilder::new()),
+            ColumnType::Int32 => Builder::Int32(Int32Builder::new()),
+            ColumnType::Int64 => Builder::Int64(Int64Builder::new()),
+            ColumnType::Float32 => Builder::Float32(Float32Builder::new()),
+            ColumnType::Float64 => Builder::Float64(Float64Builder::new()),
+            ColumnType::Decimal(..) => Builder::Decimal(Decimal128Builder::new().with_data_type(data_type.clone())),
+            ColumnType::Date => Builder::Date(Date32Builder::new()),
+            ColumnType::Timestamp => {
+                Builder::Timestamp(TimestampMicrosecondBuilder::new().with_data_type(data_type.clone()))
+            }
+            ColumnType::Binary => Builder::Binary(BinaryBuilder::new()),
         }
     }
 
@@ -476,9 +462,9 @@ impl Builder {
             (Builder::Int64(b), Slot::Int(v)) => b.append_value(v),
             (Builder::Float32(b), Slot::Float(v)) => b.append_value(v as f32),
             (Builder::Float64(b), Slot::Float(v)) => b.append_value(v),
-            (Builder::Decimal(b, ..), Slot::Decimal(v)) => b.append_value(v),
+            (Builder::Decimal(b), Slot::Decimal(v)) => b.append_value(v),
             (Builder::Date(b), Slot::Day(v)) => b.append_value(v),
-            (Builder::Timestamp(b, _), Slot::Micros(v)) => b.append_value(v),
+            (Builder::Timestamp(b), Slot::Micros(v)) => b.append_value(v),
             (builder, Slot::Absent | Slot::Null) => builder.append_null(),
             (_, slot) => unreachable!("a {slot:?} is only read for a column of its kind"),
         }
@@ -492,9 +478,9 @@ impl Builder {
             Builder::Int64(b) => b.append_null(),
             Builder::Float32(b) => b.append_null(),
             Builder::Float64(b) => b.append_null(),
-            Builder::Decimal(b, ..) => b.append_null(),
+            Builder::Decimal(b) => b.append_null(),
             Builder::Date(b) => b.append_null(),
-            Builder::Timestamp(b, _) => b.append_null(),
+            Builder::Timestamp(b) => b.append_null(),
             Builder::Binary(b) => b.append_null(),
         }
     }
@@ -507,11 +493,9 @@ impl Builder {
             Builder::Int64(b) => Arc::new(b.finish()),
             Builder::Float32(b) => Arc::new(b.finish()),
             Builder::Float64(b) => Arc::new(b.finish()),
-            Builder::Decimal(b, p, s) => {
-                Arc::new(b.finish().with_precision_and_scale(*p, *s).expect("a column's own precision and scale"))
-            }
+            Builder::Decimal(b) => Arc::new(b.finish()),
             Builder::Date(b) => Arc::new(b.finish()),
-            Builder::Timestamp(b, zone) => Arc::new(b.finish().with_timezone(zone.clone())),
+            Builder::Timestamp(b) => Arc::new(b.finish()),
             Builder::Binary(b) => Arc::new(b.finish()),
         }
     }
