@@ -3,8 +3,9 @@
 //! A JSON record that is a flat object of plain values is read straight into column builders (the
 //! `flat` module); the others of a batch go through one arrow-json push decoder. When that fails,
 //! the records are split in halves until every bad record stands alone, so a poison record costs a
-//! few extra decodes of its neighbours, not a per-record decoder for the whole batch. A record is bad when its value is missing,
-//! is not exactly one JSON object, does not fit a column's type, or lacks a non-nullable column.
+//! few extra decodes of its neighbours, not a per-record decoder for the whole batch. A record is
+//! bad when its value is missing, is not exactly one JSON object, does not fit a column's type, or
+//! lacks a non-nullable column.
 
 use std::sync::Arc;
 
