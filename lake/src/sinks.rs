@@ -89,12 +89,13 @@ pub fn archive_partition_columns() -> Vec<String> {
 
 /// Whether `record` is above what `committed` holds for its topic-partition.
 pub fn is_pending(record: &KafkaRecord, committed: &HashMap<TopicPartition, i64>) -> bool {
-    // Asked for every record of a batch: a scan of the few partitions a batch holds, without
-    // building a key.
-    committed
-        .iter()
-        .find(|(tp, _)| tp.partition == record.partition && tp.topic == record.topic)
-        .is_none_or(|(_, done)| record.offset > *done)
+    held(record, committed).is_none_or(|done| record.offset > done)
+}
+
+/// The last offset `committed` holds of `record`'s topic-partition: a scan of the few partitions a
+/// batch holds, without building a key.
+fn held(record: &KafkaRecord, committed: &HashMap<TopicPartition, i64>) -> Option<i64> {
+    committed.iter().find(|(tp, _)| tp.partition == record.partition && tp.topic == record.topic).map(|(_, done)| *done)
 }
 
 /// For each of `records`, whether it is above what `committed` holds ([`is_pending`]): the
@@ -107,10 +108,7 @@ pub fn pending(records: &[&KafkaRecord], committed: &HashMap<TopicPartition, i64
             let done = match run {
                 Some((first, done)) if first.partition == r.partition && first.topic == r.topic => done,
                 _ => {
-                    let done = committed
-                        .iter()
-                        .find(|(tp, _)| tp.partition == r.partition && tp.topic == r.topic)
-                        .map(|(_, done)| *done);
+                    let done = held(r, committed);
                     run = Some((r, done));
                     done
                 }
