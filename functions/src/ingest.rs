@@ -322,14 +322,15 @@ impl TableSinks {
             let Some(archive) = archive.as_mut() else { return Ok(Default::default()) };
             archive
                 .append_once(&last, CommitMode::Blind, async |_, c| {
+                    let pending = sinks::pending(records, c);
                     Ok(Planned {
-                        rows: sinks::archive_rows(records, c, now_us)?,
+                        rows: sinks::archive_rows(records, &pending, now_us)?,
                         also_covers: Default::default(),
                         info: ingest_info(
                             TableKind::Archive,
                             records,
                             (c, starts),
-                            &sinks::pending(records, c),
+                            &pending,
                             |_| Outcome::Row,
                             |_| true,
                             DedupCounts::default(),

@@ -160,14 +160,9 @@ pub fn dead_letter_rows(
     RecordBatch::try_new(dead_letter_schema(), columns).map(Some).map_err(Error::arrow("building dead-letter rows"))
 }
 
-/// Rows for the archive table: the records above `committed`. A record without a Kafka timestamp is
-/// filed under the day of `now_us`.
-pub fn archive_rows(
-    records: &[&KafkaRecord],
-    committed: &HashMap<TopicPartition, i64>,
-    now_us: i64,
-) -> Result<Option<RecordBatch>> {
-    let pending = pending(records, committed);
+/// Rows for the archive table: the records `pending` marks (their [`pending`] against the offsets
+/// the table holds). A record without a Kafka timestamp is filed under the day of `now_us`.
+pub fn archive_rows(records: &[&KafkaRecord], pending: &[bool], now_us: i64) -> Result<Option<RecordBatch>> {
     let rows: Vec<&KafkaRecord> = records.iter().zip(pending).filter_map(|(r, p)| p.then_some(*r)).collect();
     if rows.is_empty() {
         return Ok(None);
@@ -259,14 +254,10 @@ mod tests {
         let records = [record(0, 5), record(0, 6), record(1, 0)];
         let records: Vec<&KafkaRecord> = records.iter().collect();
         let committed = HashMap::from([(TopicPartition::new("t", 0), 5)]);
-        let batch = archive_rows(&records, &committed, 0).unwrap().unwrap();
+        let batch = archive_rows(&records, &pending(&records, &committed), 0).unwrap().unwrap();
         assert_eq!(batch.num_rows(), 2);
-        let none = archive_rows(
-            &records,
-            &HashMap::from([(TopicPartition::new("t", 0), 6), (TopicPartition::new("t", 1), 0)]),
-            0,
-        )
-        .unwrap();
+        let all_held = HashMap::from([(TopicPartition::new("t", 0), 6), (TopicPartition::new("t", 1), 0)]);
+        let none = archive_rows(&records, &pending(&records, &all_held), 0).unwrap();
         assert!(none.is_none());
     }
 
@@ -297,7 +288,8 @@ mod tests {
     #[test]
     fn archived_records_read_back_as_they_were() {
         let records = vec![record(0, 5), record(1, 0), KafkaRecord { key: None, headers: vec![], ..record(1, 1) }];
-        let batch = archive_rows(&records.iter().collect::<Vec<_>>(), &HashMap::new(), 0).unwrap().unwrap();
+        let refs: Vec<&KafkaRecord> = records.iter().collect();
+        let batch = archive_rows(&refs, &pending(&refs, &HashMap::new()), 0).unwrap().unwrap();
         assert_eq!(records_from_archive(&batch).unwrap(), records);
     }
 
