@@ -865,6 +865,35 @@ pub fn parse_size(text: &str) -> Option<i64> {
     n.checked_mul(factor)
 }
 
+/// For unit tests: table `ev` of topic `ev`, event UUID `id` and event time `at` (the first two
+/// columns), with more `settings` and `columns` after those two.
+#[cfg(test)]
+pub(crate) fn test_table(settings: &str, columns: &str) -> TableSpec {
+    let config = PipelineConfig::parse(
+        &format!(
+            r#"
+            [kafka]
+            brokers = "k:1"
+            [lake]
+            root = "/lake"
+            [tables.ev]
+            topic = "ev"
+            event_uuid = "id"
+            event_time = "at"
+            {settings}
+            columns = [
+              {{ name = "id", type = "string", nullable = false }},
+              {{ name = "at", type = "timestamp", nullable = false }},
+              {columns}
+            ]
+            "#
+        ),
+        Path::new("/"),
+    )
+    .expect("a test table's config");
+    config.tables[0].clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

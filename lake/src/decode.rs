@@ -402,40 +402,12 @@ fn with_partitions(spec: &TableSpec, decoded: RecordBatch) -> Result<RecordBatch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PipelineConfig;
+    use crate::config::test_table;
     use arrow::array::{AsArray, StringArray};
     use arrow::datatypes::Int32Type;
 
-    /// Table `ev` of event UUID `id` and event time `at`, with more `settings` and `columns` after
-    /// those two.
-    fn table(settings: &str, columns: &str) -> TableSpec {
-        let config = PipelineConfig::parse(
-            &format!(
-                r#"
-                [kafka]
-                brokers = "k:1"
-                [lake]
-                root = "/lake"
-                [tables.ev]
-                topic = "ev"
-                event_uuid = "id"
-                event_time = "at"
-                {settings}
-                columns = [
-                  {{ name = "id", type = "string", nullable = false }},
-                  {{ name = "at", type = "timestamp", nullable = false }},
-                  {columns}
-                ]
-                "#
-            ),
-            std::path::Path::new("/"),
-        )
-        .unwrap();
-        config.tables[0].clone()
-    }
-
     fn spec() -> TableSpec {
-        table(r#"partition_by = ["date", "hour"]"#, r#"{ name = "n", type = "int64" },"#)
+        test_table(r#"partition_by = ["date", "hour"]"#, r#"{ name = "n", type = "int64" },"#)
     }
 
     fn record(offset: i64, value: &str) -> KafkaRecord {
@@ -492,7 +464,7 @@ mod tests {
 
     #[test]
     fn a_required_column_with_a_default_takes_it_when_a_record_omits_it() {
-        let spec = table("", r#"{ name = "n", type = "int64", nullable = false, default = 7 },"#);
+        let spec = test_table("", r#"{ name = "n", type = "int64", nullable = false, default = 7 },"#);
         let values = [
             r#"{"id":"a","at":"2026-11-23T10:15:00Z","n":1}"#,
             r#"{"id":"b","at":"2026-11-23T10:15:00Z"}"#,
@@ -576,7 +548,7 @@ mod tests {
 
     /// A table with a column of every type, one with a default, and a `max_future`.
     fn every_type() -> TableSpec {
-        table(
+        test_table(
             r#"max_future = "1h""#,
             r#"
             { name = "b", type = "boolean" },

@@ -439,29 +439,8 @@ mod tests {
     }
 
     fn columns(n: &str) -> Vec<ColumnSpec> {
-        let config = crate::config::PipelineConfig::parse(
-            &format!(
-                r#"
-                [kafka]
-                brokers = "k:1"
-                [lake]
-                root = "/lake"
-                [tables.ev]
-                topic = "ev"
-                event_uuid = "id"
-                event_time = "at"
-                columns = [
-                  {{ name = "id", type = "string", nullable = false }},
-                  {{ name = "at", type = "timestamp", nullable = false }},
-                  {{ name = "n", type = "{n}" }},
-                  {{ name = "user", type = "string" }},
-                ]
-                "#
-            ),
-            std::path::Path::new("/"),
-        )
-        .unwrap();
-        config.tables[0].columns.clone()
+        let columns = format!(r#"{{ name = "n", type = "{n}" }}, {{ name = "user", type = "string" }},"#);
+        crate::config::test_table("", &columns).columns
     }
 
     #[test]
