@@ -26,6 +26,8 @@ use std::time::Duration;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Transaction};
 use deltalake::protocol::DeltaOperation;
+use deltalake::table::config::TablePropertiesExt;
+use deltalake::table::state::DeltaTableState;
 use deltalake::{DeltaTable, DeltaTableError};
 
 use crate::error::{Error, Result};
@@ -136,7 +138,8 @@ pub async fn commit(table: &mut DeltaTable, name: &str, prepared: Prepared, depe
         let properties = CommitProperties::default()
             .with_application_transactions(prepared.txns.clone())
             .with_metadata(prepared.info.clone())
-            .with_max_retries(0);
+            .with_max_retries(0)
+            .with_cleanup_expired_logs(Some(cleans_up_log(&snapshot)));
         let attempt = CommitBuilder::from(properties)
             .with_actions(prepared.actions.clone())
             .build(Some(&snapshot), table.log_store(), prepared.operation.clone())
@@ -179,6 +182,22 @@ pub async fn commit(table: &mut DeltaTable, name: &str, prepared: Prepared, depe
     }
 }
 
+/// Whether the commit made on top of `snapshot` deletes the log's expired files. Delta cleans up the
+/// log when a checkpoint is written, which the writer does with every `delta.checkpointInterval`-th
+/// commit, and cleans up nothing that the last checkpoint does not cover; deltalake would look
+/// with every commit, listing the whole log each time: a log of 40,000 commit files (a month of a
+/// commit a minute) is 40 pages of an S3 listing per commit and table. So only the commits that
+/// checkpoint clean up, where the table allows it.
+fn cleans_up_log(snapshot: &DeltaTableState) -> bool {
+    let config = snapshot.table_config();
+    checkpoints(snapshot.version() + 1, config.checkpoint_interval().get()) && config.enable_expired_log_cleanup()
+}
+
+/// Whether deltalake's writer writes a checkpoint with the commit of `version`.
+fn checkpoints(version: u64, interval: u64) -> bool {
+    (version + 1) % interval == 0
+}
+
 /// Whether a failed commit lost a race (another commit took its version) rather than failed.
 pub fn is_race(e: &DeltaTableError) -> bool {
     match e {
@@ -206,6 +225,7 @@ fn pause(attempt: usize) -> Duration {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     use super::*;
     use crate::ledger::{FileAction, RollupInfo};
@@ -287,6 +307,141 @@ mod tests {
         added.adds.push(file("event_date=2026-11-20/z.parquet", "2026-11-20", true));
         assert!(depends.conflict(&added).unwrap().contains("within"));
         assert!(Depends::everything().conflict(&landed()).is_some());
+    }
+
+    /// The local store, counting the listings of the whole log (deltalake's expired-log cleanup);
+    /// the listings from a version on, which read new commits, it does not count.
+    #[derive(Debug)]
+    struct CountingLogListings {
+        inner: object_store::local::LocalFileSystem,
+        listings: std::sync::atomic::AtomicUsize,
+    }
+
+    impl std::fmt::Display for CountingLogListings {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "counting {}", self.inner)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::ObjectStore for CountingLogListings {
+        async fn put_opts(
+            &self,
+            location: &object_store::path::Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &object_store::path::Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &object_store::path::Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            if prefix.is_some_and(|p| p.as_ref().ends_with("/_delta_log")) {
+                self.listings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.inner.list(prefix)
+        }
+        fn list_with_offset(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+            offset: &object_store::path::Path,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            self.inner.list_with_offset(prefix, offset)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&object_store::path::Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &object_store::path::Path,
+            to: &object_store::path::Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+        async fn rename_opts(
+            &self,
+            from: &object_store::path::Path,
+            to: &object_store::path::Path,
+            options: object_store::RenameOptions,
+        ) -> object_store::Result<()> {
+            self.inner.rename_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_log_is_listed_whole_only_by_the_commits_that_checkpoint_it() {
+        use deltalake::kernel::{DataType, PrimitiveType, StructField};
+        use deltalake::protocol::SaveMode;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(dir.path()).unwrap();
+        let store = Arc::new(CountingLogListings {
+            inner: object_store::local::LocalFileSystem::new(),
+            listings: Default::default(),
+        });
+        let log_store = deltalake::DeltaTableBuilder::from_url(url.clone())
+            .unwrap()
+            .with_storage_backend(store.clone(), url)
+            .build()
+            .unwrap()
+            .log_store();
+        // Expired at once: every commit file a checkpoint covers may go.
+        let mut table = deltalake::operations::create::CreateBuilder::new()
+            .with_log_store(log_store)
+            .with_columns([StructField::new("id", DataType::Primitive(PrimitiveType::Long), true)])
+            .with_configuration([
+                ("delta.checkpointInterval".to_string(), Some("5".to_string())),
+                ("delta.logRetentionDuration".to_string(), Some("interval 0 seconds".to_string())),
+            ])
+            .await
+            .unwrap();
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let listed_before = store.listings.load(std::sync::atomic::Ordering::SeqCst);
+        for version in 1..=12u64 {
+            let prepared = Prepared {
+                actions: vec![],
+                operation: operation.clone(),
+                info: serde_json::Map::new(),
+                txns: vec![Transaction::new("app", version as i64)],
+            };
+            assert_eq!(commit(&mut table, "t", prepared, &Depends::default()).await.unwrap(), version);
+        }
+        // Versions 4 and 9 checkpointed and cleaned up; the other ten commits listed nothing whole.
+        assert_eq!(store.listings.load(std::sync::atomic::Ordering::SeqCst) - listed_before, 2);
+        let mut commits: Vec<String> = std::fs::read_dir(dir.path().join("_delta_log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|f| f.ends_with(".json") && !f.starts_with('_'))
+            .collect();
+        commits.sort();
+        let first = commits.first().unwrap();
+        assert_eq!(first, "00000000000000000009.json", "the log was cleaned up to its last checkpoint: {commits:?}");
+        assert!((0..=12).all(|v| checkpoints(v, 5) == [4, 9].contains(&v)));
     }
 
     #[test]
