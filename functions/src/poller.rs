@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -346,48 +347,65 @@ impl Source<'_> {
             if deadline.is_some() && wait.is_zero() {
                 break;
             }
-            tokio::select! {
-                biased;
-                _ = &mut shutdown => { cut.stopping = true; break; }
-                received = tokio::time::timeout(wait, consumer.recv()) => match received {
-                    Err(_elapsed) => {
-                        if broker_weather.failing() && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok() {
-                            broker_weather.recovered();
-                        }
-                        if deadline.is_none() && options.stop_at_end {
-                            cut.idle = true;
-                            break;
-                        }
-                    }
-                    Ok(Err(KafkaError::PartitionEOF(partition))) => {
-                        eof.insert(partition);
-                        // Stopping at the end, a batch need not wait out its window once every
-                        // partition of this consumer is at its end: nothing more is coming.
-                        if options.stop_at_end && at_end(consumer, topics, eof) {
-                            cut.idle = cut.records.is_empty();
-                            break;
-                        }
-                    }
-                    // The client reconnects by itself; what it reports meanwhile is waited out.
-                    Ok(Err(e)) => {
-                        if broker_weather.failing() && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok() {
-                            // A stale error of the outage: the broker answers.
-                            broker_weather.recovered();
-                        } else {
-                            broker_weather.retry(Error::Kafka { context: "receiving".into(), source: e }).await?;
-                        }
-                    }
-                    Ok(Ok(message)) => {
+            // A record the client holds already is taken without a timer: the select and its
+            // timeout are for waiting, when there is none.
+            let ready = match shutdown.as_mut().now_or_never() {
+                Some(()) => {
+                    cut.stopping = true;
+                    break;
+                }
+                None => consumer.recv().now_or_never(),
+            };
+            let received = match ready {
+                Some(received) => Ok(received),
+                None => tokio::select! {
+                    biased;
+                    _ = &mut shutdown => { cut.stopping = true; break; }
+                    received = tokio::time::timeout(wait, consumer.recv()) => received,
+                },
+            };
+            match received {
+                Err(_elapsed) => {
+                    if broker_weather.failing()
+                        && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok()
+                    {
                         broker_weather.recovered();
-                        eof.remove(&message.partition());
-                        let record = to_record(&message);
-                        bytes += record.payload_len();
-                        cut.records.push(record);
-                        if cut.records.len() % 1024 == 0 {
-                            tokio::task::yield_now().await;
-                        }
-                        deadline.get_or_insert_with(|| Instant::now() + options.batch.max_wait);
                     }
+                    if deadline.is_none() && options.stop_at_end {
+                        cut.idle = true;
+                        break;
+                    }
+                }
+                Ok(Err(KafkaError::PartitionEOF(partition))) => {
+                    eof.insert(partition);
+                    // Stopping at the end, a batch need not wait out its window once every
+                    // partition of this consumer is at its end: nothing more is coming.
+                    if options.stop_at_end && at_end(consumer, topics, eof) {
+                        cut.idle = cut.records.is_empty();
+                        break;
+                    }
+                }
+                // The client reconnects by itself; what it reports meanwhile is waited out.
+                Ok(Err(e)) => {
+                    if broker_weather.failing()
+                        && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok()
+                    {
+                        // A stale error of the outage: the broker answers.
+                        broker_weather.recovered();
+                    } else {
+                        broker_weather.retry(Error::Kafka { context: "receiving".into(), source: e }).await?;
+                    }
+                }
+                Ok(Ok(message)) => {
+                    broker_weather.recovered();
+                    eof.remove(&message.partition());
+                    let record = to_record(&message);
+                    bytes += record.payload_len();
+                    cut.records.push(record);
+                    if cut.records.len() % 1024 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                    deadline.get_or_insert_with(|| Instant::now() + options.batch.max_wait);
                 }
             }
         }
