@@ -345,10 +345,11 @@ impl TableSinks {
         let lettering = async {
             let decoded = decode_records(spec, records).await?;
             let decode_ms = ms_since(started);
-            let letters: Vec<DeadLetter<'_>> = decoded
+            // Each letter with the index of its record in the batch.
+            let letters: Vec<(usize, DeadLetter<'_>)> = decoded
                 .rejected
                 .iter()
-                .map(|(i, reason)| DeadLetter { record: records[*i], reason: reason.clone() })
+                .map(|(i, reason)| (*i, DeadLetter { record: records[*i], reason: reason.clone() }))
                 .collect();
             let mut outcomes = vec![Outcome::Undecided; records.len()];
             for (i, _) in &decoded.rejected {
@@ -360,8 +361,9 @@ impl TableSinks {
                     // Only letters this commit writes: a batch delivered again does not log them
                     // twice. Each at debug level; the batch's summary, counted by kind, with the
                     // first reason, once at info.
+                    let owed = sinks::pending(records, c);
                     let pending: Vec<&DeadLetter<'_>> =
-                        letters.iter().filter(|l| sinks::is_pending(l.record, c)).collect();
+                        letters.iter().filter(|(i, _)| owed[*i]).map(|(_, letter)| letter).collect();
                     for letter in &pending {
                         tracing::debug!(table = %spec_name, at = %letter.record.position(), reason = %letter.reason, "dead letter");
                     }
@@ -384,13 +386,13 @@ impl TableSinks {
                         );
                     }
                     Ok(Planned {
-                        rows: sinks::dead_letter_rows(&letters, c, now_us)?,
+                        rows: sinks::dead_letter_rows(&pending, now_us)?,
                         also_covers: Default::default(),
                         info: ingest_info(
                             TableKind::DeadLetters,
                             records,
                             (c, starts),
-                            &sinks::pending(records, c),
+                            &owed,
                             |i| outcomes[i],
                             |o| o == Outcome::DeadLetter,
                             DedupCounts::default(),

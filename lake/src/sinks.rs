@@ -87,18 +87,13 @@ pub fn archive_partition_columns() -> Vec<String> {
     vec!["archive_date".to_string()]
 }
 
-/// Whether `record` is above what `committed` holds for its topic-partition.
-pub fn is_pending(record: &KafkaRecord, committed: &HashMap<TopicPartition, i64>) -> bool {
-    held(record, committed).is_none_or(|done| record.offset > done)
-}
-
 /// The last offset `committed` holds of `record`'s topic-partition: a scan of the few partitions a
 /// batch holds, without building a key.
 fn held(record: &KafkaRecord, committed: &HashMap<TopicPartition, i64>) -> Option<i64> {
     committed.iter().find(|(tp, _)| tp.partition == record.partition && tp.topic == record.topic).map(|(_, done)| *done)
 }
 
-/// For each of `records`, whether it is above what `committed` holds ([`is_pending`]): the
+/// For each of `records`, whether it is above what `committed` holds for its topic-partition: the
 /// topic-partition is looked up once per run of records of one, as a batch's come sorted.
 pub fn pending(records: &[&KafkaRecord], committed: &HashMap<TopicPartition, i64>) -> Vec<bool> {
     let mut run: Option<(&KafkaRecord, Option<i64>)> = None;
@@ -137,13 +132,9 @@ fn binary<'a>(values: impl Iterator<Item = Option<&'a [u8]>> + Clone) -> ArrayRe
     Arc::new(builder.finish())
 }
 
-/// Rows for the dead-letter table: the letters above `committed`, stamped `failed_at_us`.
-pub fn dead_letter_rows(
-    letters: &[DeadLetter<'_>],
-    committed: &HashMap<TopicPartition, i64>,
-    failed_at_us: i64,
-) -> Result<Option<RecordBatch>> {
-    let rows: Vec<&DeadLetter<'_>> = letters.iter().filter(|l| is_pending(l.record, committed)).collect();
+/// Rows for the dead-letter table: `rows` (the letters a commit owes, see [`pending`]), stamped
+/// `failed_at_us`.
+pub fn dead_letter_rows(rows: &[&DeadLetter<'_>], failed_at_us: i64) -> Result<Option<RecordBatch>> {
     if rows.is_empty() {
         return Ok(None);
     }
@@ -280,7 +271,7 @@ mod tests {
             (TopicPartition::new("t", 1), 0),
             (TopicPartition::new("u", 0), 3),
         ]);
-        let each: Vec<bool> = records.iter().map(|r| is_pending(r, &committed)).collect();
+        let each: Vec<bool> = records.iter().map(|r| held(r, &committed).is_none_or(|done| r.offset > done)).collect();
         assert_eq!(pending(&records, &committed), each);
         assert_eq!(each, [false, false, true, false, false, true, true, true]);
     }
@@ -306,8 +297,8 @@ mod tests {
     #[test]
     fn dead_letters_keep_reason_and_bytes() {
         let r = record(2, 9);
-        let letters = vec![DeadLetter { record: &r, reason: "bad".into() }];
-        let batch = dead_letter_rows(&letters, &HashMap::new(), 1).unwrap().unwrap();
+        let letter = DeadLetter { record: &r, reason: "bad".into() };
+        let batch = dead_letter_rows(&[&letter], 1).unwrap().unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(batch.schema().field(6).name(), "reason");
     }
