@@ -339,6 +339,13 @@ pub fn select(
     let times = event_times(spec, rows);
     // Each UUID hashed once, for the batch's own copies, the probe of the index and the record of
     // what was written.
+    let keys: Vec<Key> = (0..rows.num_rows()).map(|i| Key::of(ids.value(i))).collect();
+    // The index probed in a loop of its own: in a table of millions of entries each probe waits on
+    // memory, and probes that do not depend on each other wait together.
+    let held: Vec<bool> = match range {
+        Some(_) if !index.ids.is_empty() => keys.iter().map(|key| index.ids.contains_key(key)).collect(),
+        _ => vec![false; keys.len()],
+    };
     let mut seen: HashSet<Key, PreHashed> = HashSet::with_capacity_and_hasher(rows.num_rows(), PreHashed);
     // Only a table with a window checks against the table and keeps an index to record them in.
     let indexed = spec.dedup_window.is_some();
@@ -346,7 +353,7 @@ pub fn select(
     let mut counts = DedupCounts::default();
     let keep: BooleanArray = (0..rows.num_rows())
         .map(|i| {
-            let id = Key::of(ids.value(i));
+            let id = keys[i];
             if !pending(i) {
                 seen.insert(id);
                 return Some(false);
@@ -356,7 +363,7 @@ pub fn select(
                 return Some(false);
             }
             let in_window = range.is_some_and(|(from, _)| times.value(i) >= from);
-            if in_window && index.ids.contains_key(&id) {
+            if in_window && held[i] {
                 counts.in_table += 1;
                 return Some(false);
             }
