@@ -13,8 +13,10 @@
 //! `peak_rss_mb_by_batch_mb`, `cold_start_ms` (median of 5; `function_cold_start_ms` the same for
 //! the `ingest` function's binary with its poller, `lambda_init_ms` for that binary under cargo
 //! lambda's runtime API emulator, spawn to ready for an event) and `gb_seconds_per_million` (Lambda
-//! GB-seconds per million events: the `ingest` function binary's run time per event, whole process
-//! included, times the smallest Lambda memory size in 64 MB steps that holds its peak RSS). With
+//! GB-seconds per million events: the smallest Lambda memory size in 64 MB steps that holds the
+//! `ingest` function binary's peak RSS, times the time per event the binary would take there, where
+//! Lambda gives it a share of a vCPU in proportion to its memory: its run's CPU seconds, whole
+//! process included, over that share, and at least the run's own time). With
 //! `TIDELAKE_BENCH_PERF=<file>`, the 6 MB run is recorded by `perf record -g` into that file.
 //! The same events are also produced as Avro and as Protobuf through the test schema registry and
 //! ingested with 6 MB batches: `avro_vs_json` and `protobuf_vs_json` are their ingest rates over the
@@ -36,6 +38,9 @@ use helpers::*;
 
 /// The batch size ingest is given, as a Lambda event of Kafka's default 6 MB payload would be.
 const BATCH_MB: u64 = 6;
+
+/// The Lambda memory size that comes with one vCPU; a smaller function gets its share of one.
+const VCPU_MB: f64 = 1769.0;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -211,12 +216,24 @@ async fn bench() {
     );
 
     // Lambda cost: the memory size (64 MB steps, at least 128 MB) that holds the function binary's
-    // peak, for as long as its run took per event.
+    // peak, for as long as the run would take there. Lambda gives a function CPU in proportion to
+    // its memory, so below one vCPU the run's CPU seconds stretch over its share of one; a function
+    // bound by its CPU costs the same per event at any size from its peak up to one vCPU, and only
+    // the time a batch takes changes with the size.
     let memory_mb = function_run.peak_rss_mb.map(|peak| ((peak / 64.0).ceil() * 64.0).max(128.0));
-    let per_event = function_run.time.as_secs_f64() / records.len() as f64;
-    let gb_seconds = memory_mb.map(|mb| per_event * 1e6 * mb / 1024.0);
+    let lambda_seconds = |mb: f64| {
+        let cpu = function_run.cpu_seconds.unwrap_or(0.0);
+        function_run.time.as_secs_f64().max(cpu / (mb / VCPU_MB).min(1.0))
+    };
+    let batch_ms = |mb: f64| lambda_seconds(mb) / function_run.batches.max(1) as f64 * 1e3;
+    let gb_seconds = memory_mb.map(|mb| lambda_seconds(mb) / records.len() as f64 * 1e6 * mb / 1024.0);
     if let (Some(mb), Some(cost)) = (memory_mb, gb_seconds) {
-        println!("Lambda cost: {cost:.1} GB-s per million events at {mb:.0} MB");
+        println!(
+            "Lambda cost: {cost:.1} GB-s per million events at {mb:.0} MB ({:.2} CPU-s for the run: {:.0} ms a {BATCH_MB} MB batch there, {:.0} ms at {VCPU_MB:.0} MB, one vCPU)",
+            function_run.cpu_seconds.unwrap_or(f64::NAN),
+            batch_ms(mb),
+            batch_ms(VCPU_MB)
+        );
     }
     // An always-on process of the same memory costs the same GB-seconds every day, whatever the
     // traffic: below the break-even rate the functions cost less.
@@ -251,10 +268,12 @@ async fn bench() {
             "function_cold_start_ms": ms(function_median.total),
             "function_peak_rss_mb": function_run.peak_rss_mb,
             "function_events_per_s": records.len() as f64 / function_run.time.as_secs_f64(),
+            "function_cpu_seconds": function_run.cpu_seconds,
             "function_process_start_ms": function_process_ms,
             "lambda_init_ms": ms(lambda.total),
             "lambda_init_parts_ms": { "config": lambda.config_ms, "tables": lambda.tables_ms },
             "lambda_memory_mb": memory_mb,
+            "lambda_batch_ms": memory_mb.map(batch_ms),
             "gb_seconds_per_million": gb_seconds,
             "always_on_gb_seconds_per_day": always_on,
             "break_even_events_per_day": break_even,
@@ -283,11 +302,10 @@ struct IngestRun {
     rows_written: u64,
     batches: u64,
     peak_rss_mb: Option<f64>,
+    /// User and system CPU seconds of the whole process.
+    cpu_seconds: Option<f64>,
 }
 
-/// Ingests `topic` to its end with batches of at most `batch_mb` MB (the bytes decide, not a record
-/// count), timing the whole process; peak RSS from /usr/bin/time, and with `profile`, a CPU profile
-/// of the run recorded by `perf record -g` into that file.
 /// An [`ingest_run`] of `bin` into a lake of its own (dropped after), which must write every one of
 /// the topic's `events` events.
 fn fresh_run(bin: &str, topic: &str, batch_mb: u64, format: Format, events: usize) -> IngestRun {
@@ -297,6 +315,9 @@ fn fresh_run(bin: &str, topic: &str, batch_mb: u64, format: Format, events: usiz
     run
 }
 
+/// Ingests `topic` to its end with batches of at most `batch_mb` MB (the bytes decide, not a record
+/// count), timing the whole process; peak RSS and CPU seconds from /usr/bin/time, and with
+/// `profile`, a CPU profile of the run recorded by `perf record -g` into that file.
 fn ingest_run(
     bin: &str,
     dir: &std::path::Path,
@@ -318,7 +339,7 @@ fn ingest_run(
     let timed = std::path::Path::new("/usr/bin/time").exists();
     let mut wrappers: Vec<String> = Vec::new();
     if timed {
-        wrappers.extend(["/usr/bin/time", "-f", "peak_rss_kb=%M"].map(String::from));
+        wrappers.extend(["/usr/bin/time", "-f", "peak_rss_kb=%M\ncpu_seconds=%U+%S"].map(String::from));
     }
     if let Some(profile) = &profile {
         wrappers.extend(["perf", "record", "-F", "999", "-g", "-o", profile, "--"].map(String::from));
@@ -345,16 +366,22 @@ fn ingest_run(
     let time = started.elapsed();
     assert!(out.status.success(), "ingest failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let peak_rss_mb = String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let peak_rss_mb = stderr
         .lines()
         .find_map(|l| l.strip_prefix("peak_rss_kb="))
         .map(|kb| kb.trim().parse::<f64>().unwrap() / 1024.0);
+    let cpu_seconds = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu_seconds="))
+        .map(|s| s.split('+').map(|part| part.trim().parse::<f64>().unwrap()).sum());
     IngestRun {
         config,
         time,
         rows_written: report["rows_written"].as_u64().unwrap(),
         batches: report["batches"].as_u64().unwrap(),
         peak_rss_mb,
+        cpu_seconds,
     }
 }
 
