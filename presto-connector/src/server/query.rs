@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use serde_json::{json, Value};
+use bytes::Bytes;
+use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::wire::{self, ErrorCode};
@@ -33,11 +34,22 @@ pub(crate) struct Query {
 /// What a poll gets.
 #[derive(Debug)]
 pub(crate) enum Page {
-    /// A page: its body, whether it is the last (the query is then over), and the changes the
-    /// statement made to the client's session (sent as headers with each page once known).
-    Served { body: Value, last: bool, failed: bool, changes: Vec<Change> },
+    /// A page, and the changes the statement made to the client's session (sent as headers with
+    /// each page once known).
+    Served(Served, Vec<Change>),
     /// A token that is neither the next page nor the one just served.
     WrongToken { next: u64 },
+}
+
+/// A page as served: kept as it was sent, for a client that asks for it again.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    /// The response's JSON text.
+    pub body: Bytes,
+    /// Whether it is the last page (the query is then over).
+    pub last: bool,
+    /// The error it reports, when the query failed.
+    pub failure: Option<(ErrorCode, String)>,
 }
 
 #[derive(Debug)]
@@ -46,7 +58,7 @@ struct Pager {
     /// The token the next page answers.
     next: u64,
     /// The last page served, for a client that asks for it again.
-    again: Option<(u64, Value)>,
+    again: Option<(u64, Served)>,
     schema: Option<SchemaRef>,
     rows_served: u64,
     /// Trino's `updateType` of a statement that is not a query.
@@ -100,12 +112,10 @@ impl Query {
         uri: impl Fn(u64) -> String,
     ) -> Page {
         let mut pager = self.pager.lock().await;
-        if let Some((served, body)) = &pager.again {
+        if let Some((served, page)) = &pager.again {
             if *served == token {
-                let last = body.get("nextUri").is_none();
-                let failed = body.get("error").is_some();
-                let changes = if failed { Vec::new() } else { pager.changes.clone() };
-                return Page::Served { body: body.clone(), last, failed, changes };
+                let changes = if page.failure.is_some() { Vec::new() } else { pager.changes.clone() };
+                return Page::Served(page.clone(), changes);
             }
         }
         if token != pager.next {
@@ -121,43 +131,49 @@ impl Query {
         if let Some(update_type) = pager.update_type {
             body["updateType"] = json!(update_type);
         }
-        let (last, failed) = match outcome {
-            Filled::Rows(data, more) => {
-                pager.rows_served += data.len() as u64;
-                if !data.is_empty() {
-                    body["data"] = Value::Array(data);
-                }
+        let (last, failure, data) = match outcome {
+            Filled::Rows(data, count, more) => {
+                pager.rows_served += count as u64;
                 let state = match (&pager.stage, more) {
                     (_, false) => "FINISHED",
                     (Stage::Starting(_), true) => "QUEUED",
                     _ => "RUNNING",
                 };
                 body["stats"] = wire::stats(state, elapsed, pager.rows_served);
-                (!more, false)
+                (!more, None, data)
             }
             Filled::Failed(code, message) => {
                 body["stats"] = wire::stats("FAILED", elapsed, pager.rows_served);
                 body["error"] = wire::error_json(code, &message);
-                (true, true)
+                (true, Some((code, message)), Vec::new())
             }
         };
         if !last {
             body["nextUri"] = json!(uri(token + 1));
         }
+        // The rows go in as the text they were written to, after the rest of the body.
+        let mut text = serde_json::to_vec(&body).expect("a JSON value is written");
+        if !data.is_empty() {
+            text.pop();
+            text.extend_from_slice(b",\"data\":[");
+            text.extend_from_slice(&data);
+            text.extend_from_slice(b"]}");
+        }
+        let page = Served { body: Bytes::from(text), last, failure };
         pager.next = token + 1;
-        pager.again = Some((token, body.clone()));
-        let changes = match failed {
-            true => Vec::new(),
-            false => pager.changes.clone(),
+        pager.again = Some((token, page.clone()));
+        let changes = match page.failure {
+            Some(_) => Vec::new(),
+            None => pager.changes.clone(),
         };
-        Page::Served { body, last, failed, changes }
+        Page::Served(page, changes)
     }
 }
 
 /// What a page holds.
 enum Filled {
-    /// Rows (maybe none yet) and whether more may come.
-    Rows(Vec<Value>, bool),
+    /// Rows (maybe none yet) as a page's `data` text, how many, and whether more may come.
+    Rows(Vec<u8>, usize, bool),
     /// The query failed.
     Failed(ErrorCode, String),
 }
@@ -167,7 +183,7 @@ impl Pager {
     async fn fill(&mut self, deadline: tokio::time::Instant) -> Filled {
         if let Stage::Starting(start) = &mut self.stage {
             let started = match tokio::time::timeout_at(deadline, &mut start.0).await {
-                Err(_) => return Filled::Rows(Vec::new(), true),
+                Err(_) => return Filled::Rows(Vec::new(), 0, true),
                 Ok(Ok(started)) => started,
                 Ok(Err(e)) => Err(Error::Panicked(format!("the query's task ended: {e}"))),
             };
@@ -182,35 +198,36 @@ impl Pager {
             }
         }
         let Stage::Streaming { rows, pending } = &mut self.stage else {
-            return Filled::Rows(Vec::new(), false);
+            return Filled::Rows(Vec::new(), 0, false);
         };
-        let mut data = Vec::new();
+        let (mut data, mut count) = (Vec::new(), 0);
         loop {
             let batch = match pending.take() {
                 Some(batch) => batch,
-                None if !data.is_empty() && tokio::time::Instant::now() >= deadline => return Filled::Rows(data, true),
+                None if count > 0 && tokio::time::Instant::now() >= deadline => return Filled::Rows(data, count, true),
                 None => match tokio::time::timeout_at(deadline, rows.next()).await {
-                    Err(_) => return Filled::Rows(data, true),
+                    Err(_) => return Filled::Rows(data, count, true),
                     Ok(None) => {
                         self.stage = Stage::Over;
-                        return Filled::Rows(data, false);
+                        return Filled::Rows(data, count, false);
                     }
                     Ok(Some(Err(e))) => return self.fail(&e),
                     Ok(Some(Ok(batch))) => batch,
                 },
             };
-            let room = PAGE_ROWS - data.len();
+            let room = PAGE_ROWS - count;
             let (take, rest) = match batch.num_rows() > room {
                 true => (batch.slice(0, room), Some(batch.slice(room, batch.num_rows() - room))),
                 false => (batch, None),
             };
-            if let Err(e) = wire::push_rows(&take, &mut data) {
+            if let Err(e) = wire::write_rows(&take, &mut data) {
                 let e = Error::Panicked(format!("a value has no Trino JSON form: {e}"));
                 return self.fail(&e);
             }
+            count += take.num_rows();
             *pending = rest;
-            if data.len() == PAGE_ROWS {
-                return Filled::Rows(data, true);
+            if count == PAGE_ROWS {
+                return Filled::Rows(data, count, true);
             }
         }
     }

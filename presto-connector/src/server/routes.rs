@@ -174,20 +174,20 @@ async fn poll(state: &Arc<State>, base: &str, id: &str, token: u64, user: &str) 
             StatusCode::GONE,
             &format!("query {id} has no page {token} to give: the next page is {next}, and only the last one served is given again\n"),
         ),
-        Page::Served { body, last, failed, changes } => {
-            if last {
+        Page::Served(page, changes) => {
+            if page.last {
                 if let Some(entry) = state.queries.lock().await.remove(id) {
-                    over(state, id, &entry, if failed { "FAILED" } else { "FINISHED" });
+                    over(state, id, &entry, if page.failure.is_some() { "FAILED" } else { "FINISHED" });
                 }
             }
-            if failed {
+            if let Some((code, message)) = &page.failure {
                 state.metrics.failed.fetch_add(1, Ordering::Relaxed);
-                if body["error"]["errorType"] == "INTERNAL_ERROR" {
+                if code.kind == "INTERNAL_ERROR" {
                     state.metrics.internal_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(query = %id, error = %body["error"]["message"], "query failed inside the server");
+                    tracing::error!(query = %id, error = %message, "query failed inside the server");
                 }
             }
-            let mut response = json_response(body);
+            let mut response = json_text_response(page.body);
             for change in changes {
                 let (name, value) = change.header();
                 match HeaderValue::from_str(&value) {
@@ -292,7 +292,11 @@ fn logged(sql: &str) -> &str {
 }
 
 fn json_response(body: Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    json_text_response(Bytes::from(body.to_string()))
+}
+
+fn json_text_response(body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     response.headers_mut().insert("content-type", "application/json".parse().expect("valid header"));
     response
 }

@@ -3,7 +3,8 @@
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int16Type, Int32Type, Int64Type, Int8Type, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -103,11 +104,30 @@ pub fn stats(state: &str, elapsed_ms: u64, rows: u64) -> Value {
     })
 }
 
-/// Every row of `batch` as Trino JSON rows, appended to `out`.
-pub fn push_rows(batch: &RecordBatch, out: &mut Vec<Value>) -> Result<(), String> {
+/// Every row of `batch` as Trino JSON rows (an array of its values each), written to `out` with a
+/// comma before each unless `out` is empty: `out` holds the inside of a page's `data` array. Each
+/// column's reader is set up once per batch and the text goes straight into `out`, with no JSON
+/// value per cell in between.
+pub fn write_rows(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), String> {
     let columns: Vec<ArrayRef> = batch.columns().iter().map(plain).collect::<Result<_, _>>()?;
+    let options = FormatOptions::default();
+    let cells: Vec<Cells<'_>> = columns.iter().map(|c| Cells::new(c, &options)).collect::<Result<_, _>>()?;
+    let mut scratch = String::new();
     for row in 0..batch.num_rows() {
-        out.push(Value::Array(columns.iter().map(|c| value(c, row)).collect::<Result<_, _>>()?));
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        out.push(b'[');
+        for (i, (cells, column)) in cells.iter().zip(&columns).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match column.is_null(row) {
+                true => out.extend_from_slice(b"null"),
+                false => cells.write(row, out, &mut scratch)?,
+            }
+        }
+        out.push(b']');
     }
     Ok(())
 }
@@ -158,56 +178,93 @@ pub fn columns_json(schema: &SchemaRef) -> Value {
     )
 }
 
-/// A dictionary column as its values; others as they are.
+/// A dictionary column as its values, binary of other layouts as `Binary`; others as they are (the
+/// text of every string layout is read in place).
 fn plain(column: &ArrayRef) -> Result<ArrayRef, String> {
     match column.data_type() {
         DataType::Dictionary(_, value) => cast(column, value).map_err(|e| e.to_string()),
-        DataType::Utf8View | DataType::LargeUtf8 => cast(column, &DataType::Utf8).map_err(|e| e.to_string()),
         DataType::BinaryView | DataType::LargeBinary => cast(column, &DataType::Binary).map_err(|e| e.to_string()),
         _ => Ok(column.clone()),
     }
 }
 
-fn value(column: &ArrayRef, row: usize) -> Result<Value, String> {
-    if column.is_null(row) {
-        return Ok(Value::Null);
+/// How one column's values are written as Trino JSON.
+enum Cells<'a> {
+    /// Booleans and integers: their text is their JSON.
+    Bare(ArrayFormatter<'a>),
+    /// Floating point: a JSON number when finite, else the string Trino gives (`NaN`, `Infinity`).
+    Float(ArrayFormatter<'a>),
+    /// Timestamps as `YYYY-MM-DD HH:MM:SS.ffffff`, with ` UTC` when zoned.
+    Timestamp { column: &'a ArrayRef, unit: TimeUnit, zoned: bool },
+    /// Binary values in base64.
+    Binary(&'a ArrayRef),
+    /// Everything else as the JSON string of its text (decimals, dates, strings).
+    Text(ArrayFormatter<'a>),
+}
+
+impl<'a> Cells<'a> {
+    fn new(column: &'a ArrayRef, options: &FormatOptions<'a>) -> Result<Cells<'a>, String> {
+        let formatter = || ArrayFormatter::try_new(column.as_ref(), options).map_err(|e| e.to_string());
+        Ok(match column.data_type() {
+            DataType::Boolean
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => Cells::Bare(formatter()?),
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => Cells::Float(formatter()?),
+            DataType::Timestamp(unit, zone) => Cells::Timestamp { column, unit: *unit, zoned: zone.is_some() },
+            DataType::Binary | DataType::FixedSizeBinary(_) => Cells::Binary(column),
+            _ => Cells::Text(formatter()?),
+        })
     }
-    let shown = || arrow::util::display::array_value_to_string(column, row).map_err(|e| e.to_string());
-    Ok(match column.data_type() {
-        DataType::Boolean => json!(column.as_boolean().value(row)),
-        DataType::Int8 => json!(column.as_primitive::<Int8Type>().value(row)),
-        DataType::Int16 => json!(column.as_primitive::<Int16Type>().value(row)),
-        DataType::Int32 => json!(column.as_primitive::<Int32Type>().value(row)),
-        DataType::Int64 => json!(column.as_primitive::<Int64Type>().value(row)),
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
-            json!(shown()?.parse::<u64>().map_err(|e| e.to_string())?)
-        }
-        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
-            let x: f64 = shown()?.parse().map_err(|e: std::num::ParseFloatError| e.to_string())?;
-            if x.is_finite() {
-                json!(x)
-            } else if x.is_nan() {
-                json!("NaN")
-            } else if x > 0.0 {
-                json!("Infinity")
-            } else {
-                json!("-Infinity")
+
+    /// Writes the value at `row` (not null) to `out`; `scratch` is room for its text.
+    fn write(&self, row: usize, out: &mut Vec<u8>, scratch: &mut String) -> Result<(), String> {
+        use std::fmt::Write as _;
+        use std::io::Write as _;
+        let failed = |e: std::fmt::Error| e.to_string();
+        match self {
+            Cells::Bare(f) => write!(out, "{}", f.value(row)).map_err(|e| e.to_string()),
+            Cells::Float(f) => {
+                scratch.clear();
+                write!(scratch, "{}", f.value(row)).map_err(failed)?;
+                let x: f64 = scratch.parse().map_err(|e: std::num::ParseFloatError| e.to_string())?;
+                let json: &[u8] = match x {
+                    x if x.is_finite() => return serde_json::to_writer(&mut *out, &x).map_err(|e| e.to_string()),
+                    x if x.is_nan() => b"\"NaN\"",
+                    x if x > 0.0 => b"\"Infinity\"",
+                    _ => b"\"-Infinity\"",
+                };
+                out.extend_from_slice(json);
+                Ok(())
+            }
+            Cells::Timestamp { column, unit, zoned } => {
+                let t = timestamp_micros(column, *unit, row)
+                    .and_then(chrono::DateTime::from_timestamp_micros)
+                    .ok_or("timestamp out of range")?;
+                let zone = if *zoned { " UTC" } else { "" };
+                write!(out, "\"{}{zone}\"", t.format("%Y-%m-%d %H:%M:%S%.6f")).map_err(|e| e.to_string())
+            }
+            Cells::Binary(column) => {
+                let bytes = match column.data_type() {
+                    DataType::FixedSizeBinary(_) => column.as_fixed_size_binary().value(row),
+                    _ => column.as_binary::<i32>().value(row),
+                };
+                scratch.clear();
+                STANDARD.encode_string(bytes, scratch);
+                write!(out, "\"{scratch}\"").map_err(|e| e.to_string())
+            }
+            Cells::Text(f) => {
+                scratch.clear();
+                write!(scratch, "{}", f.value(row)).map_err(failed)?;
+                serde_json::to_writer(&mut *out, scratch.as_str()).map_err(|e| e.to_string())
             }
         }
-        DataType::Timestamp(unit, zone) => {
-            let t = timestamp_micros(column, *unit, row)
-                .and_then(chrono::DateTime::from_timestamp_micros)
-                .ok_or("timestamp out of range")?;
-            let text = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
-            match zone {
-                Some(_) => json!(format!("{text} UTC")),
-                None => json!(text),
-            }
-        }
-        DataType::Binary => json!(STANDARD.encode(column.as_binary::<i32>().value(row))),
-        DataType::FixedSizeBinary(_) => json!(STANDARD.encode(column.as_fixed_size_binary().value(row))),
-        _ => json!(shown()?),
-    })
+    }
 }
 
 fn timestamp_micros(column: &ArrayRef, unit: TimeUnit, row: usize) -> Option<i64> {
@@ -228,14 +285,82 @@ mod tests {
 
     use super::*;
 
+    /// The rows of `columns` as written to a page, read back as JSON.
+    fn rows(columns: Vec<(&str, ArrayRef)>) -> Value {
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let mut out = Vec::new();
+        write_rows(&batch, &mut out).unwrap();
+        let text = format!("[{}]", String::from_utf8(out).unwrap());
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
     #[test]
     fn values_take_trino_json_forms() {
-        use arrow::array::{Decimal128Array, TimestampMicrosecondArray};
+        use arrow::array::{
+            BinaryArray, BooleanArray, Decimal128Array, Float32Array, Float64Array, Int64Array, LargeStringArray,
+            StringArray, StringViewArray, TimestampMicrosecondArray, UInt64Array,
+        };
         let cost: ArrayRef =
-            Arc::new(Decimal128Array::from(vec![Some(12_500_000)]).with_precision_and_scale(18, 6).unwrap());
-        assert_eq!(value(&cost, 0).unwrap(), json!("12.500000"));
+            Arc::new(Decimal128Array::from(vec![Some(12_500_000), None]).with_precision_and_scale(18, 6).unwrap());
         assert_eq!(trino_type(cost.data_type()).0, "decimal(18,6)");
-        let at: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_795_435_200_000_001]).with_timezone("UTC"));
-        assert_eq!(value(&at, 0).unwrap(), json!("2026-11-23 12:00:00.000001 UTC"));
+        let at: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![Some(1_795_435_200_000_001), None]).with_timezone("UTC"));
+        let local: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![Some(0), Some(-1)]));
+        let text: ArrayRef = Arc::new(StringArray::from(vec![Some("say \"hi\"\n\t\u{1}\\ é ✓"), None]));
+        let view: ArrayRef = Arc::new(StringViewArray::from(vec![Some("a string longer than twelve \"bytes\""), None]));
+        let large: ArrayRef = Arc::new(LargeStringArray::from(vec![None, Some("z")]));
+        let wide: ArrayRef = Arc::new(UInt64Array::from(vec![u64::MAX, 0]));
+        let n: ArrayRef = Arc::new(Int64Array::from(vec![Some(i64::MIN), None]));
+        let x: ArrayRef = Arc::new(Float64Array::from(vec![f64::NAN, 0.1]));
+        let y: ArrayRef = Arc::new(Float32Array::from(vec![f32::NEG_INFINITY, 1.1]));
+        let flag: ArrayRef = Arc::new(BooleanArray::from(vec![Some(true), None]));
+        let bytes: ArrayRef = Arc::new(BinaryArray::from(vec![Some(&b"\x00\xff"[..]), None]));
+        let got = rows(vec![
+            ("cost", cost),
+            ("at", at),
+            ("local", local),
+            ("text", text),
+            ("view", view),
+            ("large", large),
+            ("wide", wide),
+            ("n", n),
+            ("x", x),
+            ("y", y),
+            ("flag", flag),
+            ("bytes", bytes),
+        ]);
+        assert_eq!(
+            got,
+            json!([
+                [
+                    "12.500000",
+                    "2026-11-23 12:00:00.000001 UTC",
+                    "1970-01-01 00:00:00.000000",
+                    "say \"hi\"\n\t\u{1}\\ é ✓",
+                    "a string longer than twelve \"bytes\"",
+                    null,
+                    u64::MAX,
+                    i64::MIN,
+                    "NaN",
+                    "-Infinity",
+                    true,
+                    "AP8="
+                ],
+                [null, null, "1969-12-31 23:59:59.999999", null, null, "z", 0, null, 0.1, 1.1, null, null]
+            ])
+        );
+    }
+
+    #[test]
+    fn rows_of_several_batches_make_one_array() {
+        use arrow::array::Int32Array;
+        let batch = |values: Vec<i32>| {
+            RecordBatch::try_from_iter([("v", Arc::new(Int32Array::from(values)) as ArrayRef)]).unwrap()
+        };
+        let mut out = Vec::new();
+        for values in [vec![1, 2], vec![], vec![3]] {
+            write_rows(&batch(values), &mut out).unwrap();
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "[1],[2],[3]");
     }
 }

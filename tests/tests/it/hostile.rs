@@ -168,6 +168,28 @@ async fn hostile_clients_leave_the_server_answering_within_its_memory() {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["data"], json!([[1]]), "{body}");
     answers_a_normal_query(&mut server).await;
 
+    // A client that asks for each page twice (a lost response) gets it again, the same, and the
+    // rows once each.
+    let sql = b"SELECT value, 'row \"' || CAST(value AS VARCHAR) AS label FROM range(10000)";
+    let (status, posted) = raw(port, &request("POST", "/v1/statement", sql)).await;
+    assert_eq!(status, 200);
+    let (mut next, mut values) = (next_path(&serde_json::from_str(&posted).unwrap()), Vec::new());
+    while let Some(path) = next {
+        let (status, body) = raw(port, &request("GET", &path, b"")).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let page: Value = serde_json::from_str(&body).unwrap();
+        next = next_path(&page);
+        if next.is_some() {
+            assert_eq!(raw(port, &request("GET", &path, b"")).await, (200, body.clone()), "{path} asked again");
+        }
+        for row in page["data"].as_array().into_iter().flatten() {
+            let value = row[0].as_i64().unwrap();
+            assert_eq!(row[1], json!(format!("row \"{value}")), "{body}");
+            values.push(value);
+        }
+    }
+    assert_eq!(values, (0..10_000).collect::<Vec<i64>>());
+
     // Deep and long statements: refused as the client's error, or answered; never a crash.
     let parens = format!("SELECT {}1{}", "(".repeat(10_000), ")".repeat(10_000));
     assert!(matches!(error_name(&query(port, &parens).await), "SYNTAX_ERROR" | "QUERY_TEXT_TOO_LARGE"));
