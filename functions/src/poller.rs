@@ -366,9 +366,7 @@ impl Source<'_> {
             };
             match received {
                 Err(_elapsed) => {
-                    if broker_weather.failing()
-                        && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok()
-                    {
+                    if broker_weather.failing() && broker_answers(consumer, topics) {
                         broker_weather.recovered();
                     }
                     if deadline.is_none() && options.stop_at_end {
@@ -387,9 +385,7 @@ impl Source<'_> {
                 }
                 // The client reconnects by itself; what it reports meanwhile is waited out.
                 Ok(Err(e)) => {
-                    if broker_weather.failing()
-                        && consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok()
-                    {
+                    if broker_weather.failing() && broker_answers(consumer, topics) {
                         // A stale error of the outage: the broker answers.
                         broker_weather.recovered();
                     } else {
@@ -414,6 +410,12 @@ impl Source<'_> {
         }
         Ok(cut)
     }
+}
+
+/// Whether the broker answers: the first topic's metadata comes back. Asked only during an outage,
+/// where a quiet poll or an error may be left over from it.
+fn broker_answers(consumer: &StreamConsumer<LakeContext>, topics: &[String]) -> bool {
+    consumer.fetch_metadata(Some(&topics[0]), Duration::from_millis(500)).is_ok()
 }
 
 /// Whether the consumer reported the end of every partition assigned to it since its last record
