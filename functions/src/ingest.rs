@@ -237,7 +237,7 @@ impl Ingestor {
     pub async fn handle(&mut self, batch: &KafkaBatch) -> Result<BatchReport> {
         let mut by_topic: BTreeMap<&str, Vec<&KafkaRecord>> = BTreeMap::new();
         for r in &batch.records {
-            by_topic.entry(r.topic.as_str()).or_default().push(r);
+            by_topic.entry(&*r.topic).or_default().push(r);
         }
         let mut report = BatchReport { records: batch.len(), tables: Vec::new() };
         for (topic, records) in by_topic {
@@ -550,7 +550,7 @@ fn ingest_info(
     let mut current: Option<(i32, String)> = None;
     for (i, r) in records.iter().enumerate().filter(|(i, _)| pending[*i]) {
         if current.as_ref().is_none_or(|(partition, _)| *partition != r.partition) {
-            let tp = TopicPartition::new(r.topic.as_str(), r.partition);
+            let tp = TopicPartition::new(&*r.topic, r.partition);
             let key = partition_key(&tp);
             let start = starts.get(&tp).copied().filter(|_| !committed.contains_key(&tp));
             offsets.entry(key.clone()).or_insert(PartitionCounts {

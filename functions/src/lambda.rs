@@ -5,6 +5,7 @@ use aws_lambda_events::kafka::KafkaEvent;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use lambda_runtime::LambdaEvent;
+use tidelake_lake::batch::TopicNames;
 use tidelake_lake::{KafkaBatch, KafkaRecord};
 use tokio::sync::Mutex;
 
@@ -14,14 +15,14 @@ use crate::ingest::{BatchReport, Ingestor};
 /// Turns a Lambda Kafka event into a batch: keys and values are base64, headers are lists of
 /// single-entry maps of byte arrays, and the records are grouped by `topic-partition`.
 pub fn batch_from_event(event: &KafkaEvent) -> Result<KafkaBatch> {
-    let mut records = Vec::new();
+    let (mut records, mut names) = (Vec::new(), TopicNames::default());
     for (group, list) in &event.records {
         for r in list {
             let topic = match &r.topic {
-                Some(topic) => topic.clone(),
+                Some(topic) => topic.as_str(),
                 None => group
                     .rsplit_once('-')
-                    .map(|(topic, _)| topic.to_string())
+                    .map(|(topic, _)| topic)
                     .ok_or_else(|| Error::Event(format!("record group `{group}` is not `topic-partition`")))?,
             };
             let position = format!("{topic}-{}@{}", r.partition, r.offset);
@@ -45,7 +46,7 @@ pub fn batch_from_event(event: &KafkaEvent) -> Result<KafkaBatch> {
                 key: bytes("key", &r.key)?,
                 value: bytes("value", &r.value)?,
                 headers,
-                topic,
+                topic: names.get(topic),
             });
         }
     }
@@ -109,7 +110,7 @@ mod tests {
         let batch = batch_from_event(&event).unwrap();
         assert_eq!(batch.len(), 3);
         let first = batch.records.iter().find(|r| r.offset == 15).unwrap();
-        assert_eq!(first.topic, "ad_events");
+        assert_eq!(&*first.topic, "ad_events");
         assert_eq!(first.partition, 0);
         assert!(first.value.as_deref().unwrap().starts_with(b"{\"event_id\""));
         assert_eq!(first.headers[0].0, "source");

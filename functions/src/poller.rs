@@ -19,6 +19,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tidelake_lake::batch::TopicNames;
 use tidelake_lake::kafka::{is_unanswered, to_record, RangeReader, ANSWER_TIMEOUT};
 use tidelake_lake::logging::ms_since;
 use tidelake_lake::{BatchConfig, KafkaBatch, KafkaRecord, PipelineConfig, StartFrom, TopicPartition};
@@ -252,8 +253,14 @@ pub async fn run(
     let broker_weather = Weather::new("reading from Kafka", options.max_retry_time, 1_000);
     let mut eof: HashSet<i32> = HashSet::new();
     tokio::pin!(shutdown);
-    let mut source =
-        Source { consumer: &consumer, options: &options, topics: &topics, weather: broker_weather, last_len: 0 };
+    let mut source = Source {
+        consumer: &consumer,
+        options: &options,
+        topics: &topics,
+        weather: broker_weather,
+        last_len: 0,
+        names: TopicNames::default(),
+    };
     let mut cut = source.cut(shutdown.as_mut(), &mut eof).await?;
     loop {
         stopping |= cut.stopping;
@@ -330,6 +337,7 @@ struct Source<'a> {
     /// Records in the last batch: the next one's list is sized for as many (and an eighth), so a
     /// full batch is not held in a list grown to twice its size.
     last_len: usize,
+    names: TopicNames,
 }
 
 impl Source<'_> {
@@ -395,7 +403,7 @@ impl Source<'_> {
                 Ok(Ok(message)) => {
                     broker_weather.recovered();
                     eof.remove(&message.partition());
-                    let record = to_record(&message);
+                    let record = to_record(&message, &mut self.names);
                     bytes += record.payload_len();
                     cut.records.push(record);
                     if cut.records.len() % 1024 == 0 {

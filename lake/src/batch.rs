@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// A topic and partition, written `topic-partition` as in the Lambda Kafka event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -29,8 +30,8 @@ impl fmt::Display for TopicPartition {
 /// One Kafka record, exactly as it was read: the archive keeps these bytes for reprocessing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaRecord {
-    /// Topic it was read from.
-    pub topic: String,
+    /// Topic it was read from, shared by the records of one topic (see [`TopicNames`]).
+    pub topic: Arc<str>,
     /// Partition it was read from.
     pub partition: i32,
     /// Its offset in that partition.
@@ -43,6 +44,23 @@ pub struct KafkaRecord {
     pub value: Option<Vec<u8>>,
     /// Record headers, in order; a header may have no value.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// The topic names records are read with: each name is allocated once and shared by every record
+/// of its topic, not copied into each.
+#[derive(Debug, Default)]
+pub struct TopicNames(Vec<Arc<str>>);
+
+impl TopicNames {
+    /// The shared name `topic`.
+    pub fn get(&mut self, topic: &str) -> Arc<str> {
+        if let Some(name) = self.0.iter().find(|name| ***name == *topic) {
+            return name.clone();
+        }
+        let name: Arc<str> = topic.into();
+        self.0.push(name.clone());
+        name
+    }
 }
 
 impl KafkaRecord {
@@ -95,7 +113,7 @@ impl KafkaBatch {
 pub fn last_offsets<'a>(records: impl IntoIterator<Item = &'a KafkaRecord>) -> BTreeMap<TopicPartition, i64> {
     let mut last = BTreeMap::new();
     for r in records {
-        let entry = last.entry(TopicPartition::new(r.topic.as_str(), r.partition)).or_insert(r.offset);
+        let entry = last.entry(TopicPartition::new(&*r.topic, r.partition)).or_insert(r.offset);
         *entry = (*entry).max(r.offset);
     }
     last

@@ -17,7 +17,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::batch::{KafkaRecord, TopicPartition};
+use crate::batch::{KafkaRecord, TopicNames, TopicPartition};
 use crate::config::PipelineConfig;
 use crate::error::{Error, Result};
 
@@ -308,7 +308,7 @@ impl RangeReader {
         ranges: &BTreeMap<i32, (i64, i64)>,
     ) -> Result<(Vec<KafkaRecord>, BTreeSet<i32>)> {
         let mut ended = BTreeSet::new();
-        let mut records = Vec::new();
+        let (mut records, mut names) = (Vec::new(), TopicNames::default());
         // Per partition, the next offset not seen yet: a reader used before may still hand over a
         // record fetched for an earlier range; only the asked range counts, and each offset once.
         let mut next: BTreeMap<i32, i64> = ranges.iter().map(|(p, (start, _))| (*p, *start)).collect();
@@ -322,7 +322,7 @@ impl RangeReader {
                 return false;
             }
             if message.offset() < end {
-                records.push(to_record(message));
+                records.push(to_record(message, &mut names));
             }
             *next = message.offset() + 1;
             message.offset() >= end - 1
@@ -332,14 +332,14 @@ impl RangeReader {
     }
 }
 
-/// Copies a consumed message into a [`KafkaRecord`].
-pub fn to_record(message: &BorrowedMessage<'_>) -> KafkaRecord {
+/// Copies a consumed message into a [`KafkaRecord`], its topic's name from `names`.
+pub fn to_record(message: &BorrowedMessage<'_>, names: &mut TopicNames) -> KafkaRecord {
     let headers = message
         .headers()
         .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
         .unwrap_or_default();
     KafkaRecord {
-        topic: message.topic().to_string(),
+        topic: names.get(message.topic()),
         partition: message.partition(),
         offset: message.offset(),
         timestamp_ms: message.timestamp().to_millis(),

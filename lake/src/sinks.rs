@@ -16,7 +16,7 @@ use arrow::datatypes::{
     DataType, Field, Fields, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 
-use crate::batch::{KafkaRecord, TopicPartition};
+use crate::batch::{KafkaRecord, TopicNames, TopicPartition};
 use crate::error::{Error, Result};
 
 /// A record that could not be ingested, and why.
@@ -90,7 +90,10 @@ pub fn archive_partition_columns() -> Vec<String> {
 /// The last offset `committed` holds of `record`'s topic-partition: a scan of the few partitions a
 /// batch holds, without building a key.
 fn held(record: &KafkaRecord, committed: &HashMap<TopicPartition, i64>) -> Option<i64> {
-    committed.iter().find(|(tp, _)| tp.partition == record.partition && tp.topic == record.topic).map(|(_, done)| *done)
+    committed
+        .iter()
+        .find(|(tp, _)| tp.partition == record.partition && *tp.topic == *record.topic)
+        .map(|(_, done)| *done)
 }
 
 /// For each of `records`, whether it is above what `committed` holds for its topic-partition: the
@@ -139,7 +142,7 @@ pub fn dead_letter_rows(rows: &[&DeadLetter<'_>], failed_at_us: i64) -> Result<O
         return Ok(None);
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|l| l.record.topic.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|l| &*l.record.topic))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|l| l.record.partition))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|l| l.record.offset))),
         utc(rows.iter().map(|l| micros(l.record.timestamp_ms))),
@@ -171,7 +174,7 @@ pub fn archive_rows(records: &[&KafkaRecord], pending: &[bool], now_us: i64) -> 
     }
     let day = |r: &KafkaRecord| (micros(r.timestamp_ms).unwrap_or(now_us).div_euclid(86_400_000_000)) as i32;
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.topic.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &*r.topic))),
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.partition))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.offset))),
         utc(rows.iter().map(|r| micros(r.timestamp_ms))),
@@ -198,6 +201,7 @@ pub fn records_from_archive(rows: &RecordBatch) -> Result<Vec<KafkaRecord>> {
     let timestamps = column("timestamp")?.as_primitive::<TimestampMicrosecondType>();
     let keys = column("key")?.as_binary::<i32>();
     let values = column("value")?.as_binary::<i32>();
+    let mut names = TopicNames::default();
     let headers = column("headers")?.as_list::<i32>();
     let bytes = |a: &arrow::array::BinaryArray, i: usize| a.is_valid(i).then(|| a.value(i).to_vec());
     Ok((0..rows.num_rows())
@@ -212,7 +216,7 @@ pub fn records_from_archive(rows: &RecordBatch) -> Result<Vec<KafkaRecord>> {
                 }
             }
             KafkaRecord {
-                topic: topics.value(i).to_string(),
+                topic: names.get(topics.value(i)),
                 partition: partitions.value(i),
                 offset: offsets.value(i),
                 timestamp_ms: timestamps.is_valid(i).then(|| timestamps.value(i).div_euclid(1000)),

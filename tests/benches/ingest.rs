@@ -400,11 +400,11 @@ async fn consume_only(topic: &str, expected: usize) -> Duration {
         .unwrap();
     let started = Instant::now();
     consumer.subscribe(&[topic]).unwrap();
-    let (mut seen, mut batch) = (0, Vec::with_capacity(10_000));
+    let (mut seen, mut batch, mut names) = (0, Vec::with_capacity(10_000), tidelake_lake::batch::TopicNames::default());
     while seen < expected {
         match consumer.recv().await {
             Ok(message) => {
-                batch.push(tidelake_lake::kafka::to_record(&message));
+                batch.push(tidelake_lake::kafka::to_record(&message, &mut names));
                 seen += 1;
                 if batch.len() == 10_000 {
                     batch.clear();

@@ -129,7 +129,7 @@ async fn audit_asks_kafka_about_offsets_no_commit_covers() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &topic, &unique("group"), 500);
     let as_record = |offset: usize| KafkaRecord {
-        topic: topic.clone(),
+        topic: topic.as_str().into(),
         partition: 0,
         offset: offset as i64,
         timestamp_ms: None,

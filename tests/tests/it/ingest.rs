@@ -913,7 +913,7 @@ async fn the_audit_fails_on_a_lake_that_skipped_the_history_it_started_from() {
         .iter()
         .enumerate()
         .map(|(i, r)| KafkaRecord {
-            topic: topic.clone(),
+            topic: topic.as_str().into(),
             partition: 0,
             offset: 1_000 + i as i64,
             timestamp_ms: None,
