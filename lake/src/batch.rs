@@ -54,7 +54,7 @@ pub struct TopicNames(Vec<Arc<str>>);
 impl TopicNames {
     /// The shared name `topic`.
     pub fn get(&mut self, topic: &str) -> Arc<str> {
-        if let Some(name) = self.0.iter().find(|name| ***name == *topic) {
+        if let Some(name) = self.0.iter().find(|name| name.as_ref() == topic) {
             return name.clone();
         }
         let name: Arc<str> = topic.into();
@@ -117,4 +117,18 @@ pub fn last_offsets<'a>(records: impl IntoIterator<Item = &'a KafkaRecord>) -> B
         *entry = (*entry).max(r.offset);
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_one_topic_share_its_name() {
+        let mut names = TopicNames::default();
+        let (a, b) = (names.get("ad_events"), names.get("orders"));
+        assert!(Arc::ptr_eq(&a, &names.get("ad_events")));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!((&*a, &*b), ("ad_events", "orders"));
+    }
 }

@@ -226,12 +226,11 @@ impl<'a> Cells<'a> {
     fn write(&self, row: usize, out: &mut Vec<u8>, scratch: &mut String) -> Result<(), String> {
         use std::fmt::Write as _;
         use std::io::Write as _;
-        let failed = |e: std::fmt::Error| e.to_string();
         match self {
             Cells::Bare(f) => write!(out, "{}", f.value(row)).map_err(|e| e.to_string()),
             Cells::Float(f) => {
                 scratch.clear();
-                write!(scratch, "{}", f.value(row)).map_err(failed)?;
+                write!(scratch, "{}", f.value(row)).map_err(|e| e.to_string())?;
                 let x: f64 = scratch.parse().map_err(|e: std::num::ParseFloatError| e.to_string())?;
                 let json: &[u8] = match x {
                     x if x.is_finite() => return serde_json::to_writer(&mut *out, &x).map_err(|e| e.to_string()),
@@ -260,7 +259,7 @@ impl<'a> Cells<'a> {
             }
             Cells::Text(f) => {
                 scratch.clear();
-                write!(scratch, "{}", f.value(row)).map_err(failed)?;
+                write!(scratch, "{}", f.value(row)).map_err(|e| e.to_string())?;
                 serde_json::to_writer(&mut *out, scratch.as_str()).map_err(|e| e.to_string())
             }
         }
