@@ -188,7 +188,9 @@ async fn hostile_clients_leave_the_server_answering_within_its_memory() {
             values.push(value);
         }
     }
-    assert_eq!(values, (0..10_000).collect::<Vec<i64>>());
+    // No ORDER BY: the rows come in whatever order the plan's partitions give them.
+    values.sort_unstable();
+    assert!(values.iter().copied().eq(0..10_000), "{} rows, not each of 0..10000 once", values.len());
 
     // Deep and long statements: refused as the client's error, or answered; never a crash.
     let parens = format!("SELECT {}1{}", "(".repeat(10_000), ")".repeat(10_000));
