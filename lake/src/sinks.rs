@@ -201,9 +201,9 @@ pub fn records_from_archive(rows: &RecordBatch) -> Result<Vec<KafkaRecord>> {
     let timestamps = column("timestamp")?.as_primitive::<TimestampMicrosecondType>();
     let keys = column("key")?.as_binary::<i32>();
     let values = column("value")?.as_binary::<i32>();
-    let mut names = TopicNames::default();
     let headers = column("headers")?.as_list::<i32>();
     let bytes = |a: &arrow::array::BinaryArray, i: usize| a.is_valid(i).then(|| a.value(i).to_vec());
+    let mut topic_names = TopicNames::default();
     Ok((0..rows.num_rows())
         .map(|i| {
             let mut pairs = Vec::new();
@@ -216,7 +216,7 @@ pub fn records_from_archive(rows: &RecordBatch) -> Result<Vec<KafkaRecord>> {
                 }
             }
             KafkaRecord {
-                topic: names.get(topics.value(i)),
+                topic: topic_names.get(topics.value(i)),
                 partition: partitions.value(i),
                 offset: offsets.value(i),
                 timestamp_ms: timestamps.is_valid(i).then(|| timestamps.value(i).div_euclid(1000)),
