@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tidelake_functions::{init_logging, poller, Ingestor, PollerOptions};
+use tidelake_functions::{init_logging, poller, PollerOptions};
 use tidelake_lake::PipelineConfig;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -250,7 +250,7 @@ pub(crate) fn progress_bar(terminal: bool, len: u64, what: &str) -> ProgressBar 
 }
 
 async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
-    let mut ingestor = Ingestor::open_at(&args.config, Instant::now()).await?;
+    let (mut ingestor, connection) = poller::start(&args.config, args.stop_at_end, Instant::now()).await?;
     let options = PollerOptions {
         max_retry_time: args.max_retry_time,
         config_location: Some(args.config.clone()),
@@ -262,7 +262,7 @@ async fn ingest(args: IngestArgs, terminal: bool) -> Result<(), BoxError> {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping after the current batch");
     };
-    let report = poller::run(&mut ingestor, options, shutdown, |batch| {
+    let report = poller::run_connected(&mut ingestor, connection, options, shutdown, |batch| {
         records += batch.records;
         rows += batch.rows_written();
         dead += batch.dead_letters();

@@ -40,28 +40,28 @@ pub async fn ingest() -> Result<(), BoxError> {
     if !in_lambda {
         poller_built()?;
     }
-    let ingestor = Ingestor::open_at(&args.config, started).await?;
     if in_lambda {
-        let ingestor = tokio::sync::Mutex::new(ingestor);
+        let ingestor = tokio::sync::Mutex::new(Ingestor::open_at(&args.config, started).await?);
         let (ingestor, location) = (&ingestor, args.config.as_str());
         lambda_runtime::run(lambda_runtime::service_fn(move |event| lambda::handle(event, ingestor, location))).await?;
         Ok(())
     } else {
-        poll(ingestor, &args).await
+        poll(&args, started).await
     }
 }
 
 /// Outside Lambda: consume the config's topics with the local poller until Ctrl-C.
 #[cfg(feature = "kafka-client")]
-async fn poll(mut ingestor: Ingestor, args: &Args) -> Result<(), BoxError> {
+async fn poll(args: &Args, started: Instant) -> Result<(), BoxError> {
     use crate::{poller, PollerOptions};
+    let (mut ingestor, connection) = poller::start(&args.config, args.stop_at_end, started).await?;
     let batch = ingestor.config().batch;
     let options =
         PollerOptions { config_location: Some(args.config.clone()), ..PollerOptions::new(batch, args.stop_at_end) };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let report = poller::run(&mut ingestor, options, shutdown, |_| {}).await?;
+    let report = poller::run_connected(&mut ingestor, connection, options, shutdown, |_| {}).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
@@ -80,6 +80,6 @@ fn poller_built() -> Result<(), BoxError> {
 }
 
 #[cfg(not(feature = "kafka-client"))]
-async fn poll(_: Ingestor, _: &Args) -> Result<(), BoxError> {
+async fn poll(_: &Args, _: Instant) -> Result<(), BoxError> {
     poller_built()
 }

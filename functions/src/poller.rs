@@ -208,18 +208,75 @@ pub async fn run(
     ingestor: &mut Ingestor,
     options: PollerOptions,
     shutdown: impl Future<Output = ()>,
+    on_batch: impl FnMut(&BatchReport),
+) -> Result<PollerReport> {
+    let connection = Connection::open(ingestor.config(), options.stop_at_end).await?;
+    run_connected(ingestor, connection, options, shutdown, on_batch).await
+}
+
+/// Reads the config at `location` ([`PipelineConfig::for_function`]), then opens its tables and
+/// connects to its topics at the same time: the first things `tidelake ingest` and the `ingest`
+/// function's local poller do, each a round trip or more to storage or the broker. Logs what each
+/// took since `started` (`tables opened`, with `config_ms`, `tables_ms` and `connect_ms`).
+/// `stop_at_end`: as [`PollerOptions::stop_at_end`].
+pub async fn start(location: &str, stop_at_end: bool, started: std::time::Instant) -> Result<(Ingestor, Connection)> {
+    let config = PipelineConfig::for_function(location).await?;
+    let config_ms = ms_since(started);
+    let tables = async {
+        let at = std::time::Instant::now();
+        (Ingestor::open(config.clone()).await, ms_since(at))
+    };
+    let ((ingestor, tables_ms), connection) = tokio::join!(tables, Connection::open(&config, stop_at_end));
+    // A table that does not open says so before a broker that does not answer.
+    let ingestor = ingestor?;
+    let connection = connection?;
+    tracing::info!(config_ms, tables_ms, connect_ms = connection.metadata_ms, "tables opened");
+    Ok((ingestor, connection))
+}
+
+/// The consumer of a config's topics and the partitions the broker has for them: what the poller
+/// needs from Kafka before it reads a record.
+pub struct Connection {
+    consumer: StreamConsumer<LakeContext>,
+    resume: ResumeOffsets,
+    partitions: Vec<TopicPartition>,
+    /// Creating the client and fetching the topics' metadata (the first broker round trip).
+    metadata_ms: f64,
+}
+
+impl Connection {
+    /// Creates the consumer of `config`'s topics and fetches their partitions, on a thread of its
+    /// own (the fetch blocks until the broker answers). `stop_at_end`: as
+    /// [`PollerOptions::stop_at_end`].
+    pub async fn open(config: &PipelineConfig, stop_at_end: bool) -> Result<Self> {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let resume: ResumeOffsets = Arc::default();
+            let consumer = consumer(&config, stop_at_end, Arc::clone(&resume))?;
+            let partitions = partitions(&consumer, &config.kafka.brokers, &config.topics())?;
+            Ok(Connection { consumer, resume, partitions, metadata_ms: ms_since(started) })
+        })
+        .await
+        .expect("connecting does not panic")
+    }
+}
+
+/// [`run`] on a `connection` to the topics of the ingestor's config, made by [`start`] or
+/// [`Connection::open`] with the same config and `options.stop_at_end`.
+pub async fn run_connected(
+    ingestor: &mut Ingestor,
+    connection: Connection,
+    options: PollerOptions,
+    shutdown: impl Future<Output = ()>,
     mut on_batch: impl FnMut(&BatchReport),
 ) -> Result<PollerReport> {
     let started = std::time::Instant::now();
     let config = ingestor.config().clone();
-    let resume: ResumeOffsets = Arc::default();
-    let consumer = consumer(&config, options.stop_at_end, Arc::clone(&resume))?;
+    let Connection { consumer, resume, partitions, metadata_ms } = connection;
     let topics = config.topics();
-    let partitions = partitions(&consumer, &config.kafka.brokers, &topics)?;
-    let metadata_ms = ms_since(started);
-    let at = std::time::Instant::now();
     let held = ingestor.resume_offsets(&partitions).await?;
-    let lake_offsets_ms = ms_since(at);
+    let lake_offsets_ms = ms_since(started);
     let at = std::time::Instant::now();
     let starts = start_offsets(&consumer, &partitions, &held, config.kafka.start_from)?;
     ingestor.set_start_offsets(starts.iter().filter(|(tp, _)| !held.contains_key(*tp)).map(|(tp, o)| (tp.clone(), *o)));
@@ -231,8 +288,9 @@ pub async fn run(
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).map_err(kafka("subscribing"))?;
     let broker_offsets_ms = ms_since(at);
-    // `setup_ms`: the topics' metadata (the first broker connection), where the lake left each
-    // partition, the broker's offsets where the lake has none (and the ends, with `stop_at_end`).
+    // `setup_ms`: where the lake left each partition and the broker's offsets where the lake has
+    // none (and the ends, with `stop_at_end`); `metadata_ms`: the connection's first round trip,
+    // made before (beside the tables' opening, when made by `start`).
     let setup_ms = ms_since(started);
     tracing::info!(
         topics = ?topics,
